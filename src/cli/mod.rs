@@ -1,0 +1,4 @@
+//! The operator CLI.
+pub fn main() -> i32 {
+    0
+}
