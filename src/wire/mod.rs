@@ -45,6 +45,7 @@ pub type Result<T> = core::result::Result<T, Error>;
 
 /// Checks that `buf` holds at least `need` bytes.
 #[inline]
+#[allow(dead_code)] // used by the format modules
 pub(crate) fn need(what: &'static str, buf: &[u8], need: usize) -> Result<()> {
     if buf.len() < need {
         Err(Error::Truncated {
