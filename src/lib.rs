@@ -21,5 +21,7 @@
 pub mod balance;
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod dataplane;
+pub mod report;
 pub mod wire;

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod status;
+
 use clap::{Parser, Subcommand};
 
 /// proxyha keeps a cluster of web proxies reachable on one virtual IP:
