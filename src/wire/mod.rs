@@ -3,6 +3,8 @@
 //! types that `parse` and `emit` (smoltcp style).
 
 pub mod checksum;
+pub mod ethernet;
+pub mod ipv4;
 
 use thiserror::Error;
 
@@ -38,6 +40,9 @@ pub enum Error {
     /// An authentication trailer does not verify.
     #[error("{what}: authentication failed")]
     BadAuth { what: &'static str },
+    /// A textual form (an address, a CIDR) does not parse.
+    #[error("{what}: cannot parse {text:?}")]
+    BadText { what: &'static str, text: String },
 }
 
 /// Result alias for wire parsing.
