@@ -21,7 +21,9 @@
 pub mod balance;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod ctl;
 pub mod dataplane;
+pub mod node_setup;
 pub mod report;
 pub mod wire;
