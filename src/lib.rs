@@ -24,6 +24,8 @@ pub mod config;
 pub mod control;
 pub mod ctl;
 pub mod dataplane;
+pub mod ifinfo;
+pub mod log;
 pub mod node_setup;
 pub mod report;
 pub mod wire;

@@ -78,7 +78,7 @@ pub fn ctime(secs: u64) -> String {
 }
 
 /// Howard Hinnant's days-to-civil conversion (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
