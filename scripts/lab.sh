@@ -5,6 +5,7 @@
 #   scripts/lab.sh down                                 tear everything down (always safe to run)
 #   scripts/lab.sh exec NODE CMD...                     run CMD inside a node's namespace
 #   scripts/lab.sh status                               show what runs where
+#   scripts/lab.sh restart NODE                         (re)start proxyha on one node
 #
 # Topology (the original's 10.1.1.0/24 becomes 198.18.0.0/24):
 #
@@ -94,7 +95,7 @@ wait_port() { # ns ip port seconds
 start_proxyha() { # name ns config
   local dir="$LAB_DIR/$1"
   mkdir -p "$dir"
-  nsx "$2" "$PROXYHA" run --config "$ROOT/$3" >"$dir/proxyha.log" 2>&1 &
+  nsx "$2" "$PROXYHA" run --config "$ROOT/$3" >>"$dir/proxyha.log" 2>&1 &
   echo $! > "$dir/proxyha.pid"
 }
 
@@ -202,5 +203,16 @@ case "$cmd" in
   down) down ;;
   exec) node="$1"; shift; nsx "$(ns_of "$node")" "$@" ;;
   status) status ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+  restart) # NODE: (re)start proxyha on one node
+    found=0
+    for n in "${NODES[@]}"; do
+      read -r name sfx ip cfg <<<"$n"
+      if [ "$name" = "${1:-}" ]; then
+        kill_pidfile "$LAB_DIR/$name/proxyha.pid"
+        start_proxyha "$name" "$(ns_of "$sfx")" "$cfg"
+        found=1
+      fi
+    done
+    [ "$found" = 1 ] || { echo "lab.sh restart: no node ${1:-}" >&2; exit 2; } ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac
