@@ -3,6 +3,7 @@
 //! types that `parse` and `emit` (smoltcp style).
 
 pub mod checksum;
+pub mod vrrp;
 
 use thiserror::Error;
 
