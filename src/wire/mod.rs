@@ -10,6 +10,7 @@ pub mod ipv6;
 pub mod pcap;
 pub mod tcp;
 pub mod udp;
+pub mod vrrp;
 
 use thiserror::Error;
 
