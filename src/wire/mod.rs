@@ -3,6 +3,7 @@
 //! types that `parse` and `emit` (smoltcp style).
 
 pub mod checksum;
+pub mod heartbeat;
 
 use thiserror::Error;
 
