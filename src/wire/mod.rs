@@ -11,6 +11,7 @@ pub mod pcap;
 pub mod tcp;
 pub mod udp;
 pub mod vrrp;
+pub mod heartbeat;
 
 use thiserror::Error;
 
