@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The original's example Proxy HA cluster in network namespaces.
 #
-#   scripts/lab.sh up [--no-proxyha] [--version 2|3]   build the lab (and start proxyha on each node)
+#   scripts/lab.sh up [--no-proxyha] [--version 2|3] [--group-b]
+#                                                       build the lab (and start proxyha on each node);
+#                                                       --version 3 runs VRRPv3 with 10 cs adverts,
+#                                                       --group-b adds a second Proxy HA group (LBID 20,
+#                                                       VRID 52, VIP 198.18.0.251) on the same segment
 #   scripts/lab.sh down                                 tear everything down (always safe to run)
 #   scripts/lab.sh exec NODE CMD...                     run CMD inside a node's namespace
 #   scripts/lab.sh status                               show what runs where
@@ -27,6 +31,7 @@ PROXYHA="${PROXYHA:-$ROOT/target/release/proxyha}"
 PREFIX="${LAB_PREFIX:-pha}"
 VIP=198.18.0.250
 SW="$PREFIX-sw"
+SOCK_DIR="${LAB_SOCK_DIR:-/run/proxyha}"
 
 # node  ns-suffix  ip  config
 NODES=(
@@ -34,6 +39,19 @@ NODES=(
   "director-b dirb 198.18.0.2 pipelines/cluster-a/director-b.toml"
   "scanner-c scan 198.18.0.3 pipelines/cluster-a/scanner-c.toml"
 )
+GROUP_B=(
+  "b-director-a bdira 198.18.0.11 pipelines/cluster-b/director-a.toml"
+  "b-scanner-c bscan 198.18.0.13 pipelines/cluster-b/scanner-c.toml"
+)
+# Group B is part of the lab when its marker file exists (set by `up --group-b`).
+if [ -f "$LAB_DIR/group-b" ]; then NODES+=("${GROUP_B[@]}"); fi
+
+# Background daemons must not inherit our caller's pipes (a caller waiting for
+# EOF would hang): close every descriptor above stderr except bash's own 255.
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 
 log() { printf '[lab] %s\n' "$*" >&2; }
 ns_of() { echo "$PREFIX-$1"; }
@@ -92,24 +110,43 @@ wait_port() { # ns ip port seconds
   return 1
 }
 
-start_proxyha() { # name ns config
-  local dir="$LAB_DIR/$1"
+# The node's config: the file from pipelines/, with the lab's socket directory
+# and, for --version 3, VRRPv3 with 10 cs adverts.
+node_config() { # name config
+  local dir="$LAB_DIR/$1" version=2
+  [ -f "$LAB_DIR/vrrp-version" ] && version=$(cat "$LAB_DIR/vrrp-version")
   mkdir -p "$dir"
-  nsx "$2" "$PROXYHA" run --config "$ROOT/$3" >>"$dir/proxyha.log" 2>&1 &
+  sed -e "s|^control_socket = .*|control_socket = \"$SOCK_DIR/$1.sock\"|" "$ROOT/$2" > "$dir/node.toml"
+  if [ "$version" = 3 ]; then
+    sed -i -e 's|^version = 2 .*|version = 3|' -e 's|^advert_interval = .*|advert_interval = "10cs"|' "$dir/node.toml"
+  fi
+  echo "$dir/node.toml"
+}
+
+start_proxyha() { # name ns config
+  local dir="$LAB_DIR/$1" cfg
+  cfg=$(node_config "$1" "$3")
+  # `ip netns exec` execs the daemon, so $! is proxyha's own PID.
+  ip netns exec "$2" "$PROXYHA" run --config "$cfg" </dev/null >>"$dir/proxyha.log" 2>&1 &
   echo $! > "$dir/proxyha.pid"
 }
 
 up() {
-  local start_ha=1 n name sfx ip cfg
+  local start_ha=1 version=2 group_b=0 n name sfx ip cfg
   while [ $# -gt 0 ]; do
     case "$1" in
       --no-proxyha) start_ha=0 ;;
+      --version) version="${2:-}"; shift ;;
+      --group-b) group_b=1 ;;
       *) echo "lab.sh up: unknown option $1" >&2; exit 2 ;;
     esac
     shift
   done
+  case "$version" in 2|3) ;; *) echo "lab.sh up: --version must be 2 or 3" >&2; exit 2 ;; esac
   down >/dev/null 2>&1 || true
   mkdir -p "$LAB_DIR"
+  echo "$version" > "$LAB_DIR/vrrp-version"
+  if [ "$group_b" = 1 ]; then touch "$LAB_DIR/group-b"; NODES+=("${GROUP_B[@]}"); fi
   log "segment: bridge br0 in $SW"
   ip netns add "$SW"
   nsx "$SW" ip link add br0 type bridge
@@ -125,7 +162,8 @@ up() {
     add_host "$sfx" "$ip"
     local ns; ns=$(ns_of "$sfx")
     # The VIP sits on lo; the node never answers ARP for it (DSR, as LVS-DR).
-    nsx "$ns" ip addr add "$VIP/32" dev lo
+    case "$name" in b-*) vip=198.18.0.251 ;; *) vip=$VIP ;; esac
+    nsx "$ns" ip addr add "$vip/32" dev lo
     nsx "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
       net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
     nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
@@ -136,8 +174,9 @@ up() {
   head -c 65536 /dev/urandom > "$LAB_DIR/origin/www/64k.bin"
   head -c 4194304 /dev/urandom > "$LAB_DIR/origin/www/4m.bin"
   echo "hello from the origin" > "$LAB_DIR/origin/www/index.html"
-  (cd "$LAB_DIR/origin/www" && nsx "$(ns_of origin)" python3 -m http.server 80 --bind 198.18.0.200 \
-    >"$LAB_DIR/origin/http.log" 2>&1 & echo $! > "$LAB_DIR/origin/http.pid")
+  (cd "$LAB_DIR/origin/www" && exec ip netns exec "$(ns_of origin)" python3 -m http.server 80 \
+    --bind 198.18.0.200 </dev/null >"$LAB_DIR/origin/http.log" 2>&1) &
+  echo $! > "$LAB_DIR/origin/http.pid"
 
   for n in "${NODES[@]}"; do
     read -r name sfx ip cfg <<<"$n"
@@ -181,7 +220,8 @@ down() {
     kill_pidfile "$LAB_DIR/$name/squid.pid"
   done
   kill_pidfile "$LAB_DIR/origin/http.pid"
-  for sfx in client origin dira dirb scan sw; do
+  rm -f "$LAB_DIR/group-b"
+  for sfx in client origin dira dirb scan bdira bscan sw; do
     ns=$(ns_of "$sfx")
     if ip netns list | grep -qw "$ns"; then
       # Any process we started that is still in the namespace (squid's kids).
