@@ -116,6 +116,9 @@ pub(crate) mod captured {
             .collect()
     }
 
+    /// IPv6 MLDv2 report from :: to ff02::16 (hop limit 1, next header 0 =
+    /// Hop-by-Hop with Router Alert), sent by the kernel when the veth came up.
+    pub(crate) const MLD_REPORT: &str = "3333000000169a53388b717586dd600000000024000100000000000000000000000000000000ff0200000000000000000000000000163a000502000001008f00fd890000000104000000ff0200000000000000000001ff8b7175";
     /// ARP who-has 198.18.1.2 tell 198.18.1.1, from 6e:6c:d7:c9:94:1e (42 bytes, unpadded on veth).
     pub(crate) const ARP_REQUEST: &str =
         "ffffffffffff6e6cd7c9941e080600010800060400016e6cd7c9941ec6120101000000000000c6120102";
