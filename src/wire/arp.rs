@@ -386,6 +386,36 @@ mod tests {
     const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 250);
 
     #[test]
+    fn kernel_captured_request_and_reply() {
+        use crate::wire::pcap::captured;
+        let req_frame = captured::hex(captured::ARP_REQUEST);
+        let eth = ethernet::Packet::new_checked(&req_frame[..]).unwrap();
+        assert_eq!(eth.ethertype(), EtherType::Arp);
+        let req = Repr::parse(&Packet::new_checked(eth.payload()).unwrap()).unwrap();
+        let asker: Address = "6e:6c:d7:c9:94:1e".parse().unwrap();
+        assert_eq!(
+            req,
+            Repr::request(
+                asker,
+                Ipv4Addr::new(198, 18, 1, 1),
+                Ipv4Addr::new(198, 18, 1, 2)
+            )
+        );
+        // Our request frame is the kernel's, plus padding to 60 bytes.
+        assert_eq!(req.to_frame(None)[..42], req_frame[..]);
+
+        let rep_frame = captured::hex(captured::ARP_REPLY);
+        let owner: Address = "f2:8c:7b:10:e2:01".parse().unwrap();
+        let ours = Repr::reply(&req, owner);
+        let eth = ethernet::Packet::new_checked(&rep_frame[..]).unwrap();
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(eth.payload()).unwrap()).unwrap(),
+            ours
+        );
+        assert_eq!(ours.to_frame(None)[..42], rep_frame[..]);
+    }
+
+    #[test]
     fn deconstruct_request() {
         let p = Packet::new_checked(&REQUEST[..]).unwrap();
         assert!(p.is_ethernet_ipv4());

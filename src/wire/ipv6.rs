@@ -259,6 +259,28 @@ mod tests {
     }
 
     #[test]
+    fn kernel_captured_mld_report() {
+        use crate::wire::ethernet;
+        use crate::wire::pcap::captured;
+        let frame = captured::hex(captured::MLD_REPORT);
+        let eth = ethernet::Packet::new_checked(&frame[..]).unwrap();
+        assert_eq!(eth.ethertype(), ethernet::EtherType::Ipv6);
+        assert!(eth.dst_addr().is_multicast());
+        let p = Packet::new_checked(eth.payload()).unwrap();
+        assert_eq!((p.version(), p.traffic_class(), p.flow_label()), (6, 0, 0));
+        assert_eq!(p.payload_len(), 36);
+        assert_eq!(p.next_header(), Protocol::Unknown(0)); // Hop-by-Hop options
+        assert_eq!(p.hop_limit(), 1);
+        assert_eq!(p.src_addr(), Ipv6Addr::UNSPECIFIED);
+        assert_eq!(p.dst_addr(), "ff02::16".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(p.payload()[..2], [58, 0]); // HBH: next header ICMPv6, length 0
+        let repr = Repr::parse(&p).unwrap();
+        let mut out = [0u8; 40];
+        repr.emit(&mut Packet::new_unchecked(&mut out[..]));
+        assert_eq!(out[..], eth.payload()[..40]);
+    }
+
+    #[test]
     fn deconstruct() {
         let p = Packet::new_checked(&FIXTURE[..]).unwrap();
         assert_eq!(p.version(), 6);

@@ -102,6 +102,38 @@ pub(crate) fn tcpdump_decode(frames: &[Vec<u8>]) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Frames captured from the Linux kernel (6.x) with `tcpdump -w` on a veth
+/// pair between two network namespaces (198.18.1.1 pings 198.18.1.2, once
+/// plainly and once with `ping -R`, the Record Route option). All checksums
+/// in them were computed by the kernel, not by us.
+#[cfg(test)]
+pub(crate) mod captured {
+    /// Decodes a hex string (no separators).
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex fixture"))
+            .collect()
+    }
+
+    /// IPv6 MLDv2 report from :: to ff02::16 (hop limit 1, next header 0 =
+    /// Hop-by-Hop with Router Alert), sent by the kernel when the veth came up.
+    pub(crate) const MLD_REPORT: &str = "3333000000169a53388b717586dd600000000024000100000000000000000000000000000000ff0200000000000000000000000000163a000502000001008f00fd890000000104000000ff0200000000000000000001ff8b7175";
+    /// ARP who-has 198.18.1.2 tell 198.18.1.1, from 6e:6c:d7:c9:94:1e (42 bytes, unpadded on veth).
+    pub(crate) const ARP_REQUEST: &str =
+        "ffffffffffff6e6cd7c9941e080600010800060400016e6cd7c9941ec6120101000000000000c6120102";
+    /// ARP reply 198.18.1.2 is-at f2:8c:7b:10:e2:01.
+    pub(crate) const ARP_REPLY: &str =
+        "6e6cd7c9941ef28c7b10e20108060001080006040002f28c7b10e201c61201026e6cd7c9941ec6120101";
+    /// ICMP echo request 198.18.1.1 > 198.18.1.2: id 8, DF, TTL 64, IPv4 header checksum 0xac79.
+    pub(crate) const ECHO_REQUEST: &str = "f28c7b10e2016e6cd7c9941e080045000054000840004001ac79c6120101c61201020800322835cf0001b6db076b0000000004ee0e0000000000101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637";
+    /// The echo reply: id 25689, no DF, IPv4 header checksum 0x8828.
+    pub(crate) const ECHO_REPLY: &str = "6e6cd7c9941ef28c7b10e2010800450000546459000040018828c6120102c612010100003a2835cf0001b6db076b0000000004ee0e0000000000101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637";
+    /// Echo request with IHL 15: NOP then Record Route (len 39, ptr 8, one
+    /// address recorded), header checksum 0xb32d.
+    pub(crate) const ECHO_REQUEST_RR: &str = "f28c7b10e2016e6cd7c9941e08004f00007c000940004001b32dc6120101c612010201072708c612010100000000000000000000000000000000000000000000000000000000000000000800021935d00001b6db076b0000000034fc0e0000000000101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -369,6 +369,7 @@ impl<T: AsRef<[u8]>> AsRef<[u8]> for Packet<T> {
 }
 
 /// A parsed TCP segment, borrowing options and payload from the packet.
+/// The reserved bits of byte 12 are not kept: [`Repr::emit`] writes them as zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Repr<'a> {
     /// Source port.
