@@ -28,6 +28,8 @@ const VRID: u8 = 51;
 const PORT: u16 = 9090;
 /// Frames per kind that the sender sends.
 const N: usize = 200;
+/// How long the serving loop sleeps in `Port::wait` when a poll is empty.
+const IDLE: Option<Duration> = Some(Duration::from_millis(5));
 
 // ---------------------------------------------------------------- the sender
 
@@ -70,6 +72,7 @@ if mode == 'steer':
         send(eth(vmac, 0x0800, ip(17, vip, udp(9191, b'PHXPASS'))))
         send(eth(amac, 0x0800, ip(17, vip, udp(9090, b'PHXPASS'))))
         send(eth(vmac, 0x0800, ip(6, vip, udp(9191, b'PHXPASS'))))
+        send(eth(vmac, 0x0800, ip(6, vip, udp(9090, b'PHXTCP'))))
         if i % 20 == 0: time.sleep(0.002)
     send(eth(vmac, 0x0800, ip(17, vip, udp(9090, b'PHXECHO%06d' % n)), vlan=5))
     vrrp = lambda vrid: bytes([0x21, vrid, 100, 1, 0, 1, 0, 0]) + vip
@@ -88,6 +91,24 @@ if mode == 'steer':
         if data[0:6] == me and data[6:12] == vmac and b'PHXECHO' in data:
             k = data.index(b'PHXECHO'); seen.add(data[k:k + 13])
     print('echoes=%d' % len(seen), flush=True)
+elif mode == 'latency':
+    # Round trips of single frames after an idle gap: the echo side is
+    # asleep in poll() (adaptive) or spinning (busy) when each one arrives.
+    s.settimeout(1.0); rtts = []
+    for i in range(min(n, 50)):
+        time.sleep(0.02)
+        tag = b'PHXECHO%06d' % i
+        t0 = time.perf_counter_ns()
+        send(eth(vmac, 0x0800, ip(17, vip, udp(9090, tag))))
+        while True:
+            try:
+                data, addr = s.recvfrom(4096)
+            except socket.timeout:
+                break
+            if addr[2] != 4 and data[6:12] == vmac and tag in data:
+                rtts.append((time.perf_counter_ns() - t0) // 1000); break
+    rtts.sort()
+    print('rtt_us n=%d p50=%d p90=%d max=%d' % (len(rtts), rtts[len(rtts) // 2], rtts[len(rtts) * 9 // 10], rtts[-1]), flush=True)
 else:
     for i in range(n):
         send(eth(vmac, 0x0800, ip(17, vip, udp(9090, b'PHXLOCAL%06d' % i))))
@@ -286,6 +307,7 @@ fn sender(mode: &str, vmac: &str, amac: &str) -> Child {
 #[derive(Debug, Default)]
 struct Seen {
     echo: usize,
+    tcp: usize,
     local: usize,
     vrrp: usize,
     heartbeat: usize,
@@ -296,10 +318,13 @@ struct Seen {
 /// Polls `sock` until `sender` exits (plus a short drain): echoes `PHXECHO`
 /// frames with swapped MACs, delivers `PHXLOCAL` frames to `tap`, releases
 /// the rest, and counts them by kind.
+/// `idle`: `None` spins (busy mode); `Some(t)` sleeps in `Port::wait` for up
+/// to `t` whenever a poll comes back empty (adaptive mode, simplified).
 fn serve(
     sock: &mut xsk::Socket,
     tap: Option<&mut xsk::TapSink>,
     mut sender: Child,
+    idle: Option<Duration>,
 ) -> (Seen, String) {
     let mut seen = Seen::default();
     let mut tap = tap;
@@ -328,6 +353,9 @@ fn serve(
             } else if etype == 0x0800 && data[l3 + 9] == 253 {
                 seen.heartbeat += 1;
                 drop.push(f);
+            } else if has(b"PHXTCP") {
+                seen.tcp += 1;
+                drop.push(f);
             } else if has(b"PHXECHO") {
                 seen.echo += 1;
                 let buf = sock.buffer_mut(f);
@@ -354,8 +382,8 @@ fn serve(
         drop.clear();
         sock.flush().expect("flush");
         sock.reclaim();
-        if n == 0 {
-            sock.wait(Duration::from_millis(5)).expect("wait");
+        if let (0, Some(t)) = (n, idle) {
+            sock.wait(t).expect("wait");
         }
         if done_at.is_none() && sender.try_wait().expect("try_wait").is_some() {
             done_at = Some(Instant::now());
@@ -427,6 +455,7 @@ fn child_steer_echo_and_deliver() {
     filter.add_socket(&sock).expect("XSKMAP insert");
     filter.set_vips(&[vip]).expect("vips");
     filter.set_ports(xsk::L4::Udp, &[PORT]).expect("udp ports");
+    filter.set_ports(xsk::L4::Tcp, &[PORT]).expect("tcp ports");
     filter
         .set_config(&xsk::FilterConfig::director(VRID, true))
         .expect("config");
@@ -439,7 +468,7 @@ fn child_steer_echo_and_deliver() {
         "ip", "netns", "exec", &ns_b, "ping", "-c", "2", "-i", "0.2", "-W", "2", IP_A,
     ]);
 
-    let (seen, out) = serve(&mut sock, None, sender("steer", &vmac, &amac));
+    let (seen, out) = serve(&mut sock, None, sender("steer", &vmac, &amac), IDLE);
     println!("seen {seen:?}; sender: {}", out.trim());
     assert_eq!(
         seen.echo,
@@ -457,7 +486,7 @@ fn child_steer_echo_and_deliver() {
     );
     let st = filter.stats().expect("stats");
     println!("filter stats {st:?}");
-    assert_eq!(st.to_xsk_vip, (N + 1) as u64);
+    assert_eq!(st.to_xsk_vip, (2 * N + 1) as u64);
     assert_eq!(
         (st.to_xsk_vrrp, st.to_xsk_heartbeat, st.to_xsk_arp),
         (1, 1, 1)
@@ -472,7 +501,7 @@ fn child_steer_echo_and_deliver() {
 
     // A backup (not active) steals nothing of the VIP traffic.
     filter.set_active(false).expect("inactive");
-    let (seen, _) = serve(&mut sock, None, sender("local", &vmac, &amac));
+    let (seen, _) = serve(&mut sock, None, sender("local", &vmac, &amac), IDLE);
     assert_eq!(seen.local, 0, "inactive filter must pass VIP traffic");
 
     // Local delivery: the VIP on lo, frames through the TAP to a UDP socket.
@@ -483,7 +512,12 @@ fn child_steer_echo_and_deliver() {
     let udp = UdpSocket::bind((vip, PORT)).expect("bind VIP:9090");
     udp.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let (seen, out) = serve(&mut sock, Some(&mut tap), sender("local", &vmac, &amac));
+    let (seen, out) = serve(
+        &mut sock,
+        Some(&mut tap),
+        sender("local", &vmac, &amac),
+        IDLE,
+    );
     println!(
         "local: seen {seen:?}; sender {}; tap delivered {} dropped {}",
         out.trim(),
@@ -502,6 +536,28 @@ fn child_steer_echo_and_deliver() {
         "every frame handed to the TAP reached the UDP socket"
     );
     assert_accounted(&sock, "after local delivery");
+
+    // What adaptive polling costs the first frame after an idle period:
+    // single-frame round trips from B, with this side spinning and then
+    // sleeping in poll() between frames.
+    let (_, busy) = serve(&mut sock, None, sender("latency", &vmac, &amac), None);
+    let (_, adaptive) = serve(
+        &mut sock,
+        None,
+        sender("latency", &vmac, &amac),
+        Some(Duration::from_secs(1)),
+    );
+    println!("LATENCY busy: {}", busy.trim());
+    println!("LATENCY adaptive (asleep in poll): {}", adaptive.trim());
+    assert!(
+        busy.starts_with("rtt_us n=50 "),
+        "every probe echoed: {busy}"
+    );
+    assert!(
+        adaptive.starts_with("rtt_us n=50 "),
+        "every probe echoed: {adaptive}"
+    );
+    assert_accounted(&sock, "after the latency runs");
 
     drop(sock);
     filter.detach().expect("detach");
@@ -532,5 +588,12 @@ fn child_recover() {
     let filter = xsk::Filter::attach(IF_A, xsk::XdpMode::Native).expect("attach over a leftover");
     let link = String::from_utf8_lossy(&run(&["ip", "link", "show", IF_A]).stdout).into_owned();
     println!("{link}");
+    assert!(link.contains("proxyha_filter"), "{link}");
     drop(filter);
+
+    // The pass stub attaches and detaches the same way.
+    let stub = xsk::PassProgram::attach(IF_A, xsk::XdpMode::Native).expect("attach pass stub");
+    let link = String::from_utf8_lossy(&run(&["ip", "link", "show", IF_A]).stdout).into_owned();
+    assert!(link.contains("proxyha_pass"), "{link}");
+    drop(stub);
 }

@@ -144,3 +144,30 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn thread_bounds() {
+        // A worker thread owns its socket; the control plane shares the filter.
+        send::<Socket>();
+        send::<TapSink>();
+        send_sync::<Filter>();
+        send_sync::<PassProgram>();
+    }
+
+    #[test]
+    fn error_chain_names_the_cause() {
+        let e = Error::Map {
+            map: "proxyha_vips",
+            source: io::Error::from_raw_os_error(libc::E2BIG),
+        };
+        assert!(chain(&e).starts_with("BPF map proxyha_vips: "));
+        assert!(chain(&e).contains("Argument list too long"));
+    }
+}
