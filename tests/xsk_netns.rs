@@ -450,6 +450,11 @@ fn child_steer_echo_and_deliver() {
     sock.release(&[f]);
     assert_eq!(sock.stats().release_refused, 1);
     assert_eq!(sock.send(&[f]), 0, "sending a frame we no longer own");
+    assert!(
+        sock.data(Frame { len: 60, ..f }).is_empty(),
+        "no view of a frame we gave back"
+    );
+    assert!(sock.buffer_mut(f).is_empty());
     assert_accounted(&sock, "after alloc/release");
 
     filter.add_socket(&sock).expect("XSKMAP insert");
@@ -461,6 +466,21 @@ fn child_steer_echo_and_deliver() {
         .expect("config");
     let vmac = format!("00:00:5e:00:01:{VRID:02x}");
     let amac = mac_of(IF_A);
+
+    // The virtual MAC as a unicast filter entry: veth has no unicast filter,
+    // so the kernel counts one promiscuity reference while the entry exists
+    // (`ip -d link` shows the count; the PROMISC flag shows only user requests).
+    let link =
+        || String::from_utf8_lossy(&run(&["ip", "-d", "link", "show", IF_A]).stdout).into_owned();
+    assert!(link().contains("promiscuity 0"), "{}", link());
+    let uc = xsk::UnicastMac::add(IF_A, [0, 0, 0x5e, 0, 1, VRID]).expect("unicast MAC");
+    println!(
+        "{}",
+        String::from_utf8_lossy(&run(&["bridge", "fdb", "show", "dev", IF_A]).stdout)
+    );
+    assert!(link().contains("promiscuity 1"), "{}", link());
+    drop(uc);
+    assert!(link().contains("promiscuity 0"), "{}", link());
 
     // Everything else still reaches the kernel: B can ping A (ARP + ICMP).
     let ns_b = std::env::var("PHX_XSK_NS_B").unwrap();

@@ -24,6 +24,7 @@
 #![allow(unsafe_code)]
 
 mod filter;
+mod mac;
 mod socket;
 mod sys;
 mod tap;
@@ -32,6 +33,7 @@ pub use filter::{
     FLAG_ACTIVE, FLAG_HEARTBEAT, FLAG_VRRP, Filter, FilterConfig, FilterStats, L4, PassProgram,
     XdpMode, detach_stale,
 };
+pub use mac::UnicastMac;
 pub use socket::{Accounting, BindMode, Bound, Socket, SocketConfig, SocketStats};
 pub use sys::ensure_bpffs;
 pub use tap::TapSink;
@@ -120,6 +122,15 @@ pub enum Error {
         /// What xsk-rs reported, with its cause.
         reason: String,
     },
+    /// Adding the virtual MAC to the interface's unicast list failed.
+    #[error("adding a unicast MAC to {ifname}: {source}")]
+    Mac {
+        /// Interface.
+        ifname: String,
+        /// The errno.
+        #[source]
+        source: io::Error,
+    },
     /// Opening or configuring the TAP device failed.
     #[error("TAP device {name}: {op}: {source}")]
     Tap {
@@ -157,6 +168,7 @@ mod tests {
         // A worker thread owns its socket; the control plane shares the filter.
         send::<Socket>();
         send::<TapSink>();
+        send::<UnicastMac>();
         send_sync::<Filter>();
         send_sync::<PassProgram>();
     }

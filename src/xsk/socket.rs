@@ -440,13 +440,14 @@ impl Socket {
         self.free.truncate(start);
     }
 
-    /// The byte range of a frame's data, checked against the UMEM.
+    /// The byte range of a caller-owned frame's data, at most `len` bytes
+    /// and never past the end of its UMEM chunk; `None` for a frame the
+    /// caller does not own.
     fn range(&self, frame: Frame, len: usize) -> Option<(usize, usize)> {
-        let idx = self.index(frame.addr)?;
+        let idx = self.owned(frame)?;
         let start = usize::try_from(frame.addr).ok()?;
         let end = (idx + 1) * self.frame_size;
-        let len = len.min(end - start);
-        Some((start, len))
+        Some((start, len.min(end - start)))
     }
 }
 
@@ -509,8 +510,9 @@ impl Port for Socket {
             return &[];
         };
         // SAFETY: `start + len` lies inside one frame of the UMEM mapping,
-        // which lives as long as `self` (`umem`). The kernel does not write
-        // frames the caller owns, and `&self` rules out `buffer_mut` aliasing.
+        // which lives as long as `self` (`umem`). `range` checked that the
+        // caller owns the frame, so it is in no ring and the kernel does not
+        // write it; `&self` rules out a `buffer_mut` view at the same time.
         unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(start), len) }
     }
 
@@ -563,6 +565,8 @@ impl Port for Socket {
     }
 
     fn release(&mut self, frames: &[Frame]) {
+        // libxdp reserves ring slots all-or-nothing, and the fill ring has a
+        // slot per UMEM frame, so the produce below takes all `k` frames.
         let mut k = 0;
         for f in frames {
             let Some(idx) = self.owned(*f) else {
