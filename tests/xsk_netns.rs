@@ -474,10 +474,9 @@ fn child_steer_echo_and_deliver() {
         || String::from_utf8_lossy(&run(&["ip", "-d", "link", "show", IF_A]).stdout).into_owned();
     assert!(link().contains("promiscuity 0"), "{}", link());
     let uc = xsk::UnicastMac::add(IF_A, [0, 0, 0x5e, 0, 1, VRID]).expect("unicast MAC");
-    println!(
-        "{}",
-        String::from_utf8_lossy(&run(&["bridge", "fdb", "show", "dev", IF_A]).stdout)
-    );
+    let fdb =
+        String::from_utf8_lossy(&run(&["bridge", "fdb", "show", "dev", IF_A]).stdout).into_owned();
+    assert!(fdb.contains("00:00:5e:00:01:33 self permanent"), "{fdb}");
     assert!(link().contains("promiscuity 1"), "{}", link());
     drop(uc);
     assert!(link().contains("promiscuity 0"), "{}", link());
