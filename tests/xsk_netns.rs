@@ -258,6 +258,9 @@ fn xsk_in_network_namespaces() {
         );
     }
 
+    let out = lab.child("child_verdicts", &[]);
+    assert!(out.status.success(), "verdict child failed");
+
     // A run that dies without cleaning up leaves the program attached...
     let out = lab.child("child_crash", &[]);
     assert!(!out.status.success(), "the crashing child must die");
@@ -615,4 +618,345 @@ fn child_recover() {
     let link = String::from_utf8_lossy(&run(&["ip", "link", "show", IF_A]).stdout).into_owned();
     assert!(link.contains("proxyha_pass"), "{link}");
     drop(stub);
+}
+
+// ------------------------------------------------- verdicts, frame by frame
+
+const VMAC: [u8; 6] = [0, 0, 0x5e, 0, 1, VRID];
+const VIP_OCTETS: [u8; 4] = [198, 18, 99, 250];
+
+fn eth(dst: [u8; 6], tags: &[u16], etype: u16, body: &[u8]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+    for &tpid in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&5u16.to_be_bytes());
+    }
+    f.extend_from_slice(&etype.to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+/// An IPv4 packet; `ihl` in 32-bit words, `frag` the raw flags+offset field.
+fn ipv4(proto: u8, dst: [u8; 4], ihl: u8, frag: u16, payload: &[u8]) -> Vec<u8> {
+    let hlen = usize::from(ihl) * 4;
+    let mut p = vec![0u8; hlen.max(20)];
+    p[0] = 0x40 | (ihl & 0x0f);
+    let total = (p.len() + payload.len()) as u16;
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p[6..8].copy_from_slice(&frag.to_be_bytes());
+    p[8] = 64;
+    p[9] = proto;
+    p[12..16].copy_from_slice(&[198, 18, 99, 2]);
+    p[16..20].copy_from_slice(&dst);
+    p.extend_from_slice(payload);
+    p
+}
+
+fn l4(dport: u16) -> Vec<u8> {
+    let mut h = 40000u16.to_be_bytes().to_vec();
+    h.extend_from_slice(&dport.to_be_bytes());
+    h.extend_from_slice(&[0, 8, 0, 0]);
+    h
+}
+
+fn arp(op: u16, tpa: [u8; 4]) -> Vec<u8> {
+    let mut a = vec![0, 1, 8, 0, 6, 4];
+    a.extend_from_slice(&op.to_be_bytes());
+    a.extend_from_slice(&[2, 0, 0, 0, 0, 1, 198, 18, 99, 2]);
+    a.extend_from_slice(&[0; 6]);
+    a.extend_from_slice(&tpa);
+    a
+}
+
+fn vip_udp(port: u16) -> Vec<u8> {
+    eth(VMAC, &[], 0x0800, &ipv4(17, VIP_OCTETS, 5, 0, &l4(port)))
+}
+
+#[test]
+#[ignore = "runs inside a namespace, started by xsk_in_network_namespaces"]
+fn child_verdicts() {
+    use xsk::Verdict::{Pass, ToSocket};
+    if !child_enabled() {
+        return;
+    }
+    let filter = xsk::Filter::attach(IF_A, xsk::XdpMode::Native).expect("attach");
+    let sock = xsk::Socket::open(IF_A, 0, &xsk::SocketConfig::default()).expect("socket");
+    filter.add_socket(&sock).unwrap();
+    filter.set_vips(&[Ipv4Addr::from(VIP_OCTETS)]).unwrap();
+    filter.set_ports(xsk::L4::Udp, &[PORT, 53]).unwrap();
+    filter
+        .set_ports(xsk::L4::Tcp, &[PORT, 8080, 0, 65535])
+        .unwrap();
+    filter
+        .set_config(&xsk::FilterConfig::director(VRID, true))
+        .unwrap();
+    let mut runs = 0u64;
+    let mut check = |name: &str, frame: &[u8], want: xsk::Verdict| {
+        runs += 1;
+        assert_eq!(filter.verdict(frame).expect(name), want, "{name}");
+    };
+    let vrrp = |vrid: u8| {
+        let mut v = vec![0x21, vrid, 100, 1, 0, 1, 0, 0];
+        v.extend_from_slice(&VIP_OCTETS);
+        eth(
+            [1, 0, 0x5e, 0, 0, 0x12],
+            &[],
+            0x0800,
+            &ipv4(112, [224, 0, 0, 18], 5, 0, &v),
+        )
+    };
+
+    check("udp VIP:9090", &vip_udp(PORT), ToSocket);
+    check("udp VIP:53", &vip_udp(53), ToSocket);
+    check("udp VIP:9191", &vip_udp(9191), Pass);
+    for port in [PORT, 8080, 0, 65535] {
+        let f = eth(VMAC, &[], 0x0800, &ipv4(6, VIP_OCTETS, 5, 0, &l4(port)));
+        check(&format!("tcp VIP:{port}"), &f, ToSocket);
+    }
+    check(
+        "tcp VIP:53 (udp-only port)",
+        &eth(VMAC, &[], 0x0800, &ipv4(6, VIP_OCTETS, 5, 0, &l4(53))),
+        Pass,
+    );
+    check(
+        "other dst MAC",
+        &eth(
+            [2, 0, 0, 0, 0, 9],
+            &[],
+            0x0800,
+            &ipv4(17, VIP_OCTETS, 5, 0, &l4(PORT)),
+        ),
+        Pass,
+    );
+    check(
+        "broadcast dst MAC",
+        &eth(
+            [0xff; 6],
+            &[],
+            0x0800,
+            &ipv4(17, VIP_OCTETS, 5, 0, &l4(PORT)),
+        ),
+        Pass,
+    );
+    check(
+        "not a VIP",
+        &eth(
+            VMAC,
+            &[],
+            0x0800,
+            &ipv4(17, [198, 18, 99, 1], 5, 0, &l4(PORT)),
+        ),
+        Pass,
+    );
+    check(
+        "IP options (ihl 6)",
+        &eth(VMAC, &[], 0x0800, &ipv4(17, VIP_OCTETS, 6, 0, &l4(PORT))),
+        ToSocket,
+    );
+    check(
+        "IP options (ihl 15)",
+        &eth(VMAC, &[], 0x0800, &ipv4(17, VIP_OCTETS, 15, 0, &l4(PORT))),
+        ToSocket,
+    );
+    check(
+        "ihl 4",
+        &eth(VMAC, &[], 0x0800, &ipv4(17, VIP_OCTETS, 4, 0, &l4(PORT))),
+        Pass,
+    );
+    check(
+        "first fragment",
+        &eth(
+            VMAC,
+            &[],
+            0x0800,
+            &ipv4(17, VIP_OCTETS, 5, 0x2000, &l4(PORT)),
+        ),
+        ToSocket,
+    );
+    check(
+        "later fragment",
+        &eth(
+            VMAC,
+            &[],
+            0x0800,
+            &ipv4(17, VIP_OCTETS, 5, 0x0001, &l4(PORT)),
+        ),
+        Pass,
+    );
+    check(
+        "802.1Q",
+        &eth(
+            VMAC,
+            &[0x8100],
+            0x0800,
+            &ipv4(17, VIP_OCTETS, 5, 0, &l4(PORT)),
+        ),
+        ToSocket,
+    );
+    check(
+        "802.1ad",
+        &eth(
+            VMAC,
+            &[0x88a8],
+            0x0800,
+            &ipv4(17, VIP_OCTETS, 5, 0, &l4(PORT)),
+        ),
+        ToSocket,
+    );
+    check(
+        "two tags",
+        &eth(
+            VMAC,
+            &[0x88a8, 0x8100],
+            0x0800,
+            &ipv4(17, VIP_OCTETS, 5, 0, &l4(PORT)),
+        ),
+        Pass,
+    );
+    check(
+        "ports cut off",
+        &eth(
+            VMAC,
+            &[],
+            0x0800,
+            &ipv4(17, VIP_OCTETS, 5, 0, &[0x9c, 0x40, 0x23]),
+        ),
+        Pass,
+    );
+    check(
+        "IP header only",
+        &eth(VMAC, &[], 0x0800, &ipv4(17, VIP_OCTETS, 5, 0, &[]))[..34],
+        Pass,
+    );
+    check("IP header cut off", &vip_udp(PORT)[..30], Pass);
+    check("ethernet header only", &vip_udp(PORT)[..14], Pass);
+    check(
+        "tag cut off",
+        &eth(VMAC, &[0x8100], 0x0800, &[])[..16],
+        Pass,
+    );
+    let mut v6 = vip_udp(PORT);
+    v6[14] = 0x65; // version 6 in an IPv4 ethertype
+    check("IPv4 ethertype, version 6", &v6, Pass);
+    check("IPv6", &eth(VMAC, &[], 0x86dd, &[0x60; 60]), Pass);
+    check(
+        "ARP request for the VIP",
+        &eth([0xff; 6], &[], 0x0806, &arp(1, VIP_OCTETS)),
+        ToSocket,
+    );
+    check(
+        "tagged ARP request",
+        &eth([0xff; 6], &[0x8100], 0x0806, &arp(1, VIP_OCTETS)),
+        ToSocket,
+    );
+    check(
+        "ARP reply for the VIP",
+        &eth([0xff; 6], &[], 0x0806, &arp(2, VIP_OCTETS)),
+        Pass,
+    );
+    check(
+        "ARP request, other IP",
+        &eth([0xff; 6], &[], 0x0806, &arp(1, [198, 18, 99, 1])),
+        Pass,
+    );
+    check(
+        "ARP cut off",
+        &eth([0xff; 6], &[], 0x0806, &arp(1, VIP_OCTETS)[..27]),
+        Pass,
+    );
+    check("VRRP our VRID", &vrrp(VRID), ToSocket);
+    check("VRRP other VRID", &vrrp(52), Pass);
+    check(
+        "VRRP cut off",
+        &eth(
+            [1, 0, 0x5e, 0, 0, 0x12],
+            &[],
+            0x0800,
+            &ipv4(112, [224, 0, 0, 18], 5, 0, &[0x21]),
+        ),
+        Pass,
+    );
+    let hb = eth(
+        [0xff; 6],
+        &[],
+        0x0800,
+        &ipv4(253, [198, 18, 99, 255], 5, 0, &[]),
+    );
+    check("heartbeat", &hb, ToSocket);
+
+    // A backup steers VRRP and heartbeats but no VIP traffic or ARP.
+    filter.set_active(false).unwrap();
+    check("backup: VIP", &vip_udp(PORT), Pass);
+    check(
+        "backup: ARP",
+        &eth([0xff; 6], &[], 0x0806, &arp(1, VIP_OCTETS)),
+        Pass,
+    );
+    check("backup: VRRP", &vrrp(VRID), ToSocket);
+    check("backup: heartbeat", &hb, ToSocket);
+    // A scanning node (flags: heartbeat only) leaves VRRP to the kernel.
+    filter
+        .set_config(&xsk::FilterConfig {
+            vmac: VMAC,
+            vrid: VRID,
+            flags: xsk::FLAG_HEARTBEAT,
+        })
+        .unwrap();
+    check("scanning: VRRP", &vrrp(VRID), Pass);
+    check("scanning: heartbeat", &hb, ToSocket);
+    filter
+        .set_config(&xsk::FilterConfig::director(VRID, true))
+        .unwrap();
+    filter.set_ports(xsk::L4::Udp, &[]).unwrap();
+    check("port removed", &vip_udp(PORT), Pass);
+    filter.set_ports(xsk::L4::Udp, &[PORT]).unwrap();
+    filter.set_vips(&[]).unwrap();
+    check("VIP removed", &vip_udp(PORT), Pass);
+    filter.set_vips(&[Ipv4Addr::from(VIP_OCTETS)]).unwrap();
+    check("VIP back", &vip_udp(PORT), ToSocket);
+
+    // No socket on the queue: qualifying frames go to the kernel, counted.
+    let before = filter.stats().unwrap().no_socket;
+    filter.remove_socket(0).unwrap();
+    check("no socket", &vip_udp(PORT), Pass);
+    assert_eq!(filter.stats().unwrap().no_socket, before + 1);
+    filter.add_socket(&sock).unwrap();
+
+    // Arbitrary bytes, plain and behind plausible headers: only PASS or
+    // REDIRECT, ever.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..3000 {
+        let len = 14 + (rnd() % 120) as usize;
+        let mut f: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+        if i % 3 == 1 {
+            f[..6].copy_from_slice(&VMAC);
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+        }
+        if i % 3 == 2 && len > 34 {
+            f[..6].copy_from_slice(&VMAC);
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+            f[14] = 0x40 | (f[14] & 0x0f);
+            f[30..34].copy_from_slice(&VIP_OCTETS);
+        }
+        let v = filter.verdict(&f).expect("test run");
+        runs += 1;
+        assert!(matches!(v, Pass | ToSocket), "frame {f:02x?} got {v:?}");
+    }
+
+    let st = filter.stats().unwrap();
+    println!("{runs} frames, stats {st:?}");
+    assert_eq!(st.rx_frames, runs);
+    let to_socket = st.to_xsk_vip + st.to_xsk_arp + st.to_xsk_vrrp + st.to_xsk_heartbeat;
+    assert_eq!(
+        to_socket + st.passed,
+        st.rx_frames,
+        "every frame counted once"
+    );
 }

@@ -132,6 +132,17 @@ pub enum L4 {
     Udp,
 }
 
+/// What the filter did with one frame ([`Filter::verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// `XDP_PASS`: to the kernel.
+    Pass,
+    /// `XDP_REDIRECT` into the XSKMAP: to the AF_XDP socket.
+    ToSocket,
+    /// Any other action (a bug: the filter never drops or aborts).
+    Other(u32),
+}
+
 /// The filter's counters, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FilterStats {
@@ -166,8 +177,9 @@ struct Attached {
 // by this struct; they are only used in `open` and in `detach`/`drop`, which
 // take `&mut self`, so moving the owner to another thread is sound.
 unsafe impl Send for Attached {}
-// SAFETY: no `&self` method dereferences the pointers (map fds are read once
-// in `open`), so shared references across threads cannot race on them.
+// SAFETY: the only `&self` use of the pointers is `xdp_program__test_run`
+// on a loaded program, which reads the program (its fd, type and interface)
+// and mutates nothing; map fds are read once in `open`.
 unsafe impl Sync for Attached {}
 
 impl Attached {
@@ -515,6 +527,37 @@ impl Filter {
             to_xsk_heartbeat: sum[4],
             passed: sum[5],
             no_socket: sum[6],
+        })
+    }
+
+    /// Runs one frame through the loaded program (`BPF_PROG_TEST_RUN`, as if
+    /// received on queue 0) and returns its verdict, without sending or
+    /// receiving anything. Counts in [`Filter::stats`] like a real frame. For
+    /// tests and diagnostics; frames shorter than 14 bytes are refused by the
+    /// kernel (EINVAL).
+    pub fn verdict(&self, frame: &[u8]) -> Result<Verdict, Error> {
+        // SAFETY: bpf_test_run_opts is plain old data (pointers may be null).
+        let mut opts: xdp::bpf_test_run_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<xdp::bpf_test_run_opts>();
+        opts.data_in = frame.as_ptr().cast();
+        opts.data_size_in = u32::try_from(frame.len()).map_err(|_| Error::Map {
+            map: "test_run",
+            source: io::Error::from_raw_os_error(libc::E2BIG),
+        })?;
+        opts.repeat = 1;
+        // SAFETY: the program is loaded and attached; `opts` is valid and
+        // points at `frame`, which the kernel only reads (no data_out).
+        let rc = unsafe { xdp::xdp_program__test_run(self.attached.prog.as_ptr(), &mut opts, 0) };
+        if rc != 0 {
+            return Err(Error::Map {
+                map: "test_run",
+                source: sys::neg_errno(i64::from(rc)),
+            });
+        }
+        Ok(match opts.retval {
+            2 => Verdict::Pass,
+            4 => Verdict::ToSocket,
+            other => Verdict::Other(other),
         })
     }
 

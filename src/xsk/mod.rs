@@ -31,7 +31,7 @@ mod tap;
 
 pub use filter::{
     FLAG_ACTIVE, FLAG_HEARTBEAT, FLAG_VRRP, Filter, FilterConfig, FilterStats, L4, PassProgram,
-    XdpMode, detach_stale,
+    Verdict, XdpMode, detach_stale,
 };
 pub use mac::UnicastMac;
 pub use socket::{Accounting, BindMode, Bound, Socket, SocketConfig, SocketStats};
