@@ -424,8 +424,8 @@ fn child_steer_echo_and_deliver() {
         return;
     }
     let mode = match std::env::var("PHX_XSK_MODE").as_deref() {
-        Ok("generic") => xsk::XdpMode::Generic,
-        _ => xsk::XdpMode::Native,
+        Ok("generic") => xsk::AttachMode::Generic,
+        _ => xsk::AttachMode::Native,
     };
     let vip: Ipv4Addr = VIP.parse().unwrap();
     let filter = xsk::Filter::attach(IF_A, mode).expect("attach filter");
@@ -593,7 +593,7 @@ fn child_crash() {
     if !child_enabled() {
         return;
     }
-    let filter = xsk::Filter::attach(IF_A, xsk::XdpMode::Native).expect("attach");
+    let filter = xsk::Filter::attach(IF_A, xsk::AttachMode::Native).expect("attach");
     filter
         .set_config(&xsk::FilterConfig::director(VRID, true))
         .unwrap();
@@ -607,14 +607,15 @@ fn child_recover() {
     if !child_enabled() {
         return;
     }
-    let filter = xsk::Filter::attach(IF_A, xsk::XdpMode::Native).expect("attach over a leftover");
+    let filter =
+        xsk::Filter::attach(IF_A, xsk::AttachMode::Native).expect("attach over a leftover");
     let link = String::from_utf8_lossy(&run(&["ip", "link", "show", IF_A]).stdout).into_owned();
     println!("{link}");
     assert!(link.contains("proxyha_filter"), "{link}");
     drop(filter);
 
     // The pass stub attaches and detaches the same way.
-    let stub = xsk::PassProgram::attach(IF_A, xsk::XdpMode::Native).expect("attach pass stub");
+    let stub = xsk::PassProgram::attach(IF_A, xsk::AttachMode::Native).expect("attach pass stub");
     let link = String::from_utf8_lossy(&run(&["ip", "link", "show", IF_A]).stdout).into_owned();
     assert!(link.contains("proxyha_pass"), "{link}");
     drop(stub);
@@ -680,7 +681,7 @@ fn child_verdicts() {
     if !child_enabled() {
         return;
     }
-    let filter = xsk::Filter::attach(IF_A, xsk::XdpMode::Native).expect("attach");
+    let filter = xsk::Filter::attach(IF_A, xsk::AttachMode::Native).expect("attach");
     let sock = xsk::Socket::open(IF_A, 0, &xsk::SocketConfig::default()).expect("socket");
     filter.add_socket(&sock).unwrap();
     filter.set_vips(&[Ipv4Addr::from(VIP_OCTETS)]).unwrap();

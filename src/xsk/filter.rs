@@ -5,7 +5,7 @@
 //! attaches through libxdp's multi-program dispatcher, so our filter
 //! coexists with other libxdp-managed XDP programs on the interface; without
 //! bpffs libxdp attaches the program alone. Native (driver) mode is tried
-//! first and generic (SKB) mode second when [`XdpMode::Auto`] is asked for;
+//! first and generic (SKB) mode second when [`AttachMode::Auto`] is asked for;
 //! [`Filter::mode`] says which one took, and the caller logs it.
 
 use std::collections::BTreeSet;
@@ -58,7 +58,7 @@ const STAT_COUNT: u32 = 8;
 
 /// Where to run the XDP program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XdpMode {
+pub enum AttachMode {
     /// Native (driver) mode, falling back to generic mode.
     Auto,
     /// Native (driver) mode only.
@@ -67,30 +67,30 @@ pub enum XdpMode {
     Generic,
 }
 
-impl XdpMode {
-    fn attempts(self) -> &'static [(xdp::xdp_attach_mode, XdpMode)] {
-        const NATIVE: (xdp::xdp_attach_mode, XdpMode) =
-            (xdp::xdp_attach_mode_XDP_MODE_NATIVE, XdpMode::Native);
-        const GENERIC: (xdp::xdp_attach_mode, XdpMode) =
-            (xdp::xdp_attach_mode_XDP_MODE_SKB, XdpMode::Generic);
+impl AttachMode {
+    fn attempts(self) -> &'static [(xdp::xdp_attach_mode, AttachMode)] {
+        const NATIVE: (xdp::xdp_attach_mode, AttachMode) =
+            (xdp::xdp_attach_mode_XDP_MODE_NATIVE, AttachMode::Native);
+        const GENERIC: (xdp::xdp_attach_mode, AttachMode) =
+            (xdp::xdp_attach_mode_XDP_MODE_SKB, AttachMode::Generic);
         match self {
-            XdpMode::Auto => &[NATIVE, GENERIC],
-            XdpMode::Native => &[NATIVE],
-            XdpMode::Generic => &[GENERIC],
+            AttachMode::Auto => &[NATIVE, GENERIC],
+            AttachMode::Native => &[NATIVE],
+            AttachMode::Generic => &[GENERIC],
         }
     }
 
     /// A short name for logs.
     pub fn as_str(self) -> &'static str {
         match self {
-            XdpMode::Auto => "auto",
-            XdpMode::Native => "native",
-            XdpMode::Generic => "generic",
+            AttachMode::Auto => "auto",
+            AttachMode::Native => "native",
+            AttachMode::Generic => "generic",
         }
     }
 }
 
-impl std::fmt::Display for XdpMode {
+impl std::fmt::Display for AttachMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -168,7 +168,7 @@ struct Attached {
     obj: NonNull<xdp::bpf_object>,
     ifindex: i32,
     ifname: String,
-    mode: XdpMode,
+    mode: AttachMode,
     attach_mode: xdp::xdp_attach_mode,
     attached: bool,
 }
@@ -187,7 +187,7 @@ impl Attached {
         object: &'static [u8],
         name: &'static str,
         ifname: &str,
-        mode: XdpMode,
+        mode: AttachMode,
     ) -> Result<Attached, Error> {
         let ifindex = i32::try_from(sys::ifindex(ifname)?)
             .map_err(|_| Error::NoSuchInterface(ifname.to_owned()))?;
@@ -402,7 +402,7 @@ impl Filter {
     /// Loads the filter and attaches it to `ifname` (after removing one a
     /// crashed run left there). All maps start empty, so nothing is steered
     /// until [`Filter::set_config`] sets flags.
-    pub fn attach(ifname: &str, mode: XdpMode) -> Result<Filter, Error> {
+    pub fn attach(ifname: &str, mode: AttachMode) -> Result<Filter, Error> {
         let attached = Attached::open(&FILTER_OBJECT.0, FILTER_PROGRAM, ifname, mode)?;
         Ok(Filter {
             xsks: attached.map_fd(MAP_XSKS)?,
@@ -420,7 +420,7 @@ impl Filter {
     }
 
     /// The mode the program runs in (native or generic).
-    pub fn mode(&self) -> XdpMode {
+    pub fn mode(&self) -> AttachMode {
         self.attached.mode
     }
 
@@ -590,14 +590,14 @@ impl std::fmt::Debug for PassProgram {
 
 impl PassProgram {
     /// Loads and attaches the pass program.
-    pub fn attach(ifname: &str, mode: XdpMode) -> Result<PassProgram, Error> {
+    pub fn attach(ifname: &str, mode: AttachMode) -> Result<PassProgram, Error> {
         Ok(PassProgram {
             attached: Attached::open(&PASS_OBJECT.0, PASS_PROGRAM, ifname, mode)?,
         })
     }
 
     /// The mode it runs in.
-    pub fn mode(&self) -> XdpMode {
+    pub fn mode(&self) -> AttachMode {
         self.attached.mode
     }
 }
