@@ -434,9 +434,9 @@ fn child_steer_echo_and_deliver() {
     assert!(std::fs::metadata("/sys/fs/bpf").is_ok());
 
     let cfg = xsk::SocketConfig {
-        frame_count: 1024,
-        rx_size: 512,
-        tx_size: 512,
+        frame_count: 4096,
+        rx_size: 2048,
+        tx_size: 1024,
         alloc_reserve: 64,
         ..xsk::SocketConfig::default()
     };
@@ -444,7 +444,7 @@ fn child_steer_echo_and_deliver() {
     println!("socket bound in {} mode", sock.bound());
     assert_eq!(sock.bound(), xsk::Bound::Copy, "veth has no zero-copy");
     let a = sock.accounting();
-    assert_eq!((a.total, a.free, a.kernel_rx), (1024, 64, 960), "{a:?}");
+    assert_eq!((a.total, a.free, a.kernel_rx), (4096, 64, 4032), "{a:?}");
 
     // Ownership checks: a frame given back twice is refused the second time.
     let f = sock.alloc().expect("alloc");
