@@ -19,8 +19,8 @@
 //!   validated typed settings once; [`cli`] renders status, stats and checks.
 
 pub mod balance;
-pub mod cli;
 pub mod config;
-pub mod dataplane;
 pub mod wire;
+pub mod cli;
+pub mod dataplane;
 pub mod xsk;
