@@ -29,3 +29,4 @@ pub mod log;
 pub mod node_setup;
 pub mod report;
 pub mod wire;
+pub mod xsk;
