@@ -502,7 +502,7 @@ fn no_frame_leaks_after_a_million_frames() {
         while lab.worker.port().rx_pending() > 0 {
             lab.worker.poll();
         }
-        if i % 384 == 0 {
+        if i.is_multiple_of(384) {
             transmitted += lab.worker.port_mut().drain_tx(|f| {
                 // Control frames (multicast adverts) go out too.
                 if f[0] & 1 == 0 {
@@ -512,7 +512,7 @@ fn no_frame_leaks_after_a_million_frames() {
         }
         if i % 10_000 < 192 {
             // The node set changes now and then.
-            let state = if (i / 10_000) % 2 == 0 {
+            let state = if (i / 10_000).is_multiple_of(2) {
                 health::State::Failed
             } else {
                 health::State::Up
