@@ -5,13 +5,13 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod heartbeat;
 pub mod ipv4;
 pub mod ipv6;
 pub mod pcap;
 pub mod tcp;
 pub mod udp;
 pub mod vrrp;
-pub mod heartbeat;
 
 use thiserror::Error;
 
