@@ -19,7 +19,8 @@
 //!   validated typed settings once; [`cli`] renders status, stats and checks.
 
 pub mod balance;
-pub mod config;
-pub mod wire;
 pub mod cli;
+pub mod config;
 pub mod dataplane;
+pub mod vrrp;
+pub mod wire;
