@@ -21,6 +21,12 @@
 pub mod balance;
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod ctl;
 pub mod dataplane;
+pub mod ifinfo;
+pub mod log;
+pub mod node_setup;
+pub mod report;
 pub mod vrrp;
 pub mod wire;

@@ -52,12 +52,17 @@ mod tests {
 
     #[test]
     fn odd_length_pads_with_zero() {
-        assert_eq!(checksum(&[0x12, 0x34, 0x56]), checksum(&[0x12, 0x34, 0x56, 0x00]));
+        assert_eq!(
+            checksum(&[0x12, 0x34, 0x56]),
+            checksum(&[0x12, 0x34, 0x56, 0x00])
+        );
     }
 
     #[test]
     fn verifying_a_checksummed_buffer_gives_zero() {
-        let mut data = vec![0x45, 0x00, 0x00, 0x1c, 0x00, 0x00, 0x00, 0x00, 0x40, 0x01, 0, 0];
+        let mut data = vec![
+            0x45, 0x00, 0x00, 0x1c, 0x00, 0x00, 0x00, 0x00, 0x40, 0x01, 0, 0,
+        ];
         data.extend_from_slice(&[198, 18, 0, 1, 198, 18, 0, 2]);
         let c = checksum(&data);
         data[10..12].copy_from_slice(&c.to_be_bytes());
