@@ -28,5 +28,6 @@ pub mod ifinfo;
 pub mod log;
 pub mod node_setup;
 pub mod report;
+pub mod vrrp;
 pub mod wire;
 pub mod xsk;
