@@ -23,3 +23,4 @@ pub mod config;
 pub mod wire;
 pub mod cli;
 pub mod dataplane;
+pub mod heartbeat;
