@@ -24,6 +24,7 @@ pub mod config;
 pub mod control;
 pub mod ctl;
 pub mod dataplane;
+pub mod heartbeat;
 pub mod ifinfo;
 pub mod log;
 pub mod node_setup;
