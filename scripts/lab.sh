@@ -156,6 +156,11 @@ up() {
   done
 
   add_host client 198.18.0.100
+  # veth offloads TX checksums: a packet then carries only a partial checksum
+  # plus kernel metadata that says so. The director's AF_XDP copy of the frame
+  # loses that metadata, so the scanning node would see a bad checksum and drop
+  # it. Real NICs put full checksums on the wire; the lab's client must too.
+  nsx "$(ns_of client)" ethtool -K eth0 tx off >/dev/null
   add_host origin 198.18.0.200
   for n in "${NODES[@]}"; do
     read -r name sfx ip cfg <<<"$n"

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod ctl;
+pub mod daemon;
 pub mod dataplane;
 pub mod heartbeat;
 pub mod ifinfo;
