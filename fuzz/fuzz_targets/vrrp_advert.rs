@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&head, mut rest)) = data.split_first() else {
         return;
     };
-    let version = if head & 1 == 0 { Version::V2 } else { Version::V3 };
+    let version = if head & 1 == 0 {
+        Version::V2
+    } else {
+        Version::V3
+    };
     let mut cfg = Config::new(
         51,
         89,
@@ -56,10 +60,18 @@ fuzz_target!(|data: &[u8]| {
             ttl,
             protocol,
         };
-        let before = (inst.state(), inst.poll_timeout(), inst.status(now).master_ip);
+        let before = (
+            inst.state(),
+            inst.poll_timeout(),
+            inst.status(now).master_ip,
+        );
         if inst.handle_packet(now, &ip, payload).is_err() {
             assert_eq!(
-                (inst.state(), inst.poll_timeout(), inst.status(now).master_ip),
+                (
+                    inst.state(),
+                    inst.poll_timeout(),
+                    inst.status(now).master_ip
+                ),
                 before
             );
             assert!(inst.poll_action().is_none());

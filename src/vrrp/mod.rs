@@ -452,6 +452,12 @@ impl Instance {
         cs(self.master_down_cs())
     }
 
+    /// The virtual router MAC, 00:00:5e:00:01:{VRID} (RFC 5798 §7.3), that the
+    /// Master answers ARP with and sends gratuitous ARPs and adverts from.
+    pub fn virtual_mac(&self) -> [u8; 6] {
+        [0x00, 0x00, 0x5e, 0x00, 0x01, self.cfg.vrid]
+    }
+
     /// The wire message for a [`Action::SendAdvert`] with `priority`.
     pub fn advert_repr(&self, priority: u8) -> wire::Repr {
         let (adver_int, auth) = match self.cfg.version {

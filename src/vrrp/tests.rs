@@ -176,6 +176,12 @@ fn advert_repr_matches_the_config() {
 }
 
 #[test]
+fn virtual_mac_carries_the_vrid() {
+    let i = Instance::new(cfg(Version::V2)).unwrap();
+    assert_eq!(i.virtual_mac(), [0x00, 0x00, 0x5e, 0x00, 0x01, 51]);
+}
+
+#[test]
 fn valid_adverts_pass() {
     for version in [Version::V2, Version::V3] {
         let a = check_advert(&meta(), &advert_bytes(version, 99), &cfg(version)).unwrap();
