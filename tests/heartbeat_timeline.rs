@@ -125,7 +125,8 @@ impl Sim {
             assert_eq!(t.dst, Ipv4Addr::BROADCAST);
             assert_eq!(t.dst_mac, [0xff; 6]);
             self.tap.push((el, i, t.kind, t.payload.clone()));
-            self.in_flight.push((now + ms(1), Some(i), t.src, t.payload));
+            self.in_flight
+                .push((now + ms(1), Some(i), t.src, t.payload));
         }
         while let Some(e) = self.hosts[i].m.poll_event() {
             self.hosts[i].events.push((el, e));
@@ -151,8 +152,7 @@ impl Sim {
             };
             self.now = self.now.max(next);
             let now = self.now;
-            let (due, rest): (Vec<_>, Vec<_>) =
-                self.in_flight.drain(..).partition(|f| f.0 <= now);
+            let (due, rest): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|f| f.0 <= now);
             self.in_flight = rest;
             for (_, from, src, payload) in due {
                 for i in 0..self.hosts.len() {
@@ -252,7 +252,14 @@ fn discovery_of_three_nodes() {
     assert_eq!(s.member_ids(a), all);
     assert_eq!(s.hosts[b].m.membership(), s.hosts[a].m.membership());
     assert_eq!(s.hosts[c].m.membership(), s.hosts[a].m.membership());
-    assert!(s.hosts[a].m.membership().nodes.iter().all(|m| m.weight == 900));
+    assert!(
+        s.hosts[a]
+            .m
+            .membership()
+            .nodes
+            .iter()
+            .all(|m| m.weight == 900)
+    );
 
     // `proxyha status` on A and on B.
     let va = s.hosts[a].m.nodes();
@@ -271,8 +278,10 @@ fn discovery_of_three_nodes() {
         ]
     );
     let vb = s.hosts[b].m.nodes();
-    let kinds: Vec<(String, State, NodeType)> =
-        vb.iter().map(|v| (v.device.clone(), v.state, v.kind)).collect();
+    let kinds: Vec<(String, State, NodeType)> = vb
+        .iter()
+        .map(|v| (v.device.clone(), v.state, v.kind))
+        .collect();
     assert_eq!(
         kinds,
         vec![
@@ -330,7 +339,14 @@ fn a_node_missing_three_heartbeats_fails_leaves_and_comes_back() {
     assert_eq!(s.hosts[b].m.membership(), s.hosts[a].m.membership());
     assert_eq!(s.member_ids(a), vec![s.id(a), s.id(b)]);
     assert!(s.hosts[a].events.iter().any(|(t, e)| *t == ms(5250)
-        && matches!(e, Event::StateChanged { to: State::Failed, from: State::Ok, .. })));
+        && matches!(
+            e,
+            Event::StateChanged {
+                to: State::Failed,
+                from: State::Ok,
+                ..
+            }
+        )));
     let row = s.hosts[a]
         .m
         .nodes()
@@ -434,7 +450,10 @@ fn unreachable_proxy_port_fails_a_node_while_its_heartbeats_arrive() {
     s.run_until(ms(2010));
     assert_eq!(s.state(a, c), Some(State::Failed));
     assert!(!s.member_ids(a).contains(&s.id(c)));
-    assert!(s.hosts[a].m.counters().rx_replies > replies_before, "still heard");
+    assert!(
+        s.hosts[a].m.counters().rx_replies > replies_before,
+        "still heard"
+    );
 
     // A node that reports OK but shows a port down in its bitmap is FAILED too.
     let now_ms = s.unix_ms();
@@ -658,7 +677,10 @@ fn passive_director_adopts_the_announced_membership_and_keeps_it_at_takeover() {
     let ann = r.announcement.unwrap();
     assert_eq!(ann.generation, announced.generation);
     let ids: Vec<u32> = ann.entries.iter().map(|e| e.id).collect();
-    assert_eq!(ids, announced.nodes.iter().map(|m| m.id).collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        announced.nodes.iter().map(|m| m.id).collect::<Vec<_>>()
+    );
     // C heard B's request and adopted it too.
     s.run_until(ms(9160));
     assert_eq!(s.hosts[c].m.membership(), &announced);
@@ -703,7 +725,12 @@ fn static_nodes_are_pinned() {
     // dynamic one is forgotten after forget_after.
     assert_eq!(s.hosts[a].m.node_state(static_id), Some(State::Failed));
     assert_eq!(s.state(a, x), None);
-    assert!(s.hosts[a].events.iter().any(|(_, e)| matches!(e, Event::Forgotten { .. })));
+    assert!(
+        s.hosts[a]
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Forgotten { .. }))
+    );
     // Someone claiming the static node's id from another address is refused.
     let mut c_imp = cfg("scan-c", 4, 0, 10, None);
     c_imp.node_id = static_id;

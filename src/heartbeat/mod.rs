@@ -1052,7 +1052,11 @@ impl Machine {
         if is_request {
             if !self.active {
                 self.checks.push_back((now + self.cfg.reply_timeout(), now));
-                if let Some(a) = &repr.announcement {
+                // Only a director can be the active director: a scanning
+                // node's announcement (a misconfiguration) is ignored.
+                if let Some(a) = &repr.announcement
+                    && repr.role == Role::Director
+                {
                     let m = Membership::from_announcement(a);
                     if m != self.membership {
                         self.membership = m;
@@ -1396,6 +1400,41 @@ mod tests {
         assert!(
             m.poll_transmit().is_none(),
             "a passive director sends no requests"
+        );
+    }
+
+    #[test]
+    fn only_a_directors_announcement_is_adopted() {
+        let now = Instant::now();
+        let mut m = director(None, now);
+        let ip = Ipv4Addr::new(198, 18, 0, 3);
+        let mut r = reply(3, ip, 1);
+        r.kind = wire::Kind::Request;
+        r.announcement = Some(wire::Announcement {
+            generation: 7,
+            entries: vec![wire::Entry {
+                id: 3,
+                ip,
+                mac: [2, 0, 0, 0, 1, 0],
+                weight: 5,
+            }],
+        });
+        m.handle_heartbeat(now, ip, &r.to_bytes(None).unwrap());
+        assert_eq!(m.membership(), &Membership::default());
+        r.role = Role::Director;
+        r.priority = 50;
+        r.director_state = State::Network;
+        r.sequence = 2;
+        m.handle_heartbeat(now, ip, &r.to_bytes(None).unwrap());
+        assert_eq!(m.membership().generation, 7);
+        assert_eq!(
+            m.membership().nodes,
+            vec![Member {
+                id: 3,
+                mac: [2, 0, 0, 0, 1, 0],
+                ip,
+                weight: 5
+            }]
         );
     }
 
