@@ -28,7 +28,6 @@ use crate::heartbeat::{LocalHealth, local};
 use crate::ifinfo::{self, Interface};
 use crate::log;
 use crate::node_setup;
-use crate::wire::heartbeat::Ports;
 use crate::xsk;
 
 /// Why the daemon could not start.
@@ -235,33 +234,23 @@ fn spawn_prober(cfg: &Config, out: Arc<Mutex<Option<LocalHealth>>>, stop: Arc<At
     let ports: Vec<u16> = cfg.port_redirects.iter().map(|r| r.proxy_port).collect();
     let vip = cfg.virtual_ips[0].address.address();
     let interval = cfg.heartbeat.interval;
+    let targets: Vec<SocketAddr> = ports.iter().map(|&p| SocketAddr::from((vip, p))).collect();
     let _ = thread::Builder::new()
         .name("proxyha-probe".into())
         .spawn(move || {
-            let mut cpu = local::read_cpu().ok();
+            let mut probe = local::Probe::new(targets);
+            probe.timeout = (interval / 4).min(Duration::from_millis(250));
+            let mut logged = false;
             while !stop.load(Ordering::Relaxed) {
-                let timeout = (interval / 4).min(Duration::from_millis(250));
-                let results: Vec<bool> = ports
-                    .iter()
-                    .map(|&p| local::probe_port(SocketAddr::from((vip, p)), timeout))
-                    .collect();
-                let connections = ports
-                    .iter()
-                    .map(|&p| local::read_established(p).unwrap_or(0))
-                    .fold(0u32, u32::saturating_add);
-                let now_cpu = local::read_cpu().ok();
-                let load_permille = match (&cpu, &now_cpu) {
-                    (Some(a), Some(b)) => b.load_since(a),
-                    _ => 0,
-                };
-                cpu = now_cpu;
+                let (health, err) = probe.sample(false);
+                if let Some(e) = err
+                    && !logged
+                {
+                    log!("probe", "{e} (logged once)");
+                    logged = true;
+                }
                 if let Ok(mut g) = out.lock() {
-                    *g = Some(LocalHealth {
-                        ports: Ports::from_results(&results),
-                        connections,
-                        load_permille,
-                        draining: false,
-                    });
+                    *g = Some(health);
                 }
                 let until = Instant::now() + interval;
                 while Instant::now() < until && !stop.load(Ordering::Relaxed) {
