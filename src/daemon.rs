@@ -422,10 +422,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                 control_tx_dropped += 1;
             }
         }
-        if publish_now {
-            if let Ok(mut s) = status_json.lock() {
-                *s = serde_json::to_string(&plane.status(now)).unwrap_or_default();
-            }
+        if publish_now && let Ok(mut s) = status_json.lock() {
+            *s = serde_json::to_string(&plane.status(now)).unwrap_or_default();
         }
         if now.duration_since(last_publish) >= Duration::from_millis(100) {
             last_publish = now;
