@@ -161,7 +161,7 @@ const PICK_PROBES: usize = 8;
 
 impl flow::Backends for Nodes<'_> {
     #[inline]
-    fn usable(&mut self, slot: u16, generation: u64) -> Option<u64> {
+    fn usable(&mut self, slot: u16, generation: u16) -> Option<u64> {
         self.health.usable_mac(usize::from(slot), generation)
     }
 
@@ -185,7 +185,7 @@ impl flow::Backends for Nodes<'_> {
             {
                 return Some(flow::Target {
                     slot,
-                    generation: n.generation,
+                    generation: n.generation as u16,
                     mac: health::mac_to_u64(n.mac),
                 });
             }
@@ -405,9 +405,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
             let (verdict, hash) = self.verdicts[i];
             match verdict {
                 Verdict::ProxyFlow(p) => {
-                    let s = self
-                        .flows
-                        .steer(&p.key, hash, p.segment, now_ms, &mut nodes);
+                    let s = self.flows.steer(hash, p.segment, now_ms, &mut nodes);
                     match s.outcome {
                         flow::Outcome::Hit => bump(&c.flow_hits, 1),
                         flow::Outcome::Miss => bump(&c.flow_misses, 1),
