@@ -11,13 +11,19 @@
 //!   keeps flows (up or draining) under the same health generation; if the
 //!   node died, the flow is re-picked through Maglev. A FIN or RST shortens
 //!   the flow's idle timeout.
-//! * **SYN-flood guard.** Every new entry starts *unconfirmed*; a later
-//!   non-SYN packet of the same tuple confirms it (*established*). A new
-//!   entry may only replace an empty slot, an idle (timed-out) entry, or
-//!   another unconfirmed or closing entry (the least recently seen). When a
-//!   bucket holds only live established flows, the new flow is not tracked at
-//!   all: it is still forwarded on Maglev's choice, which is what it would
-//!   have got anyway, and no established flow is evicted.
+//! * **SYN-flood guard.** A flow first seen by its SYN starts *unconfirmed*;
+//!   a later non-SYN packet of the same tuple confirms it (*established*). A
+//!   flow first seen mid-stream (a director takeover, or an entry lost
+//!   earlier) starts established. A new entry may only replace an empty
+//!   entry, an idle (timed-out) one, or an unconfirmed or closing one (the
+//!   least recently seen). When a bucket holds only live established flows,
+//!   the new flow is not tracked at all: it is still forwarded on Maglev's
+//!   choice, which is what it would have got anyway, and no established flow
+//!   is evicted. (Inserting mid-stream flows as unconfirmed would make an
+//!   over-full bucket thrash: flows arriving in a cycle would evict each other
+//!   and never be confirmed.) A flood of spoofed non-SYN packets can still fill
+//!   empty entries until they idle out; it cannot evict established flows,
+//!   and the flows it crowds out are still balanced by Maglev.
 //!
 //! Time is a caller-supplied millisecond counter (`u32`, wrapping), read once
 //! per batch.
@@ -355,11 +361,7 @@ impl Table {
                         last_seen: now,
                         generation: t.generation,
                         slot: t.slot as u8,
-                        state: if segment == Segment::Close {
-                            CLOSING
-                        } else {
-                            UNCONFIRMED
-                        },
+                        state: initial_state(segment),
                     };
                     Steer {
                         target: Some(t),
@@ -429,7 +431,7 @@ impl Table {
             last_seen: now,
             generation: t.generation,
             slot: t.slot as u8,
-            state: UNCONFIRMED,
+            state: initial_state(segment),
         };
         Steer {
             target: Some(t),
@@ -476,6 +478,18 @@ fn timeout_of(t: &Timeouts, state: u8) -> u32 {
         ESTABLISHED => t.established_ms,
         CLOSING => t.closing_ms,
         _ => t.unconfirmed_ms,
+    }
+}
+
+/// The state of a flow first seen with `segment`: a SYN is unconfirmed; a
+/// packet from the middle of a flow (e.g. after a director takeover) is
+/// established; a FIN/RST is closing.
+#[inline]
+fn initial_state(segment: Segment) -> u8 {
+    match segment {
+        Segment::Open => UNCONFIRMED,
+        Segment::Data => ESTABLISHED,
+        Segment::Close => CLOSING,
     }
 }
 
@@ -634,6 +648,24 @@ mod tests {
             steer(&mut t, &k2, Segment::Data, 20, &mut n).outcome,
             Outcome::Hit
         );
+    }
+
+    /// More mid-stream flows than a bucket holds, arriving in a cycle: the
+    /// first ones stay tracked and hit; the rest are untracked, nobody thrashes.
+    #[test]
+    fn overfull_bucket_does_not_thrash() {
+        let mut t = Table::new(1, Timeouts::default());
+        assert_eq!(t.slots(), WAYS);
+        let mut n = Nodes::new(3);
+        for round in 0..3 {
+            let mut hits = 0;
+            for i in 0..(3 * WAYS as u32) {
+                let s = steer(&mut t, &key(i), Segment::Data, round, &mut n);
+                assert_ne!(s.outcome, Outcome::MissEvicted);
+                hits += usize::from(s.outcome == Outcome::Hit);
+            }
+            assert_eq!(hits, if round == 0 { 0 } else { WAYS });
+        }
     }
 
     #[test]

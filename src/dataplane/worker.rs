@@ -381,20 +381,23 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
             maglev: table,
         };
 
-        // Pass 1: classify, hash, touch the flow buckets.
+        // Pass 1: classify and hash (the frames are in cache).
         self.verdicts.clear();
-        let mut touch = 0u64;
         for &fr in &self.rx[..n] {
             let v = classify::classify(filter, self.port.data(fr));
             let h = match v {
-                Verdict::ProxyFlow(p) => {
-                    let h = p.key.hash();
-                    touch ^= self.flows.prefetch(h);
-                    h
-                }
+                Verdict::ProxyFlow(p) => p.key.hash(),
                 _ => 0,
             };
             self.verdicts.push((v, h));
+        }
+        // Touch every flow's bucket in a tight loop, so that the cache misses
+        // of the whole batch are in flight together.
+        let mut touch = 0u64;
+        for &(v, h) in &self.verdicts {
+            if matches!(v, Verdict::ProxyFlow(_)) {
+                touch ^= self.flows.prefetch(h);
+            }
         }
         std::hint::black_box(touch);
 
