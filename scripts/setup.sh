@@ -7,7 +7,7 @@ PKGS=(
   # build: xsk-rs builds libbpf/libxdp from source; build.rs compiles the XDP program
   libelf-dev clang llvm m4 libpcap-dev zlib1g-dev pkg-config make gcc
   # lab and tests
-  iproute2 tcpdump nftables curl squid procps psmisc iputils-ping python3
+  iproute2 tcpdump nftables curl squid procps psmisc iputils-ping python3 ethtool
 )
 
 missing=()

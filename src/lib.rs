@@ -21,5 +21,15 @@
 pub mod balance;
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod ctl;
+pub mod daemon;
 pub mod dataplane;
+pub mod heartbeat;
+pub mod ifinfo;
+pub mod log;
+pub mod node_setup;
+pub mod report;
+pub mod vrrp;
 pub mod wire;
+pub mod xsk;

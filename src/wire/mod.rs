@@ -2,7 +2,16 @@
 //! `new_checked` guarantees that no accessor panics afterwards, and `Repr`
 //! types that `parse` and `emit` (smoltcp style).
 
+pub mod arp;
 pub mod checksum;
+pub mod ethernet;
+pub mod heartbeat;
+pub mod ipv4;
+pub mod ipv6;
+pub mod pcap;
+pub mod tcp;
+pub mod udp;
+pub mod vrrp;
 
 use thiserror::Error;
 
@@ -38,6 +47,9 @@ pub enum Error {
     /// An authentication trailer does not verify.
     #[error("{what}: authentication failed")]
     BadAuth { what: &'static str },
+    /// A textual form (an address, a CIDR) does not parse.
+    #[error("{what}: cannot parse {text:?}")]
+    BadText { what: &'static str, text: String },
 }
 
 /// Result alias for wire parsing.
@@ -45,6 +57,7 @@ pub type Result<T> = core::result::Result<T, Error>;
 
 /// Checks that `buf` holds at least `need` bytes.
 #[inline]
+#[allow(dead_code)] // used by the format modules
 pub(crate) fn need(what: &'static str, buf: &[u8], need: usize) -> Result<()> {
     if buf.len() < need {
         Err(Error::Truncated {

@@ -1,0 +1,173 @@
+//! Rendering `proxyha status` in the original's `mfend-lb -s` format.
+
+use std::fmt::Write;
+
+use crate::report::{Entry, Status};
+
+/// `proxyha status`.
+pub fn command(target: &super::Target, json: bool) -> i32 {
+    let path = match target.path() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("proxyha: {e}");
+            return 1;
+        }
+    };
+    let answer = match crate::ctl::request(&path, "status") {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("proxyha: {e}");
+            return 1;
+        }
+    };
+    let st: Status = match serde_json::from_str(&answer) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("proxyha: unexpected answer from {}: {e}", path.display());
+            return 1;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&st) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("proxyha: {e}");
+                return 1;
+            }
+        }
+    } else {
+        print!("{}", render(&st));
+    }
+    0
+}
+
+/// Renders one node entry exactly as the original lays it out.
+pub fn render_entry(e: &Entry, out: &mut String) {
+    let mac: String = e.mac.iter().map(|b| format!("{b:02x}")).collect();
+    let _ = writeln!(out, "device: {}", e.device);
+    if e.statechange == 0 {
+        let _ = writeln!(out, "statechange:");
+    } else {
+        let _ = writeln!(
+            out,
+            "statechange: {} ({})",
+            e.statechange,
+            ctime(e.statechange)
+        );
+    }
+    let _ = writeln!(out, "  ip: {}", e.ip);
+    let _ = writeln!(out, "  ip6: {}", e.ip6);
+    let _ = writeln!(out, "protocols: {:08x}", e.protocols);
+    let _ = writeln!(out, "  mac: {mac}");
+    let _ = writeln!(out, "  state: {}", e.state);
+    let s = e.stats;
+    let _ = writeln!(out, "  stats: {} {} {} {} {}", s[0], s[1], s[2], s[3], s[4]);
+    let _ = writeln!(out, "statusvalid: {}", e.statusvalid);
+    let _ = writeln!(out, "  type: {}", e.kind);
+}
+
+/// Renders the whole status: every entry, then this node's VRRP summary.
+pub fn render(s: &Status) -> String {
+    let mut out = String::new();
+    for e in &s.entries {
+        render_entry(e, &mut out);
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "node: {}", s.node);
+    let _ = writeln!(out, "vrrp state: {}", s.vrrp_state);
+    let _ = writeln!(out, "vrid: {}", s.vrid);
+    let _ = writeln!(out, "priority: {}", s.priority);
+    let _ = writeln!(
+        out,
+        "master ip: {}",
+        s.master_ip.map_or("unknown".to_string(), |a| a.to_string())
+    );
+    let _ = writeln!(out, "lbid: {}", s.lbid);
+    if !s.authenticated {
+        let _ = writeln!(
+            out,
+            "warning: heartbeats are unauthenticated (set heartbeat.key_file)"
+        );
+    }
+    out
+}
+
+/// Formats Unix seconds as UTC in the style of ctime(3) without padding the
+/// day: `Tue Mar 1 05:45:38 2011`.
+pub fn ctime(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{} {} {} {:02}:{:02}:{:02} {}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(m - 1) as usize],
+        d,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        y
+    )
+}
+
+/// Howard Hinnant's days-to-civil conversion (proleptic Gregorian).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn ctime_matches_the_original_example() {
+        // The original's passive-director example.
+        assert_eq!(ctime(1_298_958_338), "Tue Mar 1 05:45:38 2011");
+        assert_eq!(ctime(0), "Thu Jan 1 00:00:00 1970");
+        assert_eq!(ctime(951_782_400), "Tue Feb 29 00:00:00 2000");
+        assert_eq!(ctime(1_795_651_200), "Thu Nov 26 00:00:00 2026");
+    }
+
+    #[test]
+    fn entry_layout_matches_mfend_lb() {
+        let e = Entry {
+            device: "mwgappl01".into(),
+            statechange: 0,
+            ip: Ipv4Addr::new(10, 1, 1, 1),
+            ip6: Ipv6Addr::UNSPECIFIED,
+            protocols: 1,
+            mac: [0xb8, 0xac, 0x6f, 0x12, 0x98, 0xff],
+            state: "NETWORK".into(),
+            stats: [0; 5],
+            statusvalid: 1,
+            kind: "director".into(),
+        };
+        let mut out = String::new();
+        render_entry(&e, &mut out);
+        assert_eq!(
+            out,
+            "device: mwgappl01\nstatechange:\n  ip: 10.1.1.1\n  ip6: ::\nprotocols: 00000001\n  mac: b8ac6f1298ff\n  state: NETWORK\n  stats: 0 0 0 0 0\nstatusvalid: 1\n  type: director\n"
+        );
+        let e = Entry {
+            statechange: 1_298_958_338,
+            ..e
+        };
+        let mut out = String::new();
+        render_entry(&e, &mut out);
+        assert!(out.contains("statechange: 1298958338 (Tue Mar 1 05:45:38 2011)\n"));
+    }
+}

@@ -1,0 +1,530 @@
+//! Every validation rule of the config, with a bad file and the exact error text.
+
+use std::path::Path;
+
+use proxyha::config::{self, PollMode, VrrpVersion, XdpMode};
+
+const BASE: &str = r#"
+[node]
+name = "director-a"
+management_ip = "198.18.0.1"
+priority = 99
+lbid = 10
+
+[vrrp]
+interface = "eth0"
+vrid = 51
+version = 2
+advert_interval = "1s"
+
+[[virtual_ip]]
+address = "198.18.0.250/24"
+interface = "eth0"
+
+[[port_redirect]]
+protocol = "http"
+original_ports = "9090"
+proxy_port = 9090
+
+[heartbeat]
+interval = "1s"
+misses = 3
+
+[dataplane]
+interface = "eth0"
+"#;
+
+/// Replaces the line starting with `key =` in `text` (or removes it when `new` is empty).
+fn with(text: &str, key: &str, new: &str) -> String {
+    let mut found = false;
+    let out: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            if !found && l.starts_with(&format!("{key} =")) {
+                found = true;
+                if new.is_empty() {
+                    None
+                } else {
+                    Some(new.to_string())
+                }
+            } else {
+                Some(l.to_string())
+            }
+        })
+        .collect();
+    assert!(found, "fixture has no line for {key}");
+    out.join("\n")
+}
+
+/// Inserts `line` right after the `[section]` header.
+fn add(text: &str, section: &str, line: &str) -> String {
+    text.replacen(&format!("{section}\n"), &format!("{section}\n{line}\n"), 1)
+}
+
+fn err(text: &str) -> String {
+    match config::parse("cluster.toml", text, Path::new(".")) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn base_is_valid_and_defaults_resolve() {
+    let c = config::parse("cluster.toml", BASE, Path::new(".")).unwrap();
+    assert_eq!(c.node.priority, 99);
+    assert!(c.node.is_director());
+    assert_eq!(
+        c.node.control_socket,
+        Path::new("/run/proxyha/director-a.sock")
+    );
+    assert_eq!(c.vrrp.vrid, 51);
+    assert_eq!(c.vrrp.version, VrrpVersion::V2);
+    assert_eq!(c.vrrp.virtual_mac(), [0, 0, 0x5e, 0, 1, 51]);
+    assert!(c.vrrp.preempt);
+    assert_eq!(c.vrrp.garp_count, 5);
+    assert_eq!(c.vrrp.garp_refresh, Some(std::time::Duration::from_secs(5)));
+    assert_eq!(c.port_redirects[0].original_ports, vec![(9090, 9090)]);
+    assert!(c.port_redirects[0].matches(9090));
+    assert!(!c.port_redirects[0].matches(9091));
+    assert_eq!(c.heartbeat.misses, 3);
+    assert_eq!(c.dataplane.queues, vec![0]);
+    assert_eq!(c.dataplane.mode, XdpMode::Auto);
+    assert_eq!(c.dataplane.poll, PollMode::Adaptive);
+    assert_eq!(c.dataplane.batch_size, 64);
+    assert_eq!(c.dataplane.flow_capacity, 1 << 20);
+    assert_eq!(c.dataplane.maglev_table_size, 65537);
+}
+
+#[test]
+fn priority_zero_is_a_scanning_node() {
+    let c = config::parse(
+        "c.toml",
+        &with(BASE, "priority", "priority = 0"),
+        Path::new("."),
+    )
+    .unwrap();
+    assert!(!c.node.is_director());
+}
+
+#[test]
+fn ranges_and_lists_parse() {
+    let t = with(BASE, "original_ports", r#"original_ports = "80,8080-8090""#);
+    let c = config::parse("c.toml", &t, Path::new(".")).unwrap();
+    assert_eq!(
+        c.port_redirects[0].original_ports,
+        vec![(80, 80), (8080, 8090)]
+    );
+    let t = with(BASE, "original_ports", "original_ports = 3128");
+    let c = config::parse("c.toml", &t, Path::new(".")).unwrap();
+    assert_eq!(c.port_redirects[0].original_ports, vec![(3128, 3128)]);
+}
+
+#[test]
+fn v3_accepts_centiseconds() {
+    let t = with(BASE, "version", "version = 3");
+    let t = with(&t, "advert_interval", r#"advert_interval = "10cs""#);
+    let c = config::parse("c.toml", &t, Path::new(".")).unwrap();
+    assert_eq!(
+        c.vrrp.advert_interval,
+        std::time::Duration::from_millis(100)
+    );
+}
+
+/// (description, mutated file, exact error)
+fn cases() -> Vec<(&'static str, String, &'static str)> {
+    let b = BASE;
+    vec![
+        (
+            "vrid too big",
+            with(b, "vrid", "vrid = 300"),
+            "cluster.toml: vrrp.vrid = 300: must be 1..255",
+        ),
+        (
+            "vrid zero",
+            with(b, "vrid", "vrid = 0"),
+            "cluster.toml: vrrp.vrid = 0: must be 1..255",
+        ),
+        (
+            "vrid missing",
+            with(b, "vrid", ""),
+            "cluster.toml: vrrp.vrid: missing (required)",
+        ),
+        (
+            "priority 255",
+            with(b, "priority", "priority = 255"),
+            "cluster.toml: node.priority = 255: must be 0..254",
+        ),
+        (
+            "negative priority",
+            with(b, "priority", "priority = -1"),
+            "cluster.toml: node.priority = -1: must be 0..254",
+        ),
+        (
+            "lbid zero",
+            with(b, "lbid", "lbid = 0"),
+            "cluster.toml: node.lbid = 0: must be 1..65535",
+        ),
+        (
+            "lbid missing",
+            with(b, "lbid", ""),
+            "cluster.toml: node.lbid: missing (required)",
+        ),
+        (
+            "bad name",
+            with(b, "name", r#"name = "a b""#),
+            r#"cluster.toml: node.name = "a b": must be 1..32 characters of A-Z a-z 0-9 . _ - @"#,
+        ),
+        (
+            "bad mgmt ip",
+            with(b, "management_ip", r#"management_ip = "198.18.0""#),
+            r#"cluster.toml: node.management_ip = "198.18.0": must be an IPv4 address"#,
+        ),
+        (
+            "multicast mgmt ip",
+            with(b, "management_ip", r#"management_ip = "224.0.0.18""#),
+            r#"cluster.toml: node.management_ip = "224.0.0.18": must be a unicast IPv4 address"#,
+        ),
+        (
+            "capacity zero",
+            add(b, "[node]", "capacity = 0"),
+            "cluster.toml: node.capacity = 0: must be 1..1000000",
+        ),
+        (
+            "empty socket",
+            add(b, "[node]", r#"control_socket = """#),
+            r#"cluster.toml: node.control_socket = "": must not be empty"#,
+        ),
+        (
+            "version 4",
+            with(b, "version", "version = 4"),
+            "cluster.toml: vrrp.version = 4: must be 2 or 3",
+        ),
+        (
+            "v2 sub-second",
+            with(b, "advert_interval", r#"advert_interval = "500ms""#),
+            r#"cluster.toml: vrrp.advert_interval = "500ms": must be whole seconds 1s..255s in VRRPv2"#,
+        ),
+        (
+            "v2 too long",
+            with(b, "advert_interval", r#"advert_interval = "256s""#),
+            r#"cluster.toml: vrrp.advert_interval = "256s": must be whole seconds 1s..255s in VRRPv2"#,
+        ),
+        (
+            "v3 5ms",
+            with(
+                &with(b, "version", "version = 3"),
+                "advert_interval",
+                r#"advert_interval = "5ms""#,
+            ),
+            r#"cluster.toml: vrrp.advert_interval = "5ms": must be a multiple of 10ms, 10ms..40950ms in VRRPv3"#,
+        ),
+        (
+            "v3 15ms",
+            with(
+                &with(b, "version", "version = 3"),
+                "advert_interval",
+                r#"advert_interval = "15ms""#,
+            ),
+            r#"cluster.toml: vrrp.advert_interval = "15ms": must be a multiple of 10ms, 10ms..40950ms in VRRPv3"#,
+        ),
+        (
+            "bad duration",
+            with(b, "advert_interval", r#"advert_interval = "fast""#),
+            r#"cluster.toml: vrrp.advert_interval = "fast": must be a duration like "1s", "100ms" or "10cs""#,
+        ),
+        (
+            "preempt delay",
+            add(b, "[vrrp]", r#"preempt_delay = "2h""#),
+            r#"cluster.toml: vrrp.preempt_delay = "2h": must be a duration like "1s", "100ms" or "10cs""#,
+        ),
+        (
+            "preempt delay long",
+            add(b, "[vrrp]", r#"preempt_delay = "61m""#),
+            r#"cluster.toml: vrrp.preempt_delay = "61m": must be at most 3600s"#,
+        ),
+        (
+            "garp count",
+            add(b, "[vrrp]", "garp_count = 101"),
+            "cluster.toml: vrrp.garp_count = 101: must be 0..100",
+        ),
+        (
+            "garp refresh",
+            add(b, "[vrrp]", r#"garp_refresh = "0s""#),
+            r#"cluster.toml: vrrp.garp_refresh = "0s": must be "off" or 1ms..3600s"#,
+        ),
+        (
+            "auth v3",
+            add(
+                &with(&with(b, "version", "version = 3"), "advert_interval", ""),
+                "[vrrp]",
+                r#"auth_pass = "secret""#,
+            ),
+            "cluster.toml: vrrp.auth_pass = (hidden): only VRRPv2 has authentication",
+        ),
+        (
+            "auth long",
+            add(b, "[vrrp]", r#"auth_pass = "123456789""#),
+            "cluster.toml: vrrp.auth_pass = (hidden): must be 1..8 ASCII characters",
+        ),
+        (
+            "bad cidr",
+            with(b, "address", r#"address = "198.18.0.250""#),
+            r#"cluster.toml: virtual_ip[0].address = "198.18.0.250": must be IPv4 CIDR like 198.18.0.250/24"#,
+        ),
+        (
+            "bad prefix",
+            with(b, "address", r#"address = "198.18.0.250/33""#),
+            r#"cluster.toml: virtual_ip[0].address = "198.18.0.250/33": prefix `33` must be 0..32"#,
+        ),
+        (
+            "vip is mgmt",
+            with(b, "address", r#"address = "198.18.0.1/24""#),
+            r#"cluster.toml: virtual_ip[0].address = "198.18.0.1/24": must differ from node.management_ip"#,
+        ),
+        (
+            "dup vip",
+            format!("{b}\n[[virtual_ip]]\naddress = \"198.18.0.250/24\"\n"),
+            r#"cluster.toml: virtual_ip[1].address = "198.18.0.250/24": duplicate virtual IP"#,
+        ),
+        (
+            "no vip",
+            b.replace(
+                "[[virtual_ip]]\naddress = \"198.18.0.250/24\"\ninterface = \"eth0\"\n",
+                "",
+            ),
+            "cluster.toml: virtual_ip: missing (required)",
+        ),
+        (
+            "port zero",
+            with(b, "original_ports", r#"original_ports = "0""#),
+            r#"cluster.toml: port_redirect[0].original_ports = "0": `0` is not a port 1..65535"#,
+        ),
+        (
+            "backwards range",
+            with(b, "original_ports", r#"original_ports = "90-80""#),
+            r#"cluster.toml: port_redirect[0].original_ports = "90-80": range 90-80 is backwards"#,
+        ),
+        (
+            "bad ports type",
+            with(b, "original_ports", "original_ports = true"),
+            "cluster.toml: port_redirect[0].original_ports = true: must be a port list like \"80,8080-8090\"",
+        ),
+        (
+            "overlap",
+            format!("{b}\n[[port_redirect]]\noriginal_ports = \"9000-9100\"\nproxy_port = 3128\n"),
+            r#"cluster.toml: port_redirect[1].original_ports = 9000-9100: overlaps another port_redirect"#,
+        ),
+        (
+            "proxy port",
+            with(b, "proxy_port", "proxy_port = 70000"),
+            "cluster.toml: port_redirect[0].proxy_port = 70000: must be 1..65535",
+        ),
+        (
+            "hb too fast",
+            with(b, "interval", r#"interval = "50ms""#),
+            r#"cluster.toml: heartbeat.interval = "50ms": must be 100ms..60s"#,
+        ),
+        (
+            "hb misses",
+            with(b, "misses", "misses = 0"),
+            "cluster.toml: heartbeat.misses = 0: must be 1..100",
+        ),
+        (
+            "hb key missing",
+            add(b, "[heartbeat]", r#"key_file = "/nonexistent/proxyha.key""#),
+            r#"cluster.toml: heartbeat.key_file = "/nonexistent/proxyha.key": cannot read: No such file or directory (os error 2)"#,
+        ),
+        (
+            "hb static",
+            add(b, "[heartbeat]", r#"static_nodes = ["198.18.0.3", "x"]"#),
+            r#"cluster.toml: heartbeat.static_nodes[1] = "x": must be an IPv4 address"#,
+        ),
+        (
+            "queues",
+            add(b, "[dataplane]", "queues = 0"),
+            "cluster.toml: dataplane.queues = 0: must be 1..64",
+        ),
+        (
+            "cores len",
+            add(b, "[dataplane]", "cores = [0, 1]"),
+            "cluster.toml: dataplane.cores = [0, 1]: must list one core per queue (1 queues)",
+        ),
+        (
+            "mode",
+            add(b, "[dataplane]", r#"mode = "fast""#),
+            r#"cluster.toml: dataplane.mode = "fast": must be "auto", "copy" or "zero-copy""#,
+        ),
+        (
+            "poll",
+            add(b, "[dataplane]", r#"poll = "spin""#),
+            r#"cluster.toml: dataplane.poll = "spin": must be "adaptive" or "busy""#,
+        ),
+        (
+            "batch",
+            add(b, "[dataplane]", "batch_size = 0"),
+            "cluster.toml: dataplane.batch_size = 0: must be 1..1024",
+        ),
+        (
+            "flows",
+            add(b, "[dataplane]", "flow_capacity = 10"),
+            "cluster.toml: dataplane.flow_capacity = 10: must be 1024..16777216",
+        ),
+        (
+            "maglev prime",
+            add(b, "[dataplane]", "maglev_table_size = 65536"),
+            "cluster.toml: dataplane.maglev_table_size = 65536: must be prime",
+        ),
+        (
+            "unknown key",
+            add(b, "[vrrp]", "vird = 51"),
+            "cluster.toml: vrrp.vird: unknown key",
+        ),
+        (
+            "unknown table",
+            format!("{b}\n[extra]\nx = 1\n"),
+            "cluster.toml: extra: unknown key",
+        ),
+        (
+            "unknown in array",
+            add(b, "[[port_redirect]]", "port = 1"),
+            "cluster.toml: port_redirect[0].port: unknown key",
+        ),
+        (
+            "wrong type",
+            with(b, "vrid", r#"vrid = "51""#),
+            "cluster.toml: vrrp.vrid: invalid type: string \"51\", expected i64 (line 10)",
+        ),
+        (
+            "no node",
+            b.replacen("[node]", "[nodes]", 1),
+            "cluster.toml: nodes: unknown key",
+        ),
+        (
+            "syntax",
+            format!("{b}\n[vrrp\n"),
+            "cluster.toml: line 30: invalid table header\nexpected `.`, `]`",
+        ),
+    ]
+}
+
+#[test]
+fn every_rule_has_an_exact_error() {
+    let mut failures = Vec::new();
+    for (what, text, want) in cases() {
+        let got = err(&text);
+        if got != want {
+            failures.push(format!("{what}:\n  want: {want}\n  got:  {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn key_file_is_read_relative_to_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hb.key"), "0123456789abcdef0123\n").unwrap();
+    let text = add(BASE, "[heartbeat]", r#"key_file = "hb.key""#);
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, &text).unwrap();
+    let c = config::load(&path).unwrap();
+    assert_eq!(
+        c.heartbeat.key.as_deref(),
+        Some(&b"0123456789abcdef0123"[..])
+    );
+    std::fs::write(dir.path().join("hb.key"), "short").unwrap();
+    let e = config::load(&path).unwrap_err().to_string();
+    assert!(
+        e.ends_with(r#"heartbeat.key_file = "hb.key": key must be at least 16 bytes"#),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let e = config::load(Path::new("/nonexistent/cluster.toml")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/nonexistent/cluster.toml: cannot read: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn every_pipeline_file_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let mut n = 0;
+    let mut stack = vec![dir];
+    let mut groups = std::collections::BTreeMap::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                let c = config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                for a in [c.node.management_ip]
+                    .into_iter()
+                    .chain(c.virtual_ips.iter().map(|v| v.address.address()))
+                {
+                    let o = a.octets();
+                    assert!(
+                        o[0] == 198 && (o[1] == 18 || o[1] == 19),
+                        "{}: {a} outside 198.18.0.0/15",
+                        p.display()
+                    );
+                }
+                groups
+                    .entry(c.node.lbid)
+                    .or_insert_with(Vec::new)
+                    .push((c.vrrp.vrid, c.node.priority));
+                n += 1;
+            }
+        }
+    }
+    assert!(n >= 6, "expected the two example clusters, found {n} files");
+    // Group A: VRID 51 with priorities 99, 89, 0; group B: its own LBID and VRID.
+    let mut a = groups[&10].clone();
+    a.sort();
+    assert_eq!(a, vec![(51, 0), (51, 89), (51, 99)]);
+    assert!(groups[&20].iter().all(|(v, _)| *v == 52));
+}
+
+#[test]
+fn config_check_cli() {
+    let bin = env!("CARGO_BIN_EXE_proxyha");
+    let ok = std::process::Command::new(bin)
+        .args(["config", "check", "pipelines/cluster-a/director-a.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        out.contains("vrrp.virtual_mac              00:00:5e:00:01:33"),
+        "{out}"
+    );
+    assert!(
+        out.contains("port_redirect[0]              http 9090 -> 9090"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("cluster.toml");
+    std::fs::write(&bad, with(BASE, "vrid", "vrid = 300")).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cluster.toml: vrrp.vrid = 300: must be 1..255"),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(bin)
+        .args(["frobnicate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
