@@ -270,6 +270,30 @@ fn v2_election_balancing_failover_preemption() {
         String::from_utf8_lossy(&neigh.stdout)
     );
 
+    // On the wire, tcpdump decodes our adverts exactly as the original's.
+    let td = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("sw"),
+            "timeout",
+            "5",
+            "tcpdump",
+            "-np",
+            "-c",
+            "2",
+            "-i",
+            "br0",
+            "vrrp",
+        ])
+        .output()
+        .unwrap();
+    let td = String::from_utf8_lossy(&td.stdout);
+    assert!(
+        td.contains("198.18.0.1 > 224.0.0.18: VRRPv2, Advertisement, vrid 51, prio 99, authtype none, intvl 1s, length 20"),
+        "tcpdump -np vrrp printed: {td}"
+    );
+
     // Discovery: both directors list every node with the right types and states.
     let ok = wait_until(Duration::from_secs(10), || {
         let a = lab
@@ -383,6 +407,12 @@ fn v2_election_balancing_failover_preemption() {
         pre.as_secs_f64()
     );
     assert!(lab.request("/index.html", 3.0).is_some());
+    // The kill -9 left its XDP program attached; the restart removed it.
+    let log = std::fs::read_to_string(lab.path().join("director-a/proxyha.log")).unwrap();
+    assert!(
+        log.contains("detached 1 stale proxyha program"),
+        "restart did not clean up the crashed run's XDP program"
+    );
 
     let a_master = log_time(&lab, "director-a", "became Master").expect("director-a log");
     let b_backup = log_time(&lab, "director-b", "became Backup").expect("director-b log");
@@ -400,6 +430,15 @@ fn v2_election_balancing_failover_preemption() {
             .is_some(),
         "{}",
         lab.logs()
+    );
+    // A clean stop detaches the XDP program.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let l = lab.exec("director-a", &["ip", "-d", "link", "show", "eth0"]);
+            !String::from_utf8_lossy(&l.stdout).contains("prog/xdp")
+        })
+        .is_some(),
+        "XDP program still attached after SIGTERM"
     );
     let samples = sampler.finish();
     // The two directors are asked one after the other, a few ms apart, so a
