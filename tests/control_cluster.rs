@@ -1,0 +1,259 @@
+//! Three control planes (director-a 99, director-b 89, scanner-c 0) on a
+//! simulated broadcast segment with a virtual clock: no root, no sockets.
+//! Checks the election, discovery, and that both directors build the very
+//! same Maglev table (by node id), which is what keeps established flows on
+//! their node across a takeover.
+
+use std::time::{Duration, Instant};
+
+use proxyha::balance::health;
+use proxyha::control::Plane;
+use proxyha::dataplane::classify::Filter;
+use proxyha::dataplane::worker::{ControlKind, Shared};
+use proxyha::heartbeat::{LocalHealth, Ports};
+use proxyha::wire::arp;
+use proxyha::wire::ethernet::Address;
+
+fn config(name: &str, ip: &str, priority: u8) -> proxyha::config::Config {
+    let text = format!(
+        r#"
+[node]
+name = "{name}"
+management_ip = "{ip}"
+priority = {priority}
+lbid = 10
+[vrrp]
+interface = "eth0"
+vrid = 51
+[[virtual_ip]]
+address = "198.18.0.250/24"
+[[port_redirect]]
+original_ports = "9090"
+proxy_port = 9090
+"#
+    );
+    proxyha::config::parse("sim.toml", &text, std::path::Path::new(".")).unwrap()
+}
+
+struct Node {
+    plane: Plane,
+    shared: Shared,
+    up: bool,
+}
+
+struct Segment {
+    t0: Instant,
+    now: Instant,
+    nodes: Vec<Node>,
+}
+
+/// Which control kind a worker would have queued this frame as.
+fn kind(frame: &[u8]) -> Option<ControlKind> {
+    match u16::from_be_bytes([frame[12], frame[13]]) {
+        0x0806 => Some(ControlKind::Arp),
+        0x0800 => match frame[23] {
+            112 => Some(ControlKind::Vrrp),
+            253 => Some(ControlKind::Heartbeat),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl Segment {
+    fn new() -> Segment {
+        let t0 = Instant::now();
+        let mut nodes = Vec::new();
+        for (i, (name, ip, prio)) in [
+            ("director-a", "198.18.0.1", 99),
+            ("director-b", "198.18.0.2", 89),
+            ("scanner-c", "198.18.0.3", 0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mac = [2, 0, 0, 0, 0, i as u8 + 1];
+            let shared = Shared::new(Filter::new(51, mac), 65537).unwrap();
+            let mut plane = Plane::new(
+                config(name, ip, prio),
+                mac,
+                shared.clone(),
+                t0,
+                1_764_140_400_000,
+            )
+            .unwrap();
+            plane.start(t0);
+            nodes.push(Node {
+                plane,
+                shared,
+                up: true,
+            });
+        }
+        Segment { t0, now: t0, nodes }
+    }
+
+    /// Advances the clock to `ms` after start in 5 ms steps, delivering every
+    /// transmitted frame to every other live node (ARP only to directors).
+    fn run_until(&mut self, ms: u64) {
+        let end = self.t0 + Duration::from_millis(ms);
+        while self.now < end {
+            self.now += Duration::from_millis(5);
+            let now = self.now;
+            // The probe thread's report, once a second: the proxy answers.
+            let probe = (now - self.t0).as_millis() % 1000 == 0;
+            for n in self.nodes.iter_mut().filter(|n| n.up) {
+                if probe {
+                    n.plane.set_local_health(
+                        now,
+                        LocalHealth {
+                            ports: Ports::from_results(&[true]),
+                            ..LocalHealth::default()
+                        },
+                    );
+                }
+                n.plane.handle_timeout(now);
+            }
+            loop {
+                let mut frames = Vec::new();
+                for (i, n) in self.nodes.iter_mut().enumerate() {
+                    while let Some(f) = n.plane.poll_transmit() {
+                        if n.up {
+                            frames.push((i, f));
+                        }
+                    }
+                }
+                if frames.is_empty() {
+                    break;
+                }
+                for (from, f) in frames {
+                    let Some(k) = kind(&f) else { continue };
+                    for (j, n) in self.nodes.iter_mut().enumerate() {
+                        if j != from && n.up {
+                            n.plane.handle_frame(now, k, &f);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn masters(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].up && self.nodes[i].plane.is_master())
+            .collect()
+    }
+
+    /// The published Maglev table as node ids, so directors whose health
+    /// tables numbered the slots differently still compare equal.
+    fn table_by_id(&self, i: usize) -> Vec<u64> {
+        let s = &self.nodes[i].shared;
+        let t = s.maglev.load();
+        t.entries()
+            .iter()
+            .map(|&slot| {
+                s.health
+                    .get(usize::from(slot))
+                    .filter(|n| n.state != health::State::Empty)
+                    .map_or(u64::MAX, |n| n.id)
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn election_discovery_and_identical_tables() {
+    let mut seg = Segment::new();
+    seg.run_until(3000);
+    assert!(
+        seg.masters().is_empty(),
+        "no Master before Master_Down_Interval"
+    );
+    seg.run_until(4000);
+    assert_eq!(seg.masters(), vec![0], "director-a (99) is Master");
+
+    seg.run_until(8000);
+    let st = seg.nodes[0].plane.status(seg.now);
+    let kinds: Vec<(String, String)> = st
+        .entries
+        .iter()
+        .map(|e| (e.device.clone(), e.kind.clone()))
+        .collect();
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    for n in ["director-b", "scanner-c"] {
+        assert!(
+            kinds.iter().any(|(d, _)| d == n),
+            "{n} not discovered: {kinds:?}"
+        );
+    }
+
+    // Both directors balance over the same 3 nodes with the same table.
+    let a = seg.table_by_id(0);
+    let b = seg.table_by_id(1);
+    let nodes: std::collections::BTreeSet<u64> = a.iter().copied().collect();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    assert_eq!(
+        a, b,
+        "director-b's table differs from the Active Director's"
+    );
+
+    // Takeover: director-a dies; director-b becomes Master with the same
+    // table, so established flows keep their node until the dead director
+    // is declared FAILED.
+    seg.nodes[0].up = false;
+    seg.run_until(8000 + 3700);
+    assert_eq!(seg.masters(), vec![1], "director-b took over");
+    let b_after = seg.table_by_id(1);
+    assert_eq!(b_after, a, "the table changed at takeover");
+
+    // Once director-a misses 3 heartbeats it leaves; only its entries move.
+    seg.run_until(8000 + 9000);
+    let b_late = seg.table_by_id(1);
+    let a_id = u64::from(u32::from(std::net::Ipv4Addr::new(198, 18, 0, 1)));
+    assert!(!b_late.contains(&a_id), "director-a still in the table");
+    let moved = a
+        .iter()
+        .zip(&b_late)
+        .filter(|(x, y)| x != y && **x != a_id)
+        .count();
+    assert!(
+        moved * 100 <= a.len(),
+        "{moved} entries of surviving nodes moved (more than 1%)"
+    );
+}
+
+#[test]
+fn only_the_master_answers_arp_for_the_vip() {
+    let mut seg = Segment::new();
+    seg.run_until(4000);
+    let req = arp::Repr {
+        operation: arp::Operation::Request,
+        sender_hw: Address([2, 0, 0, 0, 0, 0x64]),
+        sender_ip: "198.18.0.100".parse().unwrap(),
+        target_hw: Address([0; 6]),
+        target_ip: "198.18.0.250".parse().unwrap(),
+    }
+    .to_frame(None);
+    let now = seg.now;
+    for n in seg.nodes.iter_mut() {
+        while n.plane.poll_transmit().is_some() {}
+        n.plane.handle_frame(now, ControlKind::Arp, &req);
+    }
+    let replies: Vec<Vec<u8>> = seg.nodes[0].plane.poll_transmit().into_iter().collect();
+    assert_eq!(replies.len(), 1, "the Master answers once");
+    let eth = proxyha::wire::ethernet::Packet::new_checked(&replies[0][..]).unwrap();
+    let r = arp::Repr::parse(&arp::Packet::new_checked(eth.payload()).unwrap()).unwrap();
+    assert_eq!(r.operation, arp::Operation::Reply);
+    assert_eq!(
+        r.sender_hw,
+        Address([0, 0, 0x5e, 0, 1, 51]),
+        "with the virtual MAC"
+    );
+    assert!(
+        seg.nodes[1].plane.poll_transmit().is_none(),
+        "a Backup never answers"
+    );
+    assert!(
+        seg.nodes[2].plane.poll_transmit().is_none(),
+        "a scanning node never answers"
+    );
+}
