@@ -100,7 +100,7 @@ impl Segment {
             self.now += Duration::from_millis(5);
             let now = self.now;
             // The probe thread's report, once a second: the proxy answers.
-            let probe = (now - self.t0).as_millis() % 1000 == 0;
+            let probe = (now - self.t0).as_millis().is_multiple_of(1000);
             for n in self.nodes.iter_mut().filter(|n| n.up) {
                 if probe {
                     n.plane.set_local_health(
