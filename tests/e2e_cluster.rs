@@ -615,6 +615,39 @@ fn scanning_node_dies_and_rejoins() {
     );
     let back = (0..100).any(|_| lab.request("/index.html", 3.0).as_deref() == Some("scanner-c"));
     assert!(back, "scanner-c serves nothing after rejoining");
+
+    // Node health drives priority: the Master's interface goes down, so it
+    // resigns (priority 0) and director-b takes over; when the link is back
+    // it takes its priority back and preempts.
+    let set = |state: &str| {
+        let o = lab.exec("director-a", &["ip", "link", "set", "eth0", state]);
+        assert!(o.status.success());
+    };
+    set("down");
+    assert!(
+        lab.wait_state("director-a", "Backup", Duration::from_secs(2))
+            .is_some(),
+        "director-a stayed Master with its interface down\n{}",
+        lab.logs()
+    );
+    assert!(
+        lab.wait_state("director-b", "Master", Duration::from_secs(6))
+            .is_some(),
+        "director-b did not take over\n{}",
+        lab.logs()
+    );
+    set("up");
+    assert!(
+        lab.wait_state("director-a", "Master", Duration::from_secs(10))
+            .is_some(),
+        "director-a did not come back\n{}",
+        lab.logs()
+    );
+    let log = std::fs::read_to_string(lab.path().join("director-a/proxyha.log")).unwrap();
+    assert!(
+        log.contains("dataplane unhealthy: resigning with priority 0"),
+        "{log}"
+    );
 }
 
 #[test]
