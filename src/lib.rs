@@ -27,3 +27,4 @@ pub mod dataplane;
 pub mod node_setup;
 pub mod report;
 pub mod wire;
+pub mod xsk;
