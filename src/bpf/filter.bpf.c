@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: (MIT OR Apache-2.0) */
+/*
+ * proxyha's XDP filter: steers only proxyha's own frames into the AF_XDP
+ * sockets (the XSKMAP entry of the receiving queue) and passes everything
+ * else to the kernel untouched.
+ *
+ * To the sockets go:
+ *   - IPv4 TCP/UDP to a VIP on a redirected port, sent to the VRRP virtual
+ *     MAC, but only while the "active" flag is set (this node is the Active
+ *     Director). A backup director or a scanning node passes these frames, so
+ *     the redirected frames a scanning node receives under its own MAC reach
+ *     its kernel and its proxy.
+ *   - ARP requests whose target address is a VIP, also only while active
+ *     (the master answers for the VIP with the virtual MAC; a backup must
+ *     not).
+ *   - IPv4 protocol 112 (VRRP) whose VRID is ours, while the VRRP flag is set
+ *     (every director listens to adverts, master or backup).
+ *   - IPv4 protocol 253 (proxyha heartbeats), while the heartbeat flag is set.
+ * One 802.1Q (or 802.1ad) tag is looked through. Non-first IPv4 fragments
+ * carry no ports and are passed. A frame that qualifies but whose queue has
+ * no socket in the XSKMAP is passed and counted (STAT_NO_SOCKET).
+ *
+ * The control plane writes the maps below; all-zero maps (the state right
+ * after loading) steer nothing, so loading the program alone never steals
+ * traffic. The Rust side mirrors these layouts in src/xsk/filter.rs.
+ */
+#include "bpf_defs.h"
+
+#define FLAG_ACTIVE 0x01
+#define FLAG_VRRP 0x02
+#define FLAG_HEARTBEAT 0x04
+
+#define STAT_RX 0
+#define STAT_TO_XSK_VIP 1
+#define STAT_TO_XSK_ARP 2
+#define STAT_TO_XSK_VRRP 3
+#define STAT_TO_XSK_HEARTBEAT 4
+#define STAT_PASS 5
+#define STAT_NO_SOCKET 6
+#define STAT_COUNT 8
+
+#define ETH_P_IP 0x0800
+#define ETH_P_ARP 0x0806
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_VRRP 112
+#define IPPROTO_HEARTBEAT 253
+
+/* One array entry: what this node steers. 8 bytes. */
+struct filter_config {
+	__u8 vmac[6];
+	__u8 vrid;
+	__u8 flags;
+};
+
+/* One array entry: a bit per destination port, per protocol. 16 KiB. */
+struct port_bitmap {
+	__u64 tcp[1024];
+	__u64 udp[1024];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} proxyha_xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct filter_config);
+} proxyha_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __be32);
+	__type(value, __u8);
+} proxyha_vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct port_bitmap);
+} proxyha_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} proxyha_stats SEC(".maps");
+
+struct ethhdr {
+	__u8 dst[6];
+	__u8 src[6];
+	__be16 proto;
+};
+
+struct iphdr {
+	__u8 ver_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__be16 check;
+	__be32 saddr;
+	__be32 daddr;
+};
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&proxyha_stats, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int pass(void)
+{
+	count(STAT_PASS);
+	return XDP_PASS;
+}
+
+static __always_inline int to_xsk(struct xdp_md *ctx, __u32 stat)
+{
+	__u32 q = ctx->rx_queue_index;
+
+	if (!bpf_map_lookup_elem(&proxyha_xsks, &q)) {
+		count(STAT_NO_SOCKET);
+		return pass();
+	}
+	count(stat);
+	/* The low bits of flags are the action if the entry vanished since. */
+	return bpf_redirect_map(&proxyha_xsks, q, XDP_PASS);
+}
+
+static __always_inline int is_vip(__be32 addr)
+{
+	return bpf_map_lookup_elem(&proxyha_vips, &addr) != 0;
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] &&
+	       a[4] == b[4] && a[5] == b[5];
+}
+
+static __always_inline int port_set(__u8 protocol, __u16 port)
+{
+	__u32 zero = 0;
+	struct port_bitmap *bm = bpf_map_lookup_elem(&proxyha_ports, &zero);
+	__u32 word = (port >> 6) & 1023;
+	__u64 bit = 1ULL << (port & 63);
+
+	if (!bm)
+		return 0;
+	if (protocol == IPPROTO_TCP)
+		return (bm->tcp[word] & bit) != 0;
+	return (bm->udp[word] & bit) != 0;
+}
+
+SEC("xdp")
+int proxyha_filter(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct filter_config *cfg;
+	__u32 zero = 0;
+	__u32 off = sizeof(struct ethhdr);
+	__be16 proto;
+
+	count(STAT_RX);
+	cfg = bpf_map_lookup_elem(&proxyha_config, &zero);
+	if (!cfg)
+		return pass();
+	if ((void *)(eth + 1) > end)
+		return pass();
+	proto = eth->proto;
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		__be16 *inner = (void *)(eth + 1) + 2;
+		if ((void *)(inner + 1) > end)
+			return pass();
+		proto = *inner;
+		off += 4;
+	}
+
+	if (proto == bpf_htons(ETH_P_ARP)) {
+		/* htype(2) ptype(2) hlen(1) plen(1) oper(2) sha(6) spa(4) tha(6) tpa(4) */
+		__u8 *arp = data + off;
+		__be32 tpa;
+
+		if (!(cfg->flags & FLAG_ACTIVE))
+			return pass();
+		if ((void *)(arp + 28) > end)
+			return pass();
+		if (arp[2] != 0x08 || arp[3] != 0x00 || arp[4] != 6 || arp[5] != 4)
+			return pass();
+		if (arp[6] != 0 || arp[7] != 1) /* request */
+			return pass();
+		__builtin_memcpy(&tpa, arp + 24, 4);
+		if (!is_vip(tpa))
+			return pass();
+		return to_xsk(ctx, STAT_TO_XSK_ARP);
+	}
+
+	if (proto != bpf_htons(ETH_P_IP))
+		return pass();
+
+	struct iphdr *ip = data + off;
+	if ((void *)(ip + 1) > end)
+		return pass();
+	if ((ip->ver_ihl >> 4) != 4)
+		return pass();
+	__u32 ihl = ip->ver_ihl & 0x0f;
+	if (ihl < 5)
+		return pass();
+	__u8 *l4 = (__u8 *)ip + ihl * 4;
+
+	switch (ip->protocol) {
+	case IPPROTO_VRRP:
+		/* VRRP: version/type(1) VRID(1) ... */
+		if (!(cfg->flags & FLAG_VRRP))
+			return pass();
+		if ((void *)(l4 + 2) > end)
+			return pass();
+		if (l4[1] != cfg->vrid)
+			return pass();
+		return to_xsk(ctx, STAT_TO_XSK_VRRP);
+	case IPPROTO_HEARTBEAT:
+		if (!(cfg->flags & FLAG_HEARTBEAT))
+			return pass();
+		return to_xsk(ctx, STAT_TO_XSK_HEARTBEAT);
+	case IPPROTO_TCP:
+	case IPPROTO_UDP: {
+		if (!(cfg->flags & FLAG_ACTIVE))
+			return pass();
+		if (!mac_eq(eth->dst, cfg->vmac))
+			return pass();
+		if (ip->frag_off & bpf_htons(0x1fff))
+			return pass();
+		if ((void *)(l4 + 4) > end)
+			return pass();
+		if (!is_vip(ip->daddr))
+			return pass();
+		__u16 dport = ((__u16)l4[2] << 8) | l4[3];
+		if (!port_set(ip->protocol, dport))
+			return pass();
+		return to_xsk(ctx, STAT_TO_XSK_VIP);
+	}
+	default:
+		return pass();
+	}
+}
+
+char _license[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,135 @@
+//! Small system helpers: interface lookup, bpffs, CPU count.
+
+use std::ffi::CString;
+use std::io;
+
+use super::Error;
+
+/// `BPF_FS_MAGIC` from `include/uapi/linux/magic.h`.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+const BPFFS_PATH: &std::ffi::CStr = c"/sys/fs/bpf";
+
+/// Resolves an interface name in the caller's network namespace.
+pub(crate) fn ifindex(ifname: &str) -> Result<u32, Error> {
+    let name = ifname_cstring(ifname)?;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call;
+    // if_nametoindex only reads it.
+    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if idx == 0 {
+        return Err(Error::NoSuchInterface(ifname.to_owned()));
+    }
+    Ok(idx)
+}
+
+/// Checks an interface name (1..=15 bytes, no NUL) and returns it as a C string.
+pub(crate) fn ifname_cstring(ifname: &str) -> Result<CString, Error> {
+    if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ {
+        return Err(Error::BadInterfaceName(ifname.to_owned()));
+    }
+    CString::new(ifname).map_err(|_| Error::BadInterfaceName(ifname.to_owned()))
+}
+
+/// Makes sure a BPF filesystem is mounted at `/sys/fs/bpf`, mounting one if
+/// not, and returns whether it mounted it.
+///
+/// `ip netns exec` remounts `/sys` for the namespace, which hides the host's
+/// bpffs; libxdp needs one to pin its dispatcher (without it, it falls back
+/// to attaching a single program and other XDP programs cannot coexist).
+/// Mounting inside `ip netns exec` affects only that command's private mount
+/// namespace.
+pub fn ensure_bpffs() -> Result<bool, Error> {
+    if is_bpffs()? {
+        return Ok(false);
+    }
+    // SAFETY: all pointers are valid NUL-terminated strings (or null for the
+    // data argument, which bpffs accepts); mount(2) only reads them.
+    let rc = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            BPFFS_PATH.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(Error::BpfFs(io::Error::last_os_error()));
+    }
+    Ok(true)
+}
+
+fn is_bpffs() -> Result<bool, Error> {
+    // SAFETY: statfs is a plain-old-data struct for which all-zero bytes are
+    // a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is NUL-terminated and `st` is a valid, writable statfs.
+    let rc = unsafe { libc::statfs(BPFFS_PATH.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(Error::BpfFs(io::Error::last_os_error()));
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets
+    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+}
+
+/// The number of possible CPUs (the number of slots in a per-CPU map value).
+pub(crate) fn possible_cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|s| parse_cpu_list(s.trim()))
+        .unwrap_or(1024)
+}
+
+/// Parses a kernel CPU list such as `0-3,5,7-8` into the highest CPU + 1.
+pub(crate) fn parse_cpu_list(s: &str) -> Option<usize> {
+    let mut max = None;
+    for part in s.split(',') {
+        let last = match part.split_once('-') {
+            Some((_, hi)) => hi,
+            None => part,
+        };
+        let n: usize = last.trim().parse().ok()?;
+        max = Some(max.map_or(n, |m: usize| m.max(n)));
+    }
+    max.map(|m| m + 1)
+}
+
+/// Turns a negative-errno return value into an `io::Error`.
+pub(crate) fn neg_errno(rc: i64) -> io::Error {
+    let code = i32::try_from(-rc).unwrap_or(libc::EINVAL);
+    io::Error::from_raw_os_error(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0"), Some(1));
+        assert_eq!(parse_cpu_list("0-1"), Some(2));
+        assert_eq!(parse_cpu_list("0-3,5,7-8"), Some(9));
+        assert_eq!(parse_cpu_list(""), None);
+        assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn interface_names() {
+        assert!(matches!(
+            ifname_cstring(""),
+            Err(Error::BadInterfaceName(_))
+        ));
+        assert!(matches!(
+            ifname_cstring("0123456789abcdef"),
+            Err(Error::BadInterfaceName(_))
+        ));
+        assert!(matches!(
+            ifname_cstring("a\0b"),
+            Err(Error::BadInterfaceName(_))
+        ));
+        assert!(ifname_cstring("veth0").is_ok());
+        assert!(matches!(
+            ifindex("phx-nonexistent"),
+            Err(Error::NoSuchInterface(_))
+        ));
+    }
+}
