@@ -2,4 +2,11 @@
 //! the MAC-rewrite redirect. Generic over [`port::Port`], so the whole
 //! rx → classify → balance → tx path runs on in-memory rings in tests.
 
+pub mod classify;
+pub mod mem;
 pub mod port;
+pub mod redirect;
+pub mod stats;
+pub mod worker;
+
+pub use classify::{Filter, Verdict};

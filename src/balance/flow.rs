@@ -1,0 +1,683 @@
+//! The per-worker flow table: 5-tuple → node slot, so that a connection stays
+//! on the node that took its first packet while that node lives.
+//!
+//! * **Layout.** A fixed array of 4-way buckets (128 bytes, cache-line
+//!   aligned), allocated once: memory never grows. The table holds
+//!   `capacity` flows at a load factor of 0.8, so it has `1.25 × capacity`
+//!   entries in total.
+//! * **Steering** ([`Table::steer`]). A TCP SYN or an unknown tuple (a new UDP
+//!   flow, or a TCP flow this director has not seen, e.g. after a takeover)
+//!   takes Maglev's choice. Later packets follow the table while the node
+//!   keeps flows (up or draining) under the same health generation; if the
+//!   node died, the flow is re-picked through Maglev. A FIN or RST shortens
+//!   the flow's idle timeout.
+//! * **SYN-flood guard.** Every new entry starts *unconfirmed*; a later
+//!   non-SYN packet of the same tuple confirms it (*established*). A new
+//!   entry may only replace an empty slot, an idle (timed-out) entry, or
+//!   another unconfirmed or closing entry (the least recently seen). When a
+//!   bucket holds only live established flows, the new flow is not tracked at
+//!   all: it is still forwarded on Maglev's choice, which is what it would
+//!   have got anyway, and no established flow is evicted.
+//!
+//! Time is a caller-supplied millisecond counter (`u32`, wrapping), read once
+//! per batch.
+
+use super::mix64;
+
+/// Ways per bucket.
+pub const WAYS: usize = 4;
+
+/// The default capacity (flows per worker).
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
+
+/// The seed of the flow hash, shared by every director (the Maglev input).
+pub const SEED: u64 = 0x7068_612d_666c_6f77; // "pha-flow"
+
+/// A flow's 5-tuple (IPv4; addresses and ports in host order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Key {
+    /// Source address.
+    pub src: u32,
+    /// Destination address.
+    pub dst: u32,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// IP protocol (6 TCP, 17 UDP).
+    pub proto: u8,
+}
+
+impl Key {
+    #[inline]
+    fn packed(&self) -> (u64, u64) {
+        (
+            (u64::from(self.src) << 32) | u64::from(self.dst),
+            (u64::from(self.sport) << 48) | (u64::from(self.dport) << 32) | u64::from(self.proto),
+        )
+    }
+
+    /// The flow hash: fixed function, fixed seed, so every director computes
+    /// the same value (and so the same Maglev entry) for a flow.
+    #[inline]
+    pub fn hash(&self) -> u64 {
+        let (a, b) = self.packed();
+        mix64(a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b ^ SEED)
+    }
+}
+
+/// What a packet means for its flow's lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// A TCP SYN without ACK: a connection attempt.
+    Open,
+    /// Any other packet (TCP with ACK, UDP).
+    Data,
+    /// A TCP FIN or RST.
+    Close,
+}
+
+/// Idle timeouts in milliseconds, per flow state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Seen only its first packet(s), not yet confirmed.
+    pub unconfirmed_ms: u32,
+    /// Confirmed by a later non-SYN packet.
+    pub established_ms: u32,
+    /// After a FIN or RST.
+    pub closing_ms: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            unconfirmed_ms: 10_000,
+            established_ms: 300_000,
+            closing_ms: 10_000,
+        }
+    }
+}
+
+/// A node chosen for a flow: its health slot, the slot generation it was
+/// chosen under, and its MAC (packed, see `health::mac_to_u64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// Health-table slot.
+    pub slot: u16,
+    /// Health generation at the time of choice.
+    pub generation: u64,
+    /// The node's MAC, packed.
+    pub mac: u64,
+}
+
+/// The node side of steering, implemented by the worker over the health
+/// table and Maglev (and by test doubles).
+pub trait Backends {
+    /// The packed MAC of `slot` if it still keeps flows under `generation`.
+    fn usable(&mut self, slot: u16, generation: u64) -> Option<u64>;
+    /// Maglev's choice for a flow hash, if any node is up.
+    fn pick(&mut self, hash: u64) -> Option<Target>;
+}
+
+/// How a packet was steered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Followed a live table entry.
+    Hit,
+    /// New (or expired, or reused) flow: took Maglev's choice and was recorded.
+    Miss,
+    /// Like `Miss`, but recording it evicted an unconfirmed or closing flow.
+    MissEvicted,
+    /// The flow's node died; re-picked through Maglev.
+    Moved,
+    /// Took Maglev's choice but was not recorded: its bucket holds only live
+    /// established flows (the SYN-flood guard), or it was a FIN/RST of an
+    /// unknown flow.
+    Untracked,
+    /// No node is up.
+    NoBackend,
+}
+
+/// The result of [`Table::steer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Steer {
+    /// Where the packet goes (`None` only with [`Outcome::NoBackend`]).
+    pub target: Option<Target>,
+    /// How it was decided.
+    pub outcome: Outcome,
+}
+
+const EMPTY: u8 = 0;
+const UNCONFIRMED: u8 = 1;
+const ESTABLISHED: u8 = 2;
+const CLOSING: u8 = 3;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    a: u64,
+    b: u64,
+    generation: u64,
+    last_seen: u32,
+    slot: u16,
+    state: u8,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Bucket([Entry; WAYS]);
+
+/// A bounded flow table, owned by one worker.
+#[derive(Debug)]
+pub struct Table {
+    buckets: Box<[Bucket]>,
+    timeouts: Timeouts,
+    len: usize,
+}
+
+impl Table {
+    /// A table for `capacity` flows (at least one bucket), with `timeouts`.
+    pub fn new(capacity: usize, timeouts: Timeouts) -> Table {
+        let entries = capacity.max(1).saturating_mul(5) / 4;
+        let n = entries.div_ceil(WAYS).clamp(1, u32::MAX as usize);
+        Table {
+            buckets: vec![Bucket::default(); n].into_boxed_slice(),
+            timeouts,
+            len: 0,
+        }
+    }
+
+    /// The total number of entries (the hard bound on tracked flows).
+    pub fn slots(&self) -> usize {
+        self.buckets.len() * WAYS
+    }
+
+    /// Entries in use (including idle ones not yet reclaimed).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no entry is in use.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of entry memory (fixed at construction).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.buckets)
+    }
+
+    #[inline]
+    fn bucket_index(&self, hash: u64) -> usize {
+        (((hash >> 32) * self.buckets.len() as u64) >> 32) as usize
+    }
+
+    /// Touches the bucket of `hash` so that a following [`Table::steer`]
+    /// finds it in cache. Call it for a whole batch first: the loads overlap.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) -> u64 {
+        let i = self.bucket_index(hash);
+        self.buckets.get(i).map_or(0, |b| b.0[0].a)
+    }
+
+    #[inline]
+    fn timeout(&self, state: u8) -> u32 {
+        match state {
+            ESTABLISHED => self.timeouts.established_ms,
+            CLOSING => self.timeouts.closing_ms,
+            _ => self.timeouts.unconfirmed_ms,
+        }
+    }
+
+    #[inline]
+    fn expired(&self, e: &Entry, now: u32) -> bool {
+        now.wrapping_sub(e.last_seen) > self.timeout(e.state)
+    }
+
+    /// Steers one packet of flow `key` (whose [`Key::hash`] is `hash`) at time
+    /// `now` (ms), recording what it learns. See the module documentation.
+    #[inline]
+    pub fn steer<B: Backends>(
+        &mut self,
+        key: &Key,
+        hash: u64,
+        segment: Segment,
+        now: u32,
+        backends: &mut B,
+    ) -> Steer {
+        let (a, b) = key.packed();
+        let bi = self.bucket_index(hash);
+        let timeouts = self.timeouts;
+        let Some(bucket) = self.buckets.get_mut(bi) else {
+            return Steer {
+                target: None,
+                outcome: Outcome::NoBackend,
+            };
+        };
+        let found = bucket
+            .0
+            .iter()
+            .position(|e| e.state != EMPTY && e.a == a && e.b == b);
+        if let Some(w) = found {
+            let e = &mut bucket.0[w];
+            let timeout = match e.state {
+                ESTABLISHED => timeouts.established_ms,
+                CLOSING => timeouts.closing_ms,
+                _ => timeouts.unconfirmed_ms,
+            };
+            let stale = now.wrapping_sub(e.last_seen) > timeout;
+            let reused = segment == Segment::Open && e.state != UNCONFIRMED;
+            if !stale && !reused {
+                if let Some(mac) = backends.usable(e.slot, e.generation) {
+                    e.last_seen = now;
+                    e.state = next_state(e.state, segment);
+                    return Steer {
+                        target: Some(Target {
+                            slot: e.slot,
+                            generation: e.generation,
+                            mac,
+                        }),
+                        outcome: Outcome::Hit,
+                    };
+                }
+                // Its node died: re-pick, keep the flow's state.
+                return match backends.pick(hash) {
+                    Some(t) => {
+                        e.slot = t.slot;
+                        e.generation = t.generation;
+                        e.last_seen = now;
+                        e.state = next_state(e.state, segment);
+                        Steer {
+                            target: Some(t),
+                            outcome: Outcome::Moved,
+                        }
+                    }
+                    None => {
+                        e.state = EMPTY;
+                        self.len -= 1;
+                        Steer {
+                            target: None,
+                            outcome: Outcome::NoBackend,
+                        }
+                    }
+                };
+            }
+            // An idle flow, or a new connection on a reused tuple: new flow
+            // in the same entry.
+            return match backends.pick(hash) {
+                Some(t) => {
+                    *e = Entry {
+                        a,
+                        b,
+                        generation: t.generation,
+                        last_seen: now,
+                        slot: t.slot,
+                        state: if segment == Segment::Close {
+                            CLOSING
+                        } else {
+                            UNCONFIRMED
+                        },
+                    };
+                    Steer {
+                        target: Some(t),
+                        outcome: Outcome::Miss,
+                    }
+                }
+                None => {
+                    e.state = EMPTY;
+                    self.len -= 1;
+                    Steer {
+                        target: None,
+                        outcome: Outcome::NoBackend,
+                    }
+                }
+            };
+        }
+        let Some(t) = backends.pick(hash) else {
+            return Steer {
+                target: None,
+                outcome: Outcome::NoBackend,
+            };
+        };
+        if segment == Segment::Close {
+            return Steer {
+                target: Some(t),
+                outcome: Outcome::Untracked,
+            };
+        }
+        // Choose an entry: empty, else the oldest idle one, else the least
+        // recently seen unconfirmed/closing one. Never a live established flow.
+        let mut empty = None;
+        let mut idle: Option<(usize, u32)> = None;
+        let mut weak: Option<(usize, u32)> = None;
+        for (w, e) in bucket.0.iter().enumerate() {
+            if e.state == EMPTY {
+                empty = Some(w);
+                break;
+            }
+            let age = now.wrapping_sub(e.last_seen);
+            let timeout = match e.state {
+                ESTABLISHED => timeouts.established_ms,
+                CLOSING => timeouts.closing_ms,
+                _ => timeouts.unconfirmed_ms,
+            };
+            if age > timeout {
+                if idle.is_none_or(|(_, a)| age > a) {
+                    idle = Some((w, age));
+                }
+            } else if e.state != ESTABLISHED && weak.is_none_or(|(_, a)| age > a) {
+                weak = Some((w, age));
+            }
+        }
+        let (w, outcome) = if let Some(w) = empty {
+            self.len += 1;
+            (w, Outcome::Miss)
+        } else if let Some((w, _)) = idle {
+            (w, Outcome::Miss)
+        } else if let Some((w, _)) = weak {
+            (w, Outcome::MissEvicted)
+        } else {
+            return Steer {
+                target: Some(t),
+                outcome: Outcome::Untracked,
+            };
+        };
+        bucket.0[w] = Entry {
+            a,
+            b,
+            generation: t.generation,
+            last_seen: now,
+            slot: t.slot,
+            state: UNCONFIRMED,
+        };
+        Steer {
+            target: Some(t),
+            outcome,
+        }
+    }
+
+    /// The slot a flow is pinned to, if it has a live entry at `now`.
+    pub fn get(&self, key: &Key, now: u32) -> Option<u16> {
+        let (a, b) = key.packed();
+        let bucket = self.buckets.get(self.bucket_index(key.hash()))?;
+        bucket
+            .0
+            .iter()
+            .find(|e| e.state != EMPTY && e.a == a && e.b == b && !self.expired(e, now))
+            .map(|e| e.slot)
+    }
+
+    /// Empties idle entries (optional housekeeping; steering reuses idle
+    /// entries on its own). Returns how many were removed.
+    pub fn expire(&mut self, now: u32) -> usize {
+        let mut removed = 0;
+        let t = self.timeouts;
+        for b in self.buckets.iter_mut() {
+            for e in b.0.iter_mut() {
+                let timeout = match e.state {
+                    ESTABLISHED => t.established_ms,
+                    CLOSING => t.closing_ms,
+                    _ => t.unconfirmed_ms,
+                };
+                if e.state != EMPTY && now.wrapping_sub(e.last_seen) > timeout {
+                    e.state = EMPTY;
+                    removed += 1;
+                }
+            }
+        }
+        self.len -= removed;
+        removed
+    }
+}
+
+#[inline]
+fn next_state(state: u8, segment: Segment) -> u8 {
+    match (state, segment) {
+        (_, Segment::Close) => CLOSING,
+        (UNCONFIRMED, Segment::Data) => ESTABLISHED,
+        (s, _) => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A test double: slots with generations and a liveness flag; picks by hash.
+    struct Nodes {
+        alive: Vec<bool>,
+        generation: Vec<u64>,
+    }
+
+    impl Nodes {
+        fn new(n: usize) -> Nodes {
+            Nodes {
+                alive: vec![true; n],
+                generation: vec![1; n],
+            }
+        }
+        fn kill(&mut self, slot: usize) {
+            self.alive[slot] = false;
+            self.generation[slot] += 1;
+        }
+    }
+
+    impl Backends for Nodes {
+        fn usable(&mut self, slot: u16, generation: u64) -> Option<u64> {
+            let s = slot as usize;
+            (self.alive[s] && self.generation[s] == generation).then_some(s as u64)
+        }
+        fn pick(&mut self, hash: u64) -> Option<Target> {
+            let live: Vec<usize> = (0..self.alive.len()).filter(|&i| self.alive[i]).collect();
+            let s = *live.get((hash % live.len().max(1) as u64) as usize)?;
+            Some(Target {
+                slot: s as u16,
+                generation: self.generation[s],
+                mac: s as u64,
+            })
+        }
+    }
+
+    fn key(i: u32) -> Key {
+        Key {
+            src: 0xc612_0000 | i,
+            dst: 0xc612_00fa,
+            sport: (i % 60_000) as u16,
+            dport: 9090,
+            proto: 6,
+        }
+    }
+
+    fn steer(t: &mut Table, k: &Key, seg: Segment, now: u32, n: &mut Nodes) -> Steer {
+        t.steer(k, k.hash(), seg, now, n)
+    }
+
+    #[test]
+    fn hash_is_fixed() {
+        let k = Key {
+            src: 0xc612_0064,
+            dst: 0xc612_00fa,
+            sport: 40000,
+            dport: 9090,
+            proto: 6,
+        };
+        assert_eq!(k.hash(), k.hash());
+        assert_ne!(k.hash(), Key { sport: 40001, ..k }.hash());
+    }
+
+    #[test]
+    fn syn_misses_then_data_hits_and_confirms() {
+        let mut t = Table::new(1024, Timeouts::default());
+        let mut n = Nodes::new(3);
+        let k = key(1);
+        let first = steer(&mut t, &k, Segment::Open, 0, &mut n);
+        assert_eq!(first.outcome, Outcome::Miss);
+        let again = steer(&mut t, &k, Segment::Open, 10, &mut n);
+        assert_eq!(again.outcome, Outcome::Hit, "a retransmitted SYN follows");
+        let data = steer(&mut t, &k, Segment::Data, 20, &mut n);
+        assert_eq!(data.outcome, Outcome::Hit);
+        assert_eq!(data.target.unwrap().slot, first.target.unwrap().slot);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(&k, 20), Some(first.target.unwrap().slot));
+    }
+
+    #[test]
+    fn dead_node_moves_only_its_flows() {
+        let mut t = Table::new(10_000, Timeouts::default());
+        let mut n = Nodes::new(4);
+        let mut first = HashMap::new();
+        for i in 0..2000 {
+            let s = steer(&mut t, &key(i), Segment::Open, 0, &mut n);
+            if steer(&mut t, &key(i), Segment::Data, 0, &mut n).outcome == Outcome::Hit {
+                first.insert(i, s.target.unwrap().slot);
+            }
+        }
+        assert!(first.len() > 1900);
+        n.kill(2);
+        // The double's pick changes for most flows once a node is gone: only
+        // the table keeps the survivors' flows in place.
+        for &i in first.keys() {
+            let s = steer(&mut t, &key(i), Segment::Data, 5, &mut n);
+            let slot = s.target.unwrap().slot;
+            if first[&i] == 2 {
+                assert_eq!(s.outcome, Outcome::Moved);
+                assert_ne!(slot, 2);
+            } else {
+                assert_eq!(s.outcome, Outcome::Hit);
+                assert_eq!(slot, first[&i]);
+            }
+        }
+    }
+
+    #[test]
+    fn idle_flows_expire_and_fin_shortens() {
+        let tm = Timeouts {
+            unconfirmed_ms: 100,
+            established_ms: 1000,
+            closing_ms: 50,
+        };
+        let mut t = Table::new(64, tm);
+        let mut n = Nodes::new(2);
+        let k = key(7);
+        steer(&mut t, &k, Segment::Open, 0, &mut n);
+        steer(&mut t, &k, Segment::Data, 50, &mut n);
+        assert_eq!(
+            steer(&mut t, &k, Segment::Data, 900, &mut n).outcome,
+            Outcome::Hit
+        );
+        assert_eq!(
+            steer(&mut t, &k, Segment::Close, 950, &mut n).outcome,
+            Outcome::Hit
+        );
+        assert!(t.get(&k, 990).is_some());
+        assert!(t.get(&k, 1001).is_none(), "closing timeout is short");
+        assert_eq!(
+            steer(&mut t, &k, Segment::Data, 1100, &mut n).outcome,
+            Outcome::Miss
+        );
+        assert_eq!(t.expire(100_000), 1);
+        assert!(t.is_empty());
+        // Time wraps.
+        let k2 = key(8);
+        steer(&mut t, &k2, Segment::Open, u32::MAX - 10, &mut n);
+        assert_eq!(
+            steer(&mut t, &k2, Segment::Data, 20, &mut n).outcome,
+            Outcome::Hit
+        );
+    }
+
+    #[test]
+    fn syn_to_reused_tuple_repicks() {
+        let mut t = Table::new(64, Timeouts::default());
+        let mut n = Nodes::new(2);
+        let k = key(3);
+        steer(&mut t, &k, Segment::Open, 0, &mut n);
+        steer(&mut t, &k, Segment::Data, 1, &mut n);
+        assert_eq!(
+            steer(&mut t, &k, Segment::Open, 2, &mut n).outcome,
+            Outcome::Miss
+        );
+    }
+
+    #[test]
+    fn fin_of_unknown_flow_is_not_recorded() {
+        let mut t = Table::new(64, Timeouts::default());
+        let mut n = Nodes::new(2);
+        let s = steer(&mut t, &key(1), Segment::Close, 0, &mut n);
+        assert_eq!(s.outcome, Outcome::Untracked);
+        assert!(s.target.is_some());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn no_backend() {
+        let mut t = Table::new(64, Timeouts::default());
+        let mut n = Nodes::new(1);
+        let k = key(1);
+        steer(&mut t, &k, Segment::Open, 0, &mut n);
+        n.kill(0);
+        assert_eq!(
+            steer(&mut t, &k, Segment::Data, 1, &mut n).outcome,
+            Outcome::NoBackend
+        );
+        assert!(t.is_empty());
+        assert_eq!(
+            steer(&mut t, &key(2), Segment::Open, 1, &mut n).outcome,
+            Outcome::NoBackend
+        );
+    }
+
+    /// A SYN flood of a million spoofed tuples leaves every established flow
+    /// in place and never grows the table.
+    #[test]
+    fn syn_flood_cannot_evict_established_flows() {
+        let mut t = Table::new(1000, Timeouts::default());
+        let slots = t.slots();
+        let mem = t.memory_bytes();
+        let mut n = Nodes::new(4);
+        let mut established = Vec::new();
+        for i in 0..800 {
+            let k = key(i);
+            let s = steer(&mut t, &k, Segment::Open, 1, &mut n);
+            if s.outcome == Outcome::Miss {
+                steer(&mut t, &k, Segment::Data, 1, &mut n);
+                established.push((k, s.target.unwrap().slot));
+            }
+        }
+        assert!(established.len() > 700);
+        for (k, slot) in &established {
+            assert_eq!(t.get(k, 1), Some(*slot), "after setup {k:?}");
+        }
+        let mut untracked = 0;
+        let mut evicted = 0;
+        for i in 0..1_000_000u32 {
+            let k = Key {
+                src: i.wrapping_mul(2_654_435_761),
+                dst: 0xc612_00fa,
+                sport: (i >> 7) as u16,
+                dport: 9090,
+                proto: 6,
+            };
+            match steer(&mut t, &k, Segment::Open, 2 + i / 1000, &mut n).outcome {
+                Outcome::Untracked => untracked += 1,
+                Outcome::MissEvicted => evicted += 1,
+                _ => {}
+            }
+        }
+        assert!(untracked > 0 && evicted > 0);
+        assert!(t.len() <= slots);
+        assert_eq!(t.memory_bytes(), mem);
+        for (k, slot) in &established {
+            assert_eq!(t.get(k, 1000), Some(*slot), "established flow evicted");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(std::mem::size_of::<Bucket>(), 128);
+        let t = Table::new(DEFAULT_CAPACITY, Timeouts::default());
+        assert!(t.slots() >= DEFAULT_CAPACITY * 5 / 4);
+        assert!(t.slots() < DEFAULT_CAPACITY * 5 / 4 + WAYS);
+        assert_eq!(Table::new(0, Timeouts::default()).slots(), WAYS);
+    }
+}

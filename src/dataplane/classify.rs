@@ -1,0 +1,776 @@
+//! The classifier: one frame in, one [`Verdict`] out.
+//!
+//! It runs on every received frame, so it reads fixed byte offsets directly
+//! (every read bounds-checked; no input panics) instead of building the
+//! `wire` views. What it checks is exactly what steering needs; the full
+//! protocol checks of VRRP and heartbeats happen in the control plane, and the
+//! IP packet of a proxied flow is forwarded unchanged, so the receiving node's
+//! kernel validates its checksums.
+//!
+//! Rules, in order:
+//! 1. Ethernet II, with at most one 802.1Q tag. Shorter than a header: drop.
+//! 2. ARP whose target protocol address is a VIP: [`Verdict::ArpForVip`]; other ARP: pass.
+//! 3. IPv4 (header length and total length checked; malformed: drop):
+//!    * protocol 112 with our VRID: [`Verdict::Vrrp`] (other VRIDs: pass);
+//!    * protocol 253: [`Verdict::Heartbeat`];
+//!    * TCP or UDP to a VIP on a redirected port, sent to the virtual MAC:
+//!      [`Verdict::ProxyFlow`] (fragments pass to the local stack, which
+//!      reassembles them);
+//!    * anything else: pass.
+//! 4. Every other EtherType (IPv6 included): pass.
+
+use std::net::Ipv4Addr;
+
+use crate::balance::flow;
+
+/// EtherType of IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of ARP.
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// EtherType of an 802.1Q VLAN tag.
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// IP protocol number of VRRP.
+pub const PROTO_VRRP: u8 = 112;
+/// IP protocol number of our heartbeats.
+pub const PROTO_HEARTBEAT: u8 = 253;
+/// IP protocol number of TCP.
+pub const PROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const PROTO_UDP: u8 = 17;
+
+/// The VRRP virtual MAC of `vrid` (RFC 5798 §7.3: `00-00-5E-00-01-{VRID}`).
+pub fn virtual_mac(vrid: u8) -> [u8; 6] {
+    [0x00, 0x00, 0x5e, 0x00, 0x01, vrid]
+}
+
+/// A set of ports (a 65536-bit bitmap).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PortSet {
+    bits: Box<[u64; 1024]>,
+}
+
+impl std::fmt::Debug for PortSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Default for PortSet {
+    fn default() -> Self {
+        PortSet {
+            bits: Box::new([0; 1024]),
+        }
+    }
+}
+
+impl PortSet {
+    /// The empty set.
+    pub fn new() -> PortSet {
+        PortSet::default()
+    }
+
+    /// Adds `port`.
+    pub fn insert(&mut self, port: u16) {
+        self.bits[usize::from(port >> 6)] |= 1 << (port & 63);
+    }
+
+    /// Removes `port`.
+    pub fn remove(&mut self, port: u16) {
+        self.bits[usize::from(port >> 6)] &= !(1 << (port & 63));
+    }
+
+    /// Whether `port` is in the set.
+    #[inline]
+    pub fn contains(&self, port: u16) -> bool {
+        self.bits[usize::from(port >> 6)] & (1 << (port & 63)) != 0
+    }
+
+    /// The ports in the set, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..=u16::MAX).filter(|&p| self.contains(p))
+    }
+}
+
+impl FromIterator<u16> for PortSet {
+    fn from_iter<I: IntoIterator<Item = u16>>(iter: I) -> Self {
+        let mut s = PortSet::new();
+        for p in iter {
+            s.insert(p);
+        }
+        s
+    }
+}
+
+/// What the classifier (and the worker) needs to know, published by the
+/// control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// The virtual IPs.
+    pub vips: Vec<Ipv4Addr>,
+    /// Redirected (original destination) ports.
+    pub ports: PortSet,
+    /// Our VRRP VRID.
+    pub vrid: u8,
+    /// The VRRP virtual MAC (frames to balance arrive addressed to it).
+    pub virtual_mac: [u8; 6],
+    /// This node's own MAC: the source MAC of redirected frames.
+    pub our_mac: [u8; 6],
+    /// This node's slot in the health table, if it scans too: flows Maglev
+    /// gives to it are delivered to the local stack instead of redirected.
+    pub local_slot: Option<u16>,
+}
+
+impl Filter {
+    /// A filter for VRID `vrid` (virtual MAC derived from it) and our MAC,
+    /// with no VIPs and no ports yet.
+    pub fn new(vrid: u8, our_mac: [u8; 6]) -> Filter {
+        Filter {
+            vips: Vec::new(),
+            ports: PortSet::new(),
+            vrid,
+            virtual_mac: virtual_mac(vrid),
+            our_mac,
+            local_slot: None,
+        }
+    }
+
+    /// Adds a VIP.
+    pub fn with_vip(mut self, vip: Ipv4Addr) -> Filter {
+        self.vips.push(vip);
+        self
+    }
+
+    /// Adds redirected ports.
+    pub fn with_ports(mut self, ports: impl IntoIterator<Item = u16>) -> Filter {
+        for p in ports {
+            self.ports.insert(p);
+        }
+        self
+    }
+
+    /// Sets the local slot.
+    pub fn with_local_slot(mut self, slot: Option<u16>) -> Filter {
+        self.local_slot = slot;
+        self
+    }
+
+    #[inline]
+    fn is_vip(&self, ip: u32) -> bool {
+        self.vips.iter().any(|v| u32::from(*v) == ip)
+    }
+}
+
+/// Why a frame was dropped. Each reason has its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Shorter than an Ethernet header.
+    Runt = 0,
+    /// A VLAN tag cut short.
+    BadVlan,
+    /// An ARP packet cut short.
+    BadArp,
+    /// IPv4 header: wrong version, header length < 20 or beyond the frame.
+    BadIpv4Header,
+    /// IPv4 total length shorter than its header or beyond the frame.
+    BadIpv4Length,
+    /// TCP header cut short or with a bad data offset.
+    BadTcp,
+    /// UDP header cut short.
+    BadUdp,
+    /// VRRP packet too short to carry a VRID.
+    BadVrrp,
+    /// Balanced flow but no node is up (set by the worker).
+    NoBackend,
+}
+
+impl DropReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 9;
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::Runt,
+        DropReason::BadVlan,
+        DropReason::BadArp,
+        DropReason::BadIpv4Header,
+        DropReason::BadIpv4Length,
+        DropReason::BadTcp,
+        DropReason::BadUdp,
+        DropReason::BadVrrp,
+        DropReason::NoBackend,
+    ];
+
+    /// The counter name (`drop_runt`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Runt => "drop_runt",
+            DropReason::BadVlan => "drop_bad_vlan",
+            DropReason::BadArp => "drop_bad_arp",
+            DropReason::BadIpv4Header => "drop_bad_ipv4_header",
+            DropReason::BadIpv4Length => "drop_bad_ipv4_length",
+            DropReason::BadTcp => "drop_bad_tcp",
+            DropReason::BadUdp => "drop_bad_udp",
+            DropReason::BadVrrp => "drop_bad_vrrp",
+            DropReason::NoBackend => "drop_no_backend",
+        }
+    }
+}
+
+/// A frame of a balanced flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyFlow {
+    /// Its 5-tuple.
+    pub key: flow::Key,
+    /// What it means for the flow's lifetime (SYN, data, FIN/RST).
+    pub segment: flow::Segment,
+    /// Offset of the IPv4 header in the frame (14, or 18 with a VLAN tag).
+    pub l3_offset: u8,
+}
+
+/// What to do with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Balance it.
+    ProxyFlow(ProxyFlow),
+    /// VRRP for our VRID: to the control plane.
+    Vrrp,
+    /// A protocol-253 heartbeat: to the control plane.
+    Heartbeat,
+    /// ARP for one of our VIPs: to the control plane (the master answers).
+    ArpForVip,
+    /// Not ours: to the local stack.
+    Pass,
+    /// Malformed: dropped and counted.
+    Drop(DropReason),
+}
+
+#[inline]
+fn be16(f: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*f.get(at)?, *f.get(at + 1)?]))
+}
+
+#[inline]
+fn be32(f: &[u8], at: usize) -> Option<u32> {
+    let b = f.get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Classifies one frame. Never panics.
+#[inline]
+pub fn classify(filter: &Filter, frame: &[u8]) -> Verdict {
+    let Some(mut ethertype) = be16(frame, 12) else {
+        return Verdict::Drop(DropReason::Runt);
+    };
+    let mut l3 = 14;
+    if ethertype == ETHERTYPE_VLAN {
+        let Some(inner) = be16(frame, 16) else {
+            return Verdict::Drop(DropReason::BadVlan);
+        };
+        ethertype = inner;
+        l3 = 18;
+    }
+    match ethertype {
+        ETHERTYPE_IPV4 => classify_ipv4(filter, frame, l3),
+        ETHERTYPE_ARP => {
+            // ARP for IPv4 over Ethernet: 28 bytes; target protocol address at 24.
+            match be32(frame, l3 + 24) {
+                Some(tpa) if filter.is_vip(tpa) => Verdict::ArpForVip,
+                Some(_) => Verdict::Pass,
+                None => Verdict::Drop(DropReason::BadArp),
+            }
+        }
+        _ => Verdict::Pass,
+    }
+}
+
+#[inline]
+fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
+    let Some(&vihl) = frame.get(l3) else {
+        return Verdict::Drop(DropReason::BadIpv4Header);
+    };
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    if vihl >> 4 != 4 || ihl < 20 || frame.len() < l3 + ihl {
+        return Verdict::Drop(DropReason::BadIpv4Header);
+    }
+    let total = usize::from(be16(frame, l3 + 2).unwrap_or(0));
+    if total < ihl || l3 + total > frame.len() {
+        return Verdict::Drop(DropReason::BadIpv4Length);
+    }
+    let end = l3 + total;
+    let proto = frame[l3 + 9];
+    let l4 = l3 + ihl;
+    match proto {
+        PROTO_VRRP => {
+            // VRRP: version/type, then the VRID.
+            if end < l4 + 2 {
+                return Verdict::Drop(DropReason::BadVrrp);
+            }
+            if frame[l4 + 1] == filter.vrid {
+                Verdict::Vrrp
+            } else {
+                Verdict::Pass
+            }
+        }
+        PROTO_HEARTBEAT => Verdict::Heartbeat,
+        PROTO_TCP | PROTO_UDP => {
+            let dst = be32(frame, l3 + 16).unwrap_or(0);
+            if frame.get(0..6) != Some(&filter.virtual_mac[..]) || !filter.is_vip(dst) {
+                return Verdict::Pass;
+            }
+            // A non-first fragment has no ports; a first fragment's ports would
+            // steer it apart from the rest. Let the local stack reassemble.
+            let frag = be16(frame, l3 + 6).unwrap_or(0);
+            if frag & 0x3fff != 0 {
+                return Verdict::Pass;
+            }
+            let src = be32(frame, l3 + 12).unwrap_or(0);
+            let (sport, dport, segment) = if proto == PROTO_TCP {
+                if end < l4 + 20 {
+                    return Verdict::Drop(DropReason::BadTcp);
+                }
+                let doff = usize::from(frame[l4 + 12] >> 4) * 4;
+                if doff < 20 || l4 + doff > end {
+                    return Verdict::Drop(DropReason::BadTcp);
+                }
+                let flags = frame[l4 + 13];
+                let segment = if flags & 0x05 != 0 {
+                    flow::Segment::Close
+                } else if flags & 0x12 == 0x02 {
+                    flow::Segment::Open
+                } else {
+                    flow::Segment::Data
+                };
+                (
+                    u16::from_be_bytes([frame[l4], frame[l4 + 1]]),
+                    u16::from_be_bytes([frame[l4 + 2], frame[l4 + 3]]),
+                    segment,
+                )
+            } else {
+                if end < l4 + 8 {
+                    return Verdict::Drop(DropReason::BadUdp);
+                }
+                (
+                    u16::from_be_bytes([frame[l4], frame[l4 + 1]]),
+                    u16::from_be_bytes([frame[l4 + 2], frame[l4 + 3]]),
+                    flow::Segment::Data,
+                )
+            };
+            if !filter.ports.contains(dport) {
+                return Verdict::Pass;
+            }
+            Verdict::ProxyFlow(ProxyFlow {
+                key: flow::Key {
+                    src,
+                    dst,
+                    sport,
+                    dport,
+                    proto,
+                },
+                segment,
+                l3_offset: l3 as u8,
+            })
+        }
+        _ => Verdict::Pass,
+    }
+}
+
+/// Builders for test and benchmark frames (plain Ethernet/IPv4; checksums
+/// filled in). Public so that integration tests and benches share them.
+pub mod build {
+    use super::*;
+    use crate::wire::checksum;
+
+    /// TCP flag bits.
+    pub const FIN: u8 = 0x01;
+    /// TCP SYN.
+    pub const SYN: u8 = 0x02;
+    /// TCP RST.
+    pub const RST: u8 = 0x04;
+    /// TCP ACK.
+    pub const ACK: u8 = 0x10;
+
+    fn ethernet(dst: [u8; 6], src: [u8; 6], vlan: Option<u16>, ethertype: u16) -> Vec<u8> {
+        let mut f = Vec::with_capacity(64);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&src);
+        if let Some(tci) = vlan {
+            f.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            f.extend_from_slice(&tci.to_be_bytes());
+        }
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f
+    }
+
+    fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: usize, ttl: u8) -> [u8; 20] {
+        let mut h = [0u8; 20];
+        h[0] = 0x45;
+        h[2..4].copy_from_slice(&((20 + payload) as u16).to_be_bytes());
+        h[6] = 0x40; // DF
+        h[8] = ttl;
+        h[9] = proto;
+        h[12..16].copy_from_slice(&src.octets());
+        h[16..20].copy_from_slice(&dst.octets());
+        let c = checksum::checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        h
+    }
+
+    /// An Ethernet/IPv4 frame carrying `payload` with protocol `proto`.
+    pub fn ipv4(
+        dst_mac: [u8; 6],
+        src_mac: [u8; 6],
+        vlan: Option<u16>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        proto: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut f = ethernet(dst_mac, src_mac, vlan, ETHERTYPE_IPV4);
+        let ttl = if proto == PROTO_VRRP { 255 } else { 64 };
+        f.extend_from_slice(&ipv4_header(src, dst, proto, payload.len(), ttl));
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A TCP segment (20-byte header, `payload`), checksummed, in a frame,
+    /// padded to the 60-byte Ethernet minimum.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tcp(
+        dst_mac: [u8; 6],
+        src_mac: [u8; 6],
+        vlan: Option<u16>,
+        src: Ipv4Addr,
+        sport: u16,
+        dst: Ipv4Addr,
+        dport: u16,
+        flags: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut seg = vec![0u8; 20];
+        seg[0..2].copy_from_slice(&sport.to_be_bytes());
+        seg[2..4].copy_from_slice(&dport.to_be_bytes());
+        seg[4..8].copy_from_slice(&1u32.to_be_bytes());
+        seg[12] = 5 << 4;
+        seg[13] = flags;
+        seg[14..16].copy_from_slice(&64240u16.to_be_bytes());
+        seg.extend_from_slice(payload);
+        let mut pseudo = Vec::with_capacity(12 + seg.len());
+        pseudo.extend_from_slice(&src.octets());
+        pseudo.extend_from_slice(&dst.octets());
+        pseudo.extend_from_slice(&[0, PROTO_TCP]);
+        pseudo.extend_from_slice(&(seg.len() as u16).to_be_bytes());
+        pseudo.extend_from_slice(&seg);
+        let c = checksum::checksum(&pseudo);
+        seg[16..18].copy_from_slice(&c.to_be_bytes());
+        let mut f = ipv4(dst_mac, src_mac, vlan, src, dst, PROTO_TCP, &seg);
+        if f.len() < 60 {
+            f.resize(60, 0);
+        }
+        f
+    }
+
+    /// A UDP datagram in a frame (checksum 0: none), padded to 60 bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn udp(
+        dst_mac: [u8; 6],
+        src_mac: [u8; 6],
+        src: Ipv4Addr,
+        sport: u16,
+        dst: Ipv4Addr,
+        dport: u16,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut d = Vec::with_capacity(8 + payload.len());
+        d.extend_from_slice(&sport.to_be_bytes());
+        d.extend_from_slice(&dport.to_be_bytes());
+        d.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        d.extend_from_slice(&[0, 0]);
+        d.extend_from_slice(payload);
+        let mut f = ipv4(dst_mac, src_mac, None, src, dst, PROTO_UDP, &d);
+        if f.len() < 60 {
+            f.resize(60, 0);
+        }
+        f
+    }
+
+    /// An ARP request (who-has `target` tell `sender`), broadcast.
+    pub fn arp_request(src_mac: [u8; 6], sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+        let mut f = ethernet([0xff; 6], src_mac, None, ETHERTYPE_ARP);
+        f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&src_mac);
+        f.extend_from_slice(&sender.octets());
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&target.octets());
+        f.resize(60, 0);
+        f
+    }
+
+    /// A VRRPv2 advertisement for `vrid` at `priority` announcing `vip`, to 224.0.0.18.
+    pub fn vrrp_advert(
+        src_mac: [u8; 6],
+        src: Ipv4Addr,
+        vrid: u8,
+        priority: u8,
+        vip: Ipv4Addr,
+    ) -> Vec<u8> {
+        let mut v = vec![0x21, vrid, priority, 1, 0, 1, 0, 0];
+        v.extend_from_slice(&vip.octets());
+        v.extend_from_slice(&[0; 8]);
+        let c = checksum::checksum(&v);
+        v[6..8].copy_from_slice(&c.to_be_bytes());
+        ipv4(
+            [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
+            src_mac,
+            None,
+            src,
+            Ipv4Addr::new(224, 0, 0, 18),
+            PROTO_VRRP,
+            &v,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 250);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+    const OUR: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+    const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x64];
+
+    fn filter() -> Filter {
+        Filter::new(51, OUR).with_vip(VIP).with_ports([9090, 8080])
+    }
+
+    fn vmac() -> [u8; 6] {
+        virtual_mac(51)
+    }
+
+    #[test]
+    fn proxy_flow_tcp_and_udp() {
+        let f = filter();
+        let syn = tcp(vmac(), CLIENT_MAC, None, CLIENT, 40000, VIP, 9090, SYN, &[]);
+        let Verdict::ProxyFlow(p) = classify(&f, &syn) else {
+            panic!("{:?}", classify(&f, &syn))
+        };
+        assert_eq!(
+            p.key,
+            flow::Key {
+                src: u32::from(CLIENT),
+                dst: u32::from(VIP),
+                sport: 40000,
+                dport: 9090,
+                proto: 6
+            }
+        );
+        assert_eq!(p.segment, flow::Segment::Open);
+        assert_eq!(p.l3_offset, 14);
+        let ack = tcp(
+            vmac(),
+            CLIENT_MAC,
+            None,
+            CLIENT,
+            40000,
+            VIP,
+            9090,
+            ACK,
+            b"GET",
+        );
+        assert!(
+            matches!(classify(&f, &ack), Verdict::ProxyFlow(p) if p.segment == flow::Segment::Data)
+        );
+        let synack = tcp(
+            vmac(),
+            CLIENT_MAC,
+            None,
+            CLIENT,
+            40000,
+            VIP,
+            9090,
+            SYN | ACK,
+            &[],
+        );
+        assert!(
+            matches!(classify(&f, &synack), Verdict::ProxyFlow(p) if p.segment == flow::Segment::Data)
+        );
+        for fl in [FIN | ACK, RST, RST | ACK] {
+            let fr = tcp(vmac(), CLIENT_MAC, None, CLIENT, 40000, VIP, 9090, fl, &[]);
+            assert!(
+                matches!(classify(&f, &fr), Verdict::ProxyFlow(p) if p.segment == flow::Segment::Close)
+            );
+        }
+        let vlan = tcp(
+            vmac(),
+            CLIENT_MAC,
+            Some(7),
+            CLIENT,
+            40000,
+            VIP,
+            8080,
+            ACK,
+            &[],
+        );
+        assert!(
+            matches!(classify(&f, &vlan), Verdict::ProxyFlow(p) if p.l3_offset == 18 && p.key.dport == 8080)
+        );
+        let u = udp(vmac(), CLIENT_MAC, CLIENT, 5000, VIP, 9090, b"x");
+        assert!(matches!(classify(&f, &u), Verdict::ProxyFlow(p) if p.key.proto == 17));
+    }
+
+    #[test]
+    fn passes_what_is_not_ours() {
+        let f = filter();
+        // Other port, other destination, our own MAC (a scanning node's redirected frame).
+        let other_port = tcp(vmac(), CLIENT_MAC, None, CLIENT, 40000, VIP, 22, SYN, &[]);
+        let other_ip = tcp(
+            vmac(),
+            CLIENT_MAC,
+            None,
+            CLIENT,
+            40000,
+            CLIENT,
+            9090,
+            SYN,
+            &[],
+        );
+        let own_mac = tcp(OUR, CLIENT_MAC, None, CLIENT, 40000, VIP, 9090, SYN, &[]);
+        let icmp = ipv4(vmac(), CLIENT_MAC, None, CLIENT, VIP, 1, &[8, 0, 0, 0]);
+        let arp_other = arp_request(CLIENT_MAC, CLIENT, Ipv4Addr::new(198, 18, 0, 1));
+        let vrrp_other = vrrp_advert(CLIENT_MAC, CLIENT, 52, 100, VIP);
+        let mut ipv6 = vec![0u8; 60];
+        ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+        let mut frag = tcp(vmac(), CLIENT_MAC, None, CLIENT, 40000, VIP, 9090, ACK, &[]);
+        frag[14 + 6] = 0x20; // MF
+        for fr in [
+            other_port, other_ip, own_mac, icmp, arp_other, vrrp_other, ipv6, frag,
+        ] {
+            assert_eq!(classify(&f, &fr), Verdict::Pass);
+        }
+    }
+
+    #[test]
+    fn control_frames() {
+        let f = filter();
+        assert_eq!(
+            classify(&f, &vrrp_advert(CLIENT_MAC, CLIENT, 51, 99, VIP)),
+            Verdict::Vrrp
+        );
+        let hb = ipv4(
+            [0xff; 6],
+            CLIENT_MAC,
+            None,
+            CLIENT,
+            Ipv4Addr::new(198, 18, 0, 255),
+            253,
+            &[0; 40],
+        );
+        assert_eq!(classify(&f, &hb), Verdict::Heartbeat);
+        assert_eq!(
+            classify(&f, &arp_request(CLIENT_MAC, CLIENT, VIP)),
+            Verdict::ArpForVip
+        );
+    }
+
+    #[test]
+    fn malformed_frames_are_counted_drops() {
+        let f = filter();
+        let good = tcp(vmac(), CLIENT_MAC, None, CLIENT, 40000, VIP, 9090, SYN, &[]);
+        assert_eq!(classify(&f, &good[..13]), Verdict::Drop(DropReason::Runt));
+        let vlan = tcp(
+            vmac(),
+            CLIENT_MAC,
+            Some(1),
+            CLIENT,
+            40000,
+            VIP,
+            9090,
+            SYN,
+            &[],
+        );
+        assert_eq!(
+            classify(&f, &vlan[..16]),
+            Verdict::Drop(DropReason::BadVlan)
+        );
+        let arp = arp_request(CLIENT_MAC, CLIENT, VIP);
+        assert_eq!(classify(&f, &arp[..40]), Verdict::Drop(DropReason::BadArp));
+        let mut v6in4 = good.clone();
+        v6in4[14] = 0x65;
+        assert_eq!(
+            classify(&f, &v6in4),
+            Verdict::Drop(DropReason::BadIpv4Header)
+        );
+        let mut short_ihl = good.clone();
+        short_ihl[14] = 0x44;
+        assert_eq!(
+            classify(&f, &short_ihl),
+            Verdict::Drop(DropReason::BadIpv4Header)
+        );
+        assert_eq!(
+            classify(&f, &good[..30]),
+            Verdict::Drop(DropReason::BadIpv4Header)
+        );
+        let mut long = good.clone();
+        long[16..18].copy_from_slice(&200u16.to_be_bytes());
+        assert_eq!(
+            classify(&f, &long),
+            Verdict::Drop(DropReason::BadIpv4Length)
+        );
+        let mut tiny = good.clone();
+        tiny[16..18].copy_from_slice(&19u16.to_be_bytes());
+        assert_eq!(
+            classify(&f, &tiny),
+            Verdict::Drop(DropReason::BadIpv4Length)
+        );
+        let mut trunc_tcp = good.clone();
+        trunc_tcp[16..18].copy_from_slice(&30u16.to_be_bytes());
+        assert_eq!(classify(&f, &trunc_tcp), Verdict::Drop(DropReason::BadTcp));
+        let mut bad_doff = good.clone();
+        bad_doff[14 + 20 + 12] = 4 << 4;
+        assert_eq!(classify(&f, &bad_doff), Verdict::Drop(DropReason::BadTcp));
+        let mut trunc_udp = udp(vmac(), CLIENT_MAC, CLIENT, 1, VIP, 9090, &[]);
+        trunc_udp[16..18].copy_from_slice(&24u16.to_be_bytes());
+        assert_eq!(classify(&f, &trunc_udp), Verdict::Drop(DropReason::BadUdp));
+        let mut vrrp = vrrp_advert(CLIENT_MAC, CLIENT, 51, 99, VIP);
+        vrrp[16..18].copy_from_slice(&21u16.to_be_bytes());
+        assert_eq!(classify(&f, &vrrp), Verdict::Drop(DropReason::BadVrrp));
+    }
+
+    #[test]
+    fn port_set() {
+        let mut s: PortSet = [0u16, 63, 64, 9090, 65535].into_iter().collect();
+        assert!(s.contains(0) && s.contains(65535) && s.contains(9090));
+        assert!(!s.contains(1) && !s.contains(9091));
+        s.remove(63);
+        assert_eq!(s.iter().collect::<Vec<_>>(), [0, 64, 9090, 65535]);
+    }
+
+    #[test]
+    fn drop_reason_names_are_unique() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = classify(&filter(), &bytes);
+        }
+
+        /// Any truncation or single-byte corruption of a valid frame never panics.
+        #[test]
+        fn mutated_frames_never_panic(cut in 0usize..80, at in 0usize..80, val in any::<u8>(), vlan in any::<bool>()) {
+            let mut fr = tcp(vmac(), CLIENT_MAC, vlan.then_some(3), CLIENT, 1234, VIP, 9090, SYN, &[1, 2, 3]);
+            if at < fr.len() { fr[at] = val; }
+            fr.truncate(cut.min(fr.len()));
+            let _ = classify(&filter(), &fr);
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! The worker: one poll loop per queue, generic over [`Port`] and [`LocalSink`].
+//!
+//! One [`Worker::poll`] is one batch:
+//! 1. reclaim finished transmissions;
+//! 2. transmit frames the control plane queued (adverts, GARPs, heartbeats):
+//!    allocate a frame, copy, queue for TX;
+//! 3. receive up to `batch` frames and classify them all, touching each
+//!    flow's flow-table bucket so that the cache misses overlap;
+//! 4. steer each balanced frame (flow table, else Maglev), rewrite its MACs
+//!    and queue it for TX, or deliver it to the local sink when it is this
+//!    node's own share; copy VRRP, heartbeat and ARP-for-VIP frames into the
+//!    bounded queue to the control plane (never blocking: a full queue is a
+//!    counted drop); give not-ours frames to the local sink; drop malformed
+//!    frames with a counted reason;
+//! 5. send the TX batch (frames the ring refused are released and counted as
+//!    `ring_full`), flush, and give every other frame back to the port.
+//!
+//! Frames never leak: every received or allocated frame is either accepted
+//! by `send` or `release`d within the same call.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, Cache};
+use crossbeam::queue::ArrayQueue;
+use hdrhistogram::Histogram;
+
+use super::classify::{self, DropReason, Filter, Verdict};
+use super::port::{Frame, Port};
+use super::redirect::{self, LocalSink};
+use super::stats::{self, Stats, bump};
+use crate::balance::{flow, health, maglev};
+
+/// The default batch size.
+pub const DEFAULT_BATCH: usize = 64;
+
+/// How a worker waits for frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polling {
+    /// Spin always (appliances, benchmarks).
+    Busy,
+    /// After `idle_polls` empty polls in a row, sleep in [`Port::wait`] for
+    /// up to `wait`; wakes at the next frame.
+    Adaptive {
+        /// Empty polls before sleeping.
+        idle_polls: u32,
+        /// The longest sleep (bounds how late the stop flag is seen).
+        wait: Duration,
+    },
+}
+
+impl Default for Polling {
+    fn default() -> Self {
+        Polling::Adaptive {
+            idle_polls: 1024,
+            wait: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Worker settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Frames per batch (default 64).
+    pub batch: usize,
+    /// Polling mode.
+    pub polling: Polling,
+    /// Flow-table capacity (flows).
+    pub flow_capacity: usize,
+    /// Flow idle timeouts.
+    pub timeouts: flow::Timeouts,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            batch: DEFAULT_BATCH,
+            polling: Polling::default(),
+            flow_capacity: flow::DEFAULT_CAPACITY,
+            timeouts: flow::Timeouts::default(),
+        }
+    }
+}
+
+/// What kind of frame went to the control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlKind {
+    /// VRRP for our VRID.
+    Vrrp,
+    /// A protocol-253 heartbeat.
+    Heartbeat,
+    /// ARP for a VIP.
+    Arp,
+}
+
+/// A received frame copied for the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlFrame {
+    /// What it is.
+    pub kind: ControlKind,
+    /// The whole Ethernet frame.
+    pub data: Vec<u8>,
+}
+
+/// The state the control plane publishes and every worker reads.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// Classifier settings (VIPs, ports, VRID, MACs, local slot).
+    pub filter: Arc<ArcSwap<Filter>>,
+    /// The node-health table.
+    pub health: Arc<health::Table>,
+    /// The published Maglev table.
+    pub maglev: maglev::Shared,
+    /// Set to stop [`Worker::run`].
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Shared {
+    /// Shared state around `filter` with an empty health table and an empty
+    /// Maglev table of `size` (prime).
+    pub fn new(filter: Filter, size: u32) -> Result<Shared, maglev::Error> {
+        Ok(Shared {
+            filter: Arc::new(ArcSwap::from_pointee(filter)),
+            health: Arc::new(health::Table::new()),
+            maglev: maglev::Shared::new(maglev::Table::empty(size)?),
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+/// The two bounded queues between a worker and the control plane.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    /// Worker → control plane: received VRRP, heartbeat and ARP frames.
+    pub to_control: Arc<ArrayQueue<ControlFrame>>,
+    /// Control plane → worker: whole Ethernet frames to transmit.
+    pub from_control: Arc<ArrayQueue<Vec<u8>>>,
+}
+
+impl Queues {
+    /// Two queues of `capacity` each.
+    pub fn new(capacity: usize) -> Queues {
+        Queues {
+            to_control: Arc::new(ArrayQueue::new(capacity.max(1))),
+            from_control: Arc::new(ArrayQueue::new(capacity.max(1))),
+        }
+    }
+}
+
+/// The flow table's view of the nodes: the health table plus Maglev.
+struct Nodes<'a> {
+    health: &'a health::Table,
+    maglev: &'a maglev::Table,
+}
+
+/// How many successive Maglev entries a new flow may try when the table
+/// still names a node the health table already marks down (between a node
+/// failing and the rebuilt table being published).
+const PICK_PROBES: usize = 8;
+
+impl flow::Backends for Nodes<'_> {
+    #[inline]
+    fn usable(&mut self, slot: u16, generation: u64) -> Option<u64> {
+        self.health.usable_mac(usize::from(slot), generation)
+    }
+
+    #[inline]
+    fn pick(&mut self, hash: u64) -> Option<flow::Target> {
+        let entries = self.maglev.entries();
+        let m = entries.len();
+        let first = self.maglev.index(hash);
+        for probe in 0..PICK_PROBES.min(m) {
+            let i = if first + probe >= m {
+                first + probe - m
+            } else {
+                first + probe
+            };
+            let slot = *entries.get(i)?;
+            if slot == maglev::NO_NODE {
+                return None;
+            }
+            if let Some(n) = self.health.get(usize::from(slot))
+                && n.state == health::State::Up
+            {
+                return Some(flow::Target {
+                    slot,
+                    generation: n.generation,
+                    mac: health::mac_to_u64(n.mac),
+                });
+            }
+        }
+        None
+    }
+}
+
+/// One dataplane worker.
+pub struct Worker<P: Port, S: LocalSink> {
+    port: P,
+    sink: S,
+    cfg: Config,
+    filter: Cache<Arc<ArcSwap<Filter>>, Arc<Filter>>,
+    health: Arc<health::Table>,
+    maglev: maglev::Reader,
+    stop: Arc<AtomicBool>,
+    queues: Queues,
+    stats: Arc<Stats>,
+    flows: flow::Table,
+    histogram: Histogram<u64>,
+    last_handoff: Instant,
+    clock: Instant,
+    rx: Vec<Frame>,
+    verdicts: Vec<(Verdict, u64)>,
+    tx: Vec<Frame>,
+    done: Vec<Frame>,
+    idle: u32,
+}
+
+impl<P: Port, S: LocalSink> std::fmt::Debug for Worker<P, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("dataplane::Worker")
+            .field("cfg", &self.cfg)
+            .field("flows", &self.flows.len())
+            .finish()
+    }
+}
+
+impl<P: Port, S: LocalSink> Worker<P, S> {
+    /// A worker on `port`, delivering its local share to `sink`.
+    pub fn new(
+        port: P,
+        sink: S,
+        cfg: Config,
+        shared: &Shared,
+        queues: Queues,
+        stats: Arc<Stats>,
+    ) -> Worker<P, S> {
+        let batch = cfg.batch.max(1);
+        let now = Instant::now();
+        Worker {
+            port,
+            sink,
+            cfg: Config { batch, ..cfg },
+            filter: Cache::new(shared.filter.clone()),
+            health: shared.health.clone(),
+            maglev: shared.maglev.reader(),
+            stop: shared.stop.clone(),
+            queues,
+            stats,
+            flows: flow::Table::new(cfg.flow_capacity, cfg.timeouts),
+            histogram: stats::new_histogram(),
+            last_handoff: now,
+            clock: now,
+            rx: vec![Frame::default(); batch],
+            verdicts: Vec::with_capacity(batch),
+            tx: Vec::with_capacity(batch * 2),
+            done: Vec::with_capacity(batch * 2),
+            idle: 0,
+        }
+    }
+
+    /// The port.
+    pub fn port(&self) -> &P {
+        &self.port
+    }
+
+    /// The port, mutably (tests inject and drain through it).
+    pub fn port_mut(&mut self) -> &mut P {
+        &mut self.port
+    }
+
+    /// The local sink.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// The local sink, mutably.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// The flow table.
+    pub fn flows(&self) -> &flow::Table {
+        &self.flows
+    }
+
+    /// This worker's statistics.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Gives back the port and the sink.
+    pub fn into_parts(self) -> (P, S) {
+        (self.port, self.sink)
+    }
+
+    /// Runs until the stop flag is set, polling as configured. Hands the
+    /// last batch-time histogram over before returning.
+    pub fn run(&mut self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            let n = self.poll();
+            if n > 0 {
+                self.idle = 0;
+                continue;
+            }
+            if let Polling::Adaptive { idle_polls, wait } = self.cfg.polling {
+                self.idle += 1;
+                if self.idle >= idle_polls {
+                    self.idle = 0;
+                    bump(&self.stats.counters.idle_waits, 1);
+                    // An error here (e.g. EINTR) just means poll again.
+                    let _ = self.port.wait(wait);
+                }
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        self.handoff_histogram(true);
+    }
+
+    fn handoff_histogram(&mut self, force: bool) {
+        if self.histogram.is_empty() {
+            return;
+        }
+        if !force && self.last_handoff.elapsed() < stats::HISTOGRAM_PERIOD {
+            return;
+        }
+        self.last_handoff = Instant::now();
+        let h = std::mem::replace(&mut self.histogram, stats::new_histogram());
+        if let Err(back) = self.stats.offer_histogram(h) {
+            self.histogram = back;
+        }
+    }
+
+    /// Processes one batch (see the module documentation). Returns the number
+    /// of frames received plus control frames transmitted.
+    pub fn poll(&mut self) -> usize {
+        let start = Instant::now();
+        let now_ms = start.duration_since(self.clock).as_millis() as u32;
+        self.port.reclaim();
+        let c = &*self.stats.counters;
+        self.tx.clear();
+        self.done.clear();
+
+        // Control-plane frames out.
+        let mut control_out = 0;
+        while self.tx.len() < self.cfg.batch {
+            let Some(pkt) = self.queues.from_control.pop() else {
+                break;
+            };
+            control_out += 1;
+            let Some(mut fr) = self.port.alloc() else {
+                bump(&c.tx_control_dropped, 1);
+                continue;
+            };
+            let buf = self.port.buffer_mut(fr);
+            match buf.get_mut(..pkt.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(&pkt);
+                    fr.len = pkt.len() as u32;
+                    self.tx.push(fr);
+                }
+                None => {
+                    bump(&c.tx_control_dropped, 1);
+                    self.done.push(fr);
+                }
+            }
+        }
+        let control_tx = self.tx.len();
+
+        let n = self.port.recv(&mut self.rx);
+        if n == 0 && control_out == 0 {
+            return 0;
+        }
+        bump(&c.rx_frames, n as u64);
+
+        let filter = self.filter.load();
+        let table = self.maglev.current();
+        let mut nodes = Nodes {
+            health: &self.health,
+            maglev: table,
+        };
+
+        // Pass 1: classify, hash, touch the flow buckets.
+        self.verdicts.clear();
+        let mut touch = 0u64;
+        for &fr in &self.rx[..n] {
+            let v = classify::classify(filter, self.port.data(fr));
+            let h = match v {
+                Verdict::ProxyFlow(p) => {
+                    let h = p.key.hash();
+                    touch ^= self.flows.prefetch(h);
+                    h
+                }
+                _ => 0,
+            };
+            self.verdicts.push((v, h));
+        }
+        std::hint::black_box(touch);
+
+        // Pass 2: act.
+        let our_mac = filter.our_mac;
+        let local = filter.local_slot;
+        for (i, &fr) in self.rx[..n].iter().enumerate() {
+            let (verdict, hash) = self.verdicts[i];
+            match verdict {
+                Verdict::ProxyFlow(p) => {
+                    let s = self
+                        .flows
+                        .steer(&p.key, hash, p.segment, now_ms, &mut nodes);
+                    match s.outcome {
+                        flow::Outcome::Hit => bump(&c.flow_hits, 1),
+                        flow::Outcome::Miss => bump(&c.flow_misses, 1),
+                        flow::Outcome::MissEvicted => {
+                            bump(&c.flow_misses, 1);
+                            bump(&c.flow_evictions, 1);
+                        }
+                        flow::Outcome::Moved => bump(&c.flow_moved, 1),
+                        flow::Outcome::Untracked => bump(&c.flow_untracked, 1),
+                        flow::Outcome::NoBackend => {}
+                    }
+                    match s.target {
+                        None => {
+                            bump(&c.drops[DropReason::NoBackend as usize], 1);
+                            self.done.push(fr);
+                        }
+                        Some(t) if Some(t.slot) == local => {
+                            if self.sink.deliver(self.port.data(fr)) {
+                                bump(&c.tx_local, 1);
+                            } else {
+                                bump(&c.local_sink_full, 1);
+                            }
+                            self.done.push(fr);
+                        }
+                        Some(t) => {
+                            redirect::rewrite_macs(self.port.buffer_mut(fr), t.mac, our_mac);
+                            if let Some(ctr) = c.tx_redirected.get(usize::from(t.slot)) {
+                                bump(ctr, 1);
+                            }
+                            self.tx.push(fr);
+                        }
+                    }
+                }
+                Verdict::Vrrp | Verdict::Heartbeat | Verdict::ArpForVip => {
+                    let (kind, ctr) = match verdict {
+                        Verdict::Vrrp => (ControlKind::Vrrp, &c.rx_vrrp),
+                        Verdict::Heartbeat => (ControlKind::Heartbeat, &c.rx_heartbeat),
+                        _ => (ControlKind::Arp, &c.rx_arp),
+                    };
+                    if self.queues.to_control.is_full() {
+                        bump(&c.control_queue_full, 1);
+                    } else {
+                        let cf = ControlFrame {
+                            kind,
+                            data: self.port.data(fr).to_vec(),
+                        };
+                        match self.queues.to_control.push(cf) {
+                            Ok(()) => bump(ctr, 1),
+                            Err(_) => bump(&c.control_queue_full, 1),
+                        }
+                    }
+                    self.done.push(fr);
+                }
+                Verdict::Pass => {
+                    if self.sink.deliver(self.port.data(fr)) {
+                        bump(&c.passed, 1);
+                    } else {
+                        bump(&c.local_sink_full, 1);
+                    }
+                    self.done.push(fr);
+                }
+                Verdict::Drop(r) => {
+                    bump(&c.drops[r as usize], 1);
+                    self.done.push(fr);
+                }
+            }
+        }
+
+        // Transmit; what the ring refuses is dropped and given back.
+        if !self.tx.is_empty() {
+            let mut sent = self.port.send(&self.tx);
+            if sent < self.tx.len() && self.port.reclaim() > 0 {
+                sent += self.port.send(&self.tx[sent..]);
+            }
+            bump(&c.tx_frames, sent as u64);
+            bump(&c.tx_control, sent.min(control_tx) as u64);
+            if sent < self.tx.len() {
+                bump(&c.ring_full, (self.tx.len() - sent) as u64);
+                self.done.extend_from_slice(&self.tx[sent..]);
+            }
+            // A failed kick is retried by the next batch's flush.
+            let _ = self.port.flush();
+        }
+        if !self.done.is_empty() {
+            self.port.release(&self.done);
+        }
+        self.sink.flush();
+        bump(&c.batches, 1);
+        let elapsed = start.elapsed().as_nanos() as u64;
+        let _ = self.histogram.record(elapsed.max(1));
+        self.handoff_histogram(false);
+        n + control_out
+    }
+}

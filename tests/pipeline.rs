@@ -1,0 +1,545 @@
+//! The whole dataplane pipeline on in-memory rings: classify → flow table /
+//! Maglev → MAC rewrite → TX, control queues, the local share, and frame
+//! accounting.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use proxyha::balance::{health, maglev};
+use proxyha::dataplane::classify::build::{self, ACK, FIN, SYN};
+use proxyha::dataplane::classify::{DropReason, Filter, virtual_mac};
+use proxyha::dataplane::mem::{self, MemPort};
+use proxyha::dataplane::port::Port;
+use proxyha::dataplane::redirect::MemorySink;
+use proxyha::dataplane::stats::{Latency, Stats};
+use proxyha::dataplane::worker::{self, ControlKind, Polling, Queues, Shared, Worker};
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 250);
+const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x64];
+const VRID: u8 = 51;
+const M: u32 = 4099;
+
+fn node_mac(slot: usize) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0x10, slot as u8]
+}
+
+fn slot_of_mac(mac: &[u8]) -> usize {
+    assert_eq!(
+        &mac[..5],
+        &[0x02, 0, 0, 0, 0x10],
+        "not a node MAC: {mac:02x?}"
+    );
+    usize::from(mac[5])
+}
+
+struct Lab {
+    shared: Shared,
+    queues: Queues,
+    worker: Worker<MemPort, MemorySink>,
+}
+
+impl Lab {
+    fn new(port: mem::Config, local_slot: Option<u16>, control_capacity: usize) -> Lab {
+        let filter = Filter::new(VRID, OUR_MAC)
+            .with_vip(VIP)
+            .with_ports([9090])
+            .with_local_slot(local_slot);
+        let shared = Shared::new(filter, M).unwrap();
+        let queues = Queues::new(control_capacity);
+        let cfg = worker::Config {
+            flow_capacity: 1 << 16,
+            polling: Polling::Busy,
+            ..worker::Config::default()
+        };
+        let worker = Worker::new(
+            MemPort::new(port),
+            MemorySink::new(0),
+            cfg,
+            &shared,
+            queues.clone(),
+            Arc::new(Stats::new()),
+        );
+        Lab {
+            shared,
+            queues,
+            worker,
+        }
+    }
+
+    fn default() -> Lab {
+        Lab::new(mem::Config::default(), None, 64)
+    }
+
+    fn set_node(&self, slot: usize, state: health::State) {
+        self.shared
+            .health
+            .set(
+                slot,
+                health::NodeInfo {
+                    id: 5000 + slot as u64,
+                    mac: node_mac(slot),
+                    ip: Ipv4Addr::new(198, 18, 0, 10 + slot as u8),
+                    state,
+                    weight: 100,
+                    connections: 0,
+                },
+            )
+            .unwrap();
+    }
+
+    fn rebuild(&self) {
+        let b = maglev::backends_from_health(&self.shared.health);
+        self.shared.maglev.rebuild_if_changed(&b, M).unwrap();
+    }
+
+    /// Injects `frames`, runs the worker until RX is empty, returns TX.
+    fn run(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for chunk in frames.chunks(256) {
+            for f in chunk {
+                assert!(self.worker.port_mut().inject(f));
+            }
+            while self.worker.port().rx_pending() > 0 {
+                self.worker.poll();
+            }
+            out.extend(self.worker.port_mut().take_tx());
+        }
+        out
+    }
+
+    fn stats(&self) -> proxyha::dataplane::stats::Snapshot {
+        self.worker.stats().snapshot()
+    }
+}
+
+fn client(i: u32) -> (Ipv4Addr, u16) {
+    (
+        Ipv4Addr::from(0xc612_0000 | (i % 60_000 + 256)),
+        1024 + (i % 50_000) as u16,
+    )
+}
+
+fn tcp(i: u32, flags: u8) -> Vec<u8> {
+    let (ip, port) = client(i);
+    build::tcp(
+        virtual_mac(VRID),
+        CLIENT_MAC,
+        None,
+        ip,
+        port,
+        VIP,
+        9090,
+        flags,
+        if flags & SYN == 0 { b"data" } else { b"" },
+    )
+}
+
+#[test]
+fn every_frame_kind_is_classified_and_routed() {
+    let mut lab = Lab::default();
+    lab.set_node(0, health::State::Up);
+    lab.rebuild();
+    let client_ip = Ipv4Addr::new(198, 18, 0, 100);
+    let proxy = tcp(1, SYN);
+    let vrrp = build::vrrp_advert(CLIENT_MAC, client_ip, VRID, 99, VIP);
+    let heartbeat = build::ipv4(
+        [0xff; 6],
+        CLIENT_MAC,
+        None,
+        client_ip,
+        Ipv4Addr::new(198, 18, 0, 255),
+        253,
+        &[0x50; 48],
+    );
+    let arp = build::arp_request(CLIENT_MAC, client_ip, VIP);
+    let pass = build::tcp(
+        OUR_MAC,
+        CLIENT_MAC,
+        None,
+        client_ip,
+        5555,
+        client_ip,
+        22,
+        SYN,
+        &[],
+    );
+    let runt = vec![0u8; 10];
+    let mut bad_ip = proxy.clone();
+    bad_ip[14] = 0x41;
+    let vlan = build::tcp(
+        virtual_mac(VRID),
+        CLIENT_MAC,
+        Some(100),
+        client_ip,
+        7777,
+        VIP,
+        9090,
+        SYN,
+        &[],
+    );
+    let tx = lab.run(&[
+        proxy.clone(),
+        vrrp.clone(),
+        heartbeat.clone(),
+        arp.clone(),
+        pass.clone(),
+        runt,
+        bad_ip,
+        vlan,
+    ]);
+    assert_eq!(
+        tx.len(),
+        2,
+        "the two balanced frames (plain and VLAN) go out"
+    );
+    assert!(tx.iter().all(|f| slot_of_mac(&f[..6]) == 0));
+    let s = lab.stats();
+    assert_eq!(s.rx_frames, 8);
+    assert_eq!(s.tx_frames, 2);
+    assert_eq!((s.rx_vrrp, s.rx_heartbeat, s.rx_arp), (1, 1, 1));
+    assert_eq!(s.passed, 1);
+    assert_eq!(s.drops.get(DropReason::Runt.name()), Some(&1));
+    assert_eq!(s.drops.get(DropReason::BadIpv4Header.name()), Some(&1));
+    assert_eq!(s.tx_redirected.get(&0), Some(&2));
+    let got: Vec<_> = std::iter::from_fn(|| lab.queues.to_control.pop()).collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!((got[0].kind, &got[0].data), (ControlKind::Vrrp, &vrrp));
+    assert_eq!(
+        (got[1].kind, &got[1].data),
+        (ControlKind::Heartbeat, &heartbeat)
+    );
+    assert_eq!((got[2].kind, &got[2].data), (ControlKind::Arp, &arp));
+    lab.worker.port_mut().reclaim();
+    lab.worker.port().check().unwrap();
+}
+
+#[test]
+fn mac_rewrite_leaves_the_ip_packet_byte_identical() {
+    let mut lab = Lab::default();
+    for s in 0..3 {
+        lab.set_node(s, health::State::Up);
+    }
+    lab.rebuild();
+    let frames: Vec<Vec<u8>> = (0..300)
+        .map(|i| tcp(i, if i % 2 == 0 { SYN } else { ACK }))
+        .collect();
+    let tx = lab.run(&frames);
+    assert_eq!(tx.len(), frames.len());
+    let mut per_node = [0; 3];
+    for (orig, out) in frames.iter().zip(&tx) {
+        assert_eq!(out.len(), orig.len());
+        per_node[slot_of_mac(&out[..6])] += 1;
+        assert_eq!(&out[6..12], &OUR_MAC, "source MAC is ours");
+        assert_eq!(&out[12..], &orig[12..], "EtherType and IP packet unchanged");
+    }
+    assert!(per_node.iter().all(|&n| n > 50), "{per_node:?}");
+}
+
+#[test]
+fn flows_stick_to_their_node_while_nodes_join() {
+    let mut lab = Lab::default();
+    for s in 0..3 {
+        lab.set_node(s, health::State::Up);
+    }
+    lab.rebuild();
+    let n = 3000;
+    let syns: Vec<_> = (0..n).map(|i| tcp(i, SYN)).collect();
+    let first = lab.run(&syns);
+    let acks: Vec<_> = (0..n).map(|i| tcp(i, ACK)).collect();
+    lab.run(&acks);
+    // Two nodes join; Maglev is rebuilt and would move some of these flows.
+    lab.set_node(3, health::State::Up);
+    lab.set_node(4, health::State::Up);
+    lab.rebuild();
+    let table = lab.shared.maglev.load();
+    let data: Vec<_> = (0..n).map(|i| tcp(i, ACK)).collect();
+    let later = lab.run(&data);
+    let mut would_move = 0;
+    for (i, (a, b)) in first.iter().zip(&later).enumerate() {
+        assert_eq!(&a[..6], &b[..6], "flow {i} changed node");
+        let (ip, port) = client(i as u32);
+        let key = proxyha::balance::flow::Key {
+            src: u32::from(ip),
+            dst: u32::from(VIP),
+            sport: port,
+            dport: 9090,
+            proto: 6,
+        };
+        if table.lookup(key.hash()) != Some(slot_of_mac(&a[..6]) as u16) {
+            would_move += 1;
+        }
+    }
+    assert!(
+        would_move > n / 5,
+        "the test must exercise moved Maglev entries ({would_move})"
+    );
+    // New flows use the new nodes too.
+    let fresh: Vec<_> = (n..n + 2000).map(|i| tcp(i, SYN)).collect();
+    let mut per_node = [0; 5];
+    for f in lab.run(&fresh) {
+        per_node[slot_of_mac(&f[..6])] += 1;
+    }
+    assert!(per_node.iter().all(|&c| c > 200), "{per_node:?}");
+    assert_eq!(lab.stats().flow_moved, 0);
+}
+
+#[test]
+fn only_a_dead_nodes_flows_move() {
+    for rebuild_first in [true, false] {
+        let mut lab = Lab::default();
+        for s in 0..4 {
+            lab.set_node(s, health::State::Up);
+        }
+        lab.rebuild();
+        let n = 4000;
+        let syns: Vec<_> = (0..n).map(|i| tcp(i, SYN)).collect();
+        let before = lab.run(&syns);
+        lab.set_node(2, health::State::Failed);
+        if rebuild_first {
+            lab.rebuild();
+        }
+        // Without a rebuild, the stale table still names node 2; the worker
+        // must not send there.
+        let acks: Vec<_> = (0..n).map(|i| tcp(i, ACK)).collect();
+        let after = lab.run(&acks);
+        assert_eq!(after.len(), n as usize);
+        let mut moved = 0;
+        for (a, b) in before.iter().zip(&after) {
+            let (sa, sb) = (slot_of_mac(&a[..6]), slot_of_mac(&b[..6]));
+            assert_ne!(sb, 2, "nothing goes to the dead node");
+            if sa == 2 {
+                moved += 1;
+            } else {
+                assert_eq!(sa, sb, "a surviving node's flow moved");
+            }
+        }
+        assert!(moved > n / 8, "node 2 had a share ({moved})");
+        assert_eq!(lab.stats().flow_moved, moved as u64);
+        // It comes back: its old flows stay where they moved to.
+        lab.set_node(2, health::State::Up);
+        lab.rebuild();
+        let again = lab.run(&acks);
+        for (b, c) in after.iter().zip(&again) {
+            assert_eq!(&b[..6], &c[..6]);
+        }
+    }
+}
+
+#[test]
+fn draining_node_keeps_flows_but_takes_no_new_ones() {
+    let mut lab = Lab::default();
+    for s in 0..2 {
+        lab.set_node(s, health::State::Up);
+    }
+    lab.rebuild();
+    let before = lab.run(&(0..500).map(|i| tcp(i, SYN)).collect::<Vec<_>>());
+    lab.set_node(1, health::State::Draining);
+    lab.rebuild();
+    let after = lab.run(&(0..500).map(|i| tcp(i, ACK)).collect::<Vec<_>>());
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(&a[..6], &b[..6]);
+    }
+    let fresh = lab.run(&(500..1000).map(|i| tcp(i, SYN)).collect::<Vec<_>>());
+    assert!(fresh.iter().all(|f| slot_of_mac(&f[..6]) == 0));
+}
+
+#[test]
+fn own_share_goes_to_the_local_sink_unchanged() {
+    let mut lab = Lab::new(mem::Config::default(), Some(1), 64);
+    lab.worker.sink_mut().limit = 10_000;
+    for s in 0..2 {
+        lab.set_node(s, health::State::Up);
+    }
+    lab.rebuild();
+    let frames: Vec<_> = (0..400).map(|i| tcp(i, SYN)).collect();
+    let tx = lab.run(&frames);
+    let local = lab.worker.sink().frames.clone();
+    assert_eq!(tx.len() + local.len(), 400);
+    assert!(local.len() > 100 && tx.len() > 100);
+    for f in &local {
+        assert!(frames.contains(f), "local frames are delivered unchanged");
+    }
+    let s = lab.stats();
+    assert_eq!(s.tx_local, local.len() as u64);
+    assert_eq!(s.tx_redirected.get(&0), Some(&(tx.len() as u64)));
+    lab.worker.port_mut().reclaim();
+    lab.worker.port().check().unwrap();
+}
+
+#[test]
+fn no_backend_is_a_counted_drop() {
+    let mut lab = Lab::default();
+    let tx = lab.run(&[tcp(1, SYN), tcp(2, ACK)]);
+    assert!(tx.is_empty());
+    assert_eq!(lab.stats().drops.get("drop_no_backend"), Some(&2));
+    lab.worker.port().check().unwrap();
+}
+
+#[test]
+fn control_plane_frames_go_out_through_tx() {
+    let mut lab = Lab::default();
+    let advert = build::vrrp_advert(OUR_MAC, Ipv4Addr::new(198, 18, 0, 1), VRID, 99, VIP);
+    lab.queues.from_control.push(advert.clone()).unwrap();
+    lab.queues.from_control.push(vec![0; 100_000]).unwrap();
+    assert_eq!(lab.worker.poll(), 2);
+    let tx = lab.worker.port_mut().take_tx();
+    assert_eq!(tx, vec![advert]);
+    let s = lab.stats();
+    assert_eq!((s.tx_control, s.tx_control_dropped), (1, 1));
+    lab.worker.port_mut().reclaim();
+    lab.worker.port().check().unwrap();
+}
+
+#[test]
+fn full_control_queue_never_blocks_and_counts() {
+    let mut lab = Lab::new(mem::Config::default(), None, 2);
+    let vrrp = build::vrrp_advert(CLIENT_MAC, Ipv4Addr::new(198, 18, 0, 2), VRID, 89, VIP);
+    lab.run(&vec![vrrp; 5]);
+    let s = lab.stats();
+    assert_eq!((s.rx_vrrp, s.control_queue_full), (2, 3));
+    lab.worker.port().check().unwrap();
+}
+
+#[test]
+fn adaptive_polling_sleeps_and_stops() {
+    let filter = Filter::new(VRID, OUR_MAC).with_vip(VIP).with_ports([9090]);
+    let shared = Shared::new(filter, M).unwrap();
+    let stats = Arc::new(Stats::new());
+    let cfg = worker::Config {
+        flow_capacity: 1024,
+        polling: Polling::Adaptive {
+            idle_polls: 16,
+            wait: Duration::from_millis(1),
+        },
+        ..worker::Config::default()
+    };
+    let mut port = MemPort::new(mem::Config::default());
+    port.inject(&tcp(1, SYN));
+    let mut w = Worker::new(
+        port,
+        MemorySink::new(0),
+        cfg,
+        &shared,
+        Queues::new(8),
+        stats.clone(),
+    );
+    let stop = shared.stop.clone();
+    let t = std::thread::spawn(move || {
+        w.run();
+        w
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let w = t.join().unwrap();
+    let s = stats.snapshot();
+    assert_eq!(s.rx_frames, 1);
+    assert!(s.idle_waits > 0);
+    assert_eq!(w.port().waits, s.idle_waits);
+    let mut lat = Latency::default();
+    lat.collect(&stats);
+    assert_eq!(
+        lat.summary().batches,
+        1,
+        "the last histogram is handed over on stop"
+    );
+    w.port().check().unwrap();
+}
+
+/// A million frames of every kind, with a tiny TX ring and a tiny control
+/// queue so that the refusal paths run too: afterwards every frame is back.
+#[test]
+fn no_frame_leaks_after_a_million_frames() {
+    let port = mem::Config {
+        frames: 512,
+        frame_size: 2048,
+        ring_size: 128,
+    };
+    let mut lab = Lab::new(port, Some(3), 4);
+    for s in 0..4 {
+        lab.set_node(s, health::State::Up);
+    }
+    lab.rebuild();
+    let client_ip = Ipv4Addr::new(198, 18, 0, 100);
+    let extra = [
+        build::vrrp_advert(CLIENT_MAC, client_ip, VRID, 99, VIP),
+        build::arp_request(CLIENT_MAC, client_ip, VIP),
+        vec![0u8; 9],
+        build::tcp(
+            OUR_MAC,
+            CLIENT_MAC,
+            None,
+            client_ip,
+            1,
+            client_ip,
+            22,
+            ACK,
+            &[],
+        ),
+    ];
+    let mut injected = 0u64;
+    let mut transmitted = 0u64;
+    let mut counts: HashMap<usize, u64> = HashMap::new();
+    let mut i = 0u32;
+    while injected < 1_000_000 {
+        // Inject more than the TX ring holds, and drain TX only every other
+        // round, so the ring fills and refusals happen.
+        for _ in 0..192 {
+            let f = match i % 50 {
+                0 => extra[(i / 50) as usize % extra.len()].clone(),
+                1 => tcp(i % 20_000, FIN | ACK),
+                k if k < 10 => tcp(i % 20_000, SYN),
+                _ => tcp(i % 20_000, ACK),
+            };
+            i += 1;
+            if lab.worker.port_mut().inject(&f) {
+                injected += 1;
+            }
+        }
+        while lab.worker.port().rx_pending() > 0 {
+            lab.worker.poll();
+        }
+        if i.is_multiple_of(384) {
+            transmitted += lab.worker.port_mut().drain_tx(|f| {
+                // Control frames (multicast adverts) go out too.
+                if f[0] & 1 == 0 {
+                    *counts.entry(slot_of_mac(&f[..6])).or_default() += 1;
+                }
+            }) as u64;
+        }
+        if i % 10_000 < 192 {
+            // The node set changes now and then.
+            let state = if (i / 10_000).is_multiple_of(2) {
+                health::State::Failed
+            } else {
+                health::State::Up
+            };
+            lab.set_node(1, state);
+            lab.rebuild();
+        }
+        let _ = lab.queues.to_control.pop();
+        if i % 1000 < 192 {
+            let _ = lab.queues.from_control.push(extra[0].clone());
+        }
+    }
+    transmitted += lab.worker.port_mut().drain_tx(|_| {}) as u64;
+    lab.worker.poll();
+    transmitted += lab.worker.port_mut().drain_tx(|_| {}) as u64;
+    lab.worker.port_mut().reclaim();
+    lab.worker.port().check().unwrap();
+    let acc = lab.worker.port().accounting();
+    assert_eq!(acc.total(), 512);
+    let s = lab.stats();
+    assert_eq!(s.rx_frames, injected);
+    assert!(s.ring_full > 0, "the TX-full path ran");
+    assert!(s.control_queue_full > 0, "the control-queue-full path ran");
+    assert!(s.tx_local > 0 && s.tx_control > 0);
+    assert_eq!(s.tx_frames, transmitted);
+    assert!(
+        !counts.contains_key(&3),
+        "the local share is never transmitted"
+    );
+}
