@@ -8,8 +8,8 @@ PKGS=(
   libelf-dev clang llvm m4 libpcap-dev zlib1g-dev pkg-config make gcc
   # lab and tests
   iproute2 tcpdump nftables curl squid procps psmisc iputils-ping python3
-  # perf lab: plot text (plotters + ab_glyph reads DejaVuSans.ttf), taskset/renice
-  fonts-dejavu-core util-linux
+  # perf lab: plot text (plotters + ab_glyph reads DejaVuSans.ttf), taskset/renice, veth channels
+  fonts-dejavu-core util-linux ethtool
 )
 
 missing=()

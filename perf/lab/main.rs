@@ -20,6 +20,7 @@
 //! Everything runs in this one process (threads that enter the namespaces),
 //! and the topology is torn down on exit, on error and on Ctrl-C.
 
+mod director;
 mod plot;
 mod report;
 
@@ -131,6 +132,9 @@ enum Cmd {
         #[arg(long, default_value_t = 60_000)]
         flows: u32,
     },
+    /// (Internal) the AF_XDP director of cases a and c; the harness runs it
+    /// inside the director's namespace.
+    Director(director::Args),
     /// Only build the topology (topo.sh up) and leave it.
     Up,
     /// Tear the topology down (topo.sh down).
@@ -168,6 +172,15 @@ struct RunArgs {
     /// (default: they run in softirq on the CPU that queued the frame).
     #[arg(long)]
     thread_path: bool,
+    /// CPUs of the AF_XDP director's workers (cases a, c), comma-separated.
+    #[arg(long, default_value = "1")]
+    worker_cpus: String,
+    /// CPUs of the two workers of case a2 (and of pdir0's two NAPI threads).
+    #[arg(long, default_value = "1,0")]
+    worker_cpus2: String,
+    /// Polling of the AF_XDP workers: busy or adaptive.
+    #[arg(long, default_value = "busy")]
+    polling: String,
     /// Directory for JSON and PNG results (smoke: none unless given).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -191,6 +204,7 @@ fn main() {
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.cmd {
         Cmd::Up => topo("up"),
+        Cmd::Director(a) => director::run(a),
         Cmd::Gen {
             rate,
             seconds,
@@ -286,6 +300,7 @@ fn nsexec(ns: &str, cmd: &str) -> Result<String, Error> {
 enum Case {
     Floor,
     A,
+    A2,
     B,
     C,
     D,
@@ -296,10 +311,11 @@ impl Case {
         Ok(match s.trim() {
             "floor" => Case::Floor,
             "a" => Case::A,
+            "a2" => Case::A2,
             "b" => Case::B,
             "c" => Case::C,
             "d" => Case::D,
-            other => bail!("unknown case {other:?} (floor, a, b, c, d)"),
+            other => bail!("unknown case {other:?} (floor, a, a2, b, c, d)"),
         })
     }
 
@@ -307,6 +323,7 @@ impl Case {
         match self {
             Case::Floor => "floor",
             Case::A => "a",
+            Case::A2 => "a2",
             Case::B => "b",
             Case::C => "c",
             Case::D => "d",
@@ -317,6 +334,7 @@ impl Case {
         match self {
             Case::Floor => "no director: generator -> bridge -> sink 1",
             Case::A => "proxyha, 1 worker, AF_XDP copy mode",
+            Case::A2 => "proxyha, 2 workers on 2 queues, AF_XDP copy mode",
             Case::B => "in-kernel XDP MAC rewrite + XDP_TX",
             Case::C => "plain AF_XDP rx->tx hairpin",
             Case::D => "nftables DNAT, jhash over 2 sinks",
@@ -327,43 +345,152 @@ impl Case {
 /// What a case leaves set up on the director while it runs.
 enum Setup {
     None,
-    Rewriter { _rw: Rewriter, _stub: PassStub },
+    Rewriter(Rewriter),
     Nft(PassStub),
+    Child(DirectorChild),
 }
 
 impl Setup {
-    fn teardown(self) -> Result<(), Error> {
+    /// Director threads besides pdir0's NAPI (the AF_XDP workers).
+    fn worker_tids(&self) -> &[u32] {
         match self {
-            Setup::None | Setup::Rewriter { .. } => Ok(()),
+            Setup::Child(c) => &c.tids,
+            _ => &[],
+        }
+    }
+
+    /// Removes the case's director setup; returns the child's counters.
+    fn teardown(self) -> Result<Option<director::Report>, Error> {
+        match self {
+            Setup::None => Ok(None),
+            Setup::Rewriter(rw) => {
+                let (tx, pass) = rw.counts()?;
+                Ok(Some(director::Report {
+                    rx: tx + pass,
+                    tx,
+                    bound: "native XDP".into(),
+                    ..director::Report::default()
+                }))
+            }
             Setup::Nft(_stub) => {
                 nsexec(NS_DIR, "nft delete table ip phperf")?;
-                Ok(())
+                Ok(None)
             }
+            Setup::Child(c) => c.stop().map(Some),
         }
     }
 }
 
-fn setup_case(case: Case) -> Result<Setup, Error> {
+/// The AF_XDP director (`proxyha-perflab director ...`) running in the
+/// director's namespace. Stopped by closing its stdin; killed by PID on drop
+/// if it is still running.
+struct DirectorChild {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
+    tids: Vec<u32>,
+    queues: u32,
+}
+
+impl DirectorChild {
+    fn start(mode: &str, args: &RunArgs, queues: u32) -> Result<DirectorChild, Error> {
+        use std::io::BufRead as _;
+        let exe = std::env::current_exe().context("finding my own executable")?;
+        let cpus = if queues > 1 {
+            args.worker_cpus2.clone()
+        } else {
+            args.worker_cpus.clone()
+        };
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", NS_DIR])
+            .arg(exe)
+            .args([
+                "director",
+                "--mode",
+                mode,
+                "--queues",
+                &queues.to_string(),
+                "--cpus",
+                &cpus,
+                "--polling",
+                &args.polling,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the AF_XDP director")?;
+        let stdin = child.stdin.take();
+        let mut stdout = child.stdout.take().map(std::io::BufReader::new);
+        let mut this = DirectorChild {
+            child,
+            stdin,
+            stdout: None,
+            tids: Vec::new(),
+            queues,
+        };
+        let mut line = String::new();
+        if let Some(out) = stdout.as_mut() {
+            out.read_line(&mut line)
+                .context("reading the director's ready line")?;
+        }
+        let Some(rest) = line.trim().strip_prefix("ready") else {
+            bail!("the AF_XDP director did not start (said {:?})", line.trim());
+        };
+        this.tids = rest
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        this.stdout = stdout;
+        Ok(this)
+    }
+
+    fn stop(mut self) -> Result<director::Report, Error> {
+        use std::io::BufRead as _;
+        self.stdin.take();
+        let mut line = String::new();
+        if let Some(out) = self.stdout.as_mut() {
+            out.read_line(&mut line)
+                .context("reading the director's report")?;
+        }
+        let st = self.child.wait().context("waiting for the director")?;
+        if self.queues > 1 {
+            set_channels(1)?;
+        }
+        if !st.success() {
+            bail!("the AF_XDP director exited with {st}");
+        }
+        serde_json::from_str(line.trim()).context(format!("director report {:?}", line.trim()))
+    }
+}
+
+impl Drop for DirectorChild {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stdin.take();
+            thread::sleep(Duration::from_millis(300));
+            if let Ok(None) = self.child.try_wait() {
+                let _ = self.child.kill();
+            }
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn setup_case(case: Case, args: &RunArgs) -> Result<Setup, Error> {
     match case {
         Case::Floor => Ok(Setup::None),
-        Case::B => {
-            let rw = Rewriter::attach(
-                NS_DIR,
-                IF_DIR,
-                &RewriteConfig {
-                    vmac: VMAC,
-                    own_mac: VMAC,
-                    vip: VIP,
-                    port: PORT,
-                    backends: vec![MAC_S1, MAC_S2],
-                },
-            )?;
-            // Keep the director's NAPI shape identical to the other cases.
-            Ok(Setup::Rewriter {
-                _rw: rw,
-                _stub: PassStub::attach(NS_SW, SW_DIR)?,
-            })
-        }
+        Case::B => Ok(Setup::Rewriter(Rewriter::attach(
+            NS_DIR,
+            IF_DIR,
+            &RewriteConfig {
+                vmac: VMAC,
+                own_mac: VMAC,
+                vip: VIP,
+                port: PORT,
+                backends: vec![MAC_S1, MAC_S2],
+            },
+        )?)),
         Case::D => {
             let rules = format!(
                 "table ip phperf {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    \
@@ -375,11 +502,18 @@ fn setup_case(case: Case) -> Result<Setup, Error> {
             // as the XDP cases have.
             Ok(Setup::Nft(PassStub::attach(NS_DIR, IF_DIR)?))
         }
-        Case::A | Case::C => bail!(
-            "case {} ({}) is pending: it needs the AF_XDP port (h-xsk) and the dataplane worker (h-balance)",
-            case.key(),
-            case.what()
-        ),
+        Case::A => Ok(Setup::Child(DirectorChild::start("proxyha", args, 1)?)),
+        Case::A2 => {
+            set_channels(2)?;
+            match DirectorChild::start("proxyha", args, 2) {
+                Ok(c) => Ok(Setup::Child(c)),
+                Err(e) => {
+                    let _ = set_channels(1);
+                    Err(e)
+                }
+            }
+        }
+        Case::C => Ok(Setup::Child(DirectorChild::start("hairpin", args, 1)?)),
     }
 }
 
@@ -483,6 +617,18 @@ impl Drop for GenThread {
     }
 }
 
+fn parse_cpus(s: &str) -> Result<Vec<usize>, Error> {
+    let v = s
+        .split(',')
+        .map(|c| c.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .context(format!("CPU list {s:?}"))?;
+    if v.is_empty() {
+        bail!("empty CPU list");
+    }
+    Ok(v)
+}
+
 /// Nice value of the lab's own threads and NAPI threads: the machine is
 /// shared, and at nice 0 a compiler on the same CPU halves the generator.
 const NICE: &str = "-20";
@@ -544,18 +690,51 @@ fn napi_threads(ifname: &str) -> Vec<u32> {
     out
 }
 
-/// Turns on threaded NAPI for an interface and pins its NAPI threads.
-fn thread_and_pin(ns: &str, ifname: &str, cpu: usize) -> Result<Vec<u32>, Error> {
+/// Sets the director link's channels (queues in use) on both ends.
+fn set_channels(n: u32) -> Result<(), Error> {
+    // veth refuses more TX channels than an XDP-running peer has RX
+    // channels: grow the peer (psw-dir, which runs the stub) first, shrink
+    // it last.
+    let s = n.to_string();
+    let dir = [
+        "ip", "netns", "exec", NS_DIR, "ethtool", "-L", IF_DIR, "rx", &s, "tx", &s,
+    ];
+    let sw = [
+        "ip", "netns", "exec", NS_SW, "ethtool", "-L", SW_DIR, "rx", &s, "tx", &s,
+    ];
+    if n > 1 {
+        sh(&sw)?;
+        sh(&dir)?;
+    } else {
+        sh(&dir)?;
+        sh(&sw)?;
+    }
+    Ok(())
+}
+
+/// Turns on threaded NAPI for an interface and pins its NAPI threads, the
+/// i-th (by NAPI id) to `cpus[i]` (the last CPU repeats).
+fn thread_and_pin(ns: &str, ifname: &str, cpus: &[usize]) -> Result<Vec<(u32, usize)>, Error> {
     nsexec(
         ns,
         &format!("echo 1 > /sys/class/net/{ifname}/threaded 2>/dev/null || true"),
     )?;
-    let pids = napi_threads(ifname);
-    for pid in &pids {
+    let mut pids = napi_threads(ifname);
+    // Order by NAPI id (the comm's suffix), which follows the queue index.
+    pids.sort_by_key(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .ok()
+            .and_then(|c| c.trim().rsplit('-').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    let mut out = Vec::new();
+    for (i, pid) in pids.iter().enumerate() {
+        let cpu = cpus.get(i).or(cpus.last()).copied().unwrap_or(0);
         sh(&["taskset", "-pc", &cpu.to_string(), &pid.to_string()])?;
         renice(*pid);
+        out.push((*pid, cpu));
     }
-    Ok(pids)
+    Ok(out)
 }
 
 /// Turns threaded NAPI off for an interface.
@@ -573,6 +752,39 @@ fn task_runtime_ns(pid: u32) -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(0)
+}
+
+/// Per-CPU (busy, total) jiffies from /proc/stat.
+fn cpu_times() -> Vec<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let total: u64 = v.iter().take(8).sum();
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            (total - idle, total)
+        })
+        .collect()
+}
+
+/// Busy fraction of each CPU between two `cpu_times` samples.
+fn cpu_busy(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let t = y.1.saturating_sub(x.1);
+            if t == 0 {
+                0.0
+            } else {
+                y.0.saturating_sub(x.0) as f64 / t as f64
+            }
+        })
+        .collect()
 }
 
 /// Packets the switch received from the generator (frames that made it onto
@@ -620,6 +832,8 @@ struct Repeat {
     director_cpu_ns: u64,
     cpu_ns_per_packet: f64,
     director_cpu_util: f64,
+    /// Busy fraction of each CPU during the repeat (all users of the machine).
+    cpu_busy: Vec<f64>,
     sink_split: [u64; 2],
 }
 
@@ -652,6 +866,8 @@ struct CaseResult {
     median_cpu_ns_per_packet: f64,
     latency: Vec<LatencyPoint>,
     placement: Placement,
+    /// The AF_XDP director's own counters over the flat-out repeats (a, c).
+    director: Option<director::Report>,
 }
 
 impl CaseResult {
@@ -700,7 +916,14 @@ impl Lab {
             Sink::attach(NS_S2, IF_S2, PORT).context("sink 2")?,
         ];
         // The generator XDP_TXes out of pgen0: its peer needs XDP to deliver.
-        let stubs = vec![PassStub::attach(NS_SW, SW_GEN).context("stub on psw-gen")?];
+        // XDP_TX or redirected frames into a veth are delivered only when the
+        // peer runs XDP: the generator's (psw-gen) and the director's
+        // (psw-dir, for case b; kept for every case so that the return path
+        // is the same).
+        let stubs = vec![
+            PassStub::attach(NS_SW, SW_GEN).context("stub on psw-gen")?,
+            PassStub::attach(NS_SW, SW_DIR).context("stub on psw-dir")?,
+        ];
         let gen_thread = GenThread::start(args.gen_cpu, gen_config(Case::Floor, args.flows))?;
         Ok(Lab {
             gen_thread,
@@ -711,12 +934,12 @@ impl Lab {
         })
     }
 
-    fn place(&self) -> Result<Placement, Error> {
+    fn place(&self, case: Case) -> Result<Placement, Error> {
         let mut napi = BTreeMap::new();
-        let mut pin = |ns: &str, ifn: &str, cpu: Option<usize>| -> Result<(), Error> {
-            match cpu {
-                Some(cpu) => {
-                    for pid in thread_and_pin(ns, ifn, cpu)? {
+        let mut pin = |ns: &str, ifn: &str, cpus: Option<Vec<usize>>| -> Result<(), Error> {
+            match cpus {
+                Some(cpus) => {
+                    for (pid, cpu) in thread_and_pin(ns, ifn, &cpus)? {
                         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
                             .unwrap_or_default();
                         napi.insert(comm.trim().to_owned(), format!("CPU{cpu}"));
@@ -738,9 +961,16 @@ impl Lab {
         pin(NS_SW, SW_GEN, None)?;
         let path = self.args.thread_path.then_some(self.args.path_cpu);
         for (ns, ifn) in [(NS_SW, SW_DIR), (NS_S1, IF_S1), (NS_S2, IF_S2)] {
-            pin(ns, ifn, path)?;
+            pin(ns, ifn, path.map(|c| vec![c]))?;
         }
-        pin(NS_DIR, IF_DIR, Some(self.args.dir_cpu))?;
+        // The director's receive NAPI: one thread per queue; with two queues
+        // each goes with its worker.
+        let dir_cpus = if case == Case::A2 {
+            parse_cpus(&self.args.worker_cpus2)?
+        } else {
+            vec![self.args.dir_cpu]
+        };
+        pin(NS_DIR, IF_DIR, Some(dir_cpus))?;
         Ok(Placement {
             generator_cpu: self.args.gen_cpu,
             director_cpu: self.args.dir_cpu,
@@ -763,15 +993,19 @@ impl Lab {
         ])
     }
 
-    fn director_tasks(&self) -> Vec<u32> {
-        napi_threads(IF_DIR)
+    /// The director's threads: pdir0's NAPI and the case's workers.
+    fn director_tasks(&self, setup: &Setup) -> Vec<u32> {
+        let mut t = napi_threads(IF_DIR);
+        t.extend_from_slice(setup.worker_tids());
+        t
     }
 
-    fn repeat(&self, case: Case) -> Result<Repeat, Error> {
+    fn repeat(&self, case: Case, setup: &Setup) -> Result<Repeat, Error> {
         self.reset_sinks()?;
-        let tasks = self.director_tasks();
+        let tasks = self.director_tasks(setup);
         let cpu0: u64 = tasks.iter().map(|&p| task_runtime_ns(p)).sum();
         let wire0 = wire_packets();
+        let stat0 = cpu_times();
         let st = self.gen_thread.run(
             gen_config(case, self.args.flows),
             Plan {
@@ -781,6 +1015,7 @@ impl Lab {
             },
         )?;
         let cpu1: u64 = tasks.iter().map(|&p| task_runtime_ns(p)).sum();
+        let busy = cpu_busy(&stat0, &cpu_times());
         thread::sleep(Duration::from_millis(300));
         let wire = wire_packets().saturating_sub(wire0);
         let split = self.received()?;
@@ -811,6 +1046,7 @@ impl Lab {
                 0.0
             },
             director_cpu_util: cpu_ns as f64 / 1e9 / secs,
+            cpu_busy: busy,
             sink_split: split,
         })
     }
@@ -871,7 +1107,7 @@ impl Lab {
 fn gen_only(rate: Option<f64>, seconds: f64, flows: u32) -> Result<(), Error> {
     let args = RunArgs::parse_from(["x", "--flows", &flows.to_string()]);
     let lab = Lab::up(&args)?;
-    lab.place()?;
+    lab.place(Case::Floor)?;
     if let Some(tx) = &lab.gen_thread.tx {
         let (ptx, prx) = mpsc::channel();
         let _ = tx.send(GenReq::Probe(ptx));
@@ -943,7 +1179,7 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
             break;
         }
         eprintln!("perflab: case {}: {}", case.key(), case.what());
-        let setup = match setup_case(case) {
+        let setup = match setup_case(case, &args) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("perflab: case {}: {e}", case.key());
@@ -951,12 +1187,12 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
                 continue;
             }
         };
-        let placement = lab.place()?;
+        let placement = lab.place(case)?;
         let mut repeats = Vec::new();
         for i in 0..args.repeats.max(1) {
-            let r = lab.repeat(case)?;
+            let r = lab.repeat(case, &setup)?;
             eprintln!(
-                "perflab: {:>5} #{}: offered {:.3} Mpps, on wire {:.3}, at sinks {:.3} Mpps (split {}/{}), loss {:.1}%, director {:.0} ns/pkt ({:.0}% CPU)",
+                "perflab: {:>5} #{}: offered {:.3} Mpps, on wire {:.3}, at sinks {:.3} Mpps (split {}/{}), loss {:.1}%, director {:.0} ns/pkt ({:.0}% CPU); CPUs busy {:?}",
                 case.key(),
                 i + 1,
                 r.offered_mpps,
@@ -966,7 +1202,11 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
                 r.sink_split[1],
                 r.loss * 100.0,
                 r.cpu_ns_per_packet,
-                r.director_cpu_util * 100.0
+                r.director_cpu_util * 100.0,
+                r.cpu_busy
+                    .iter()
+                    .map(|b| format!("{:.0}%", b * 100.0))
+                    .collect::<Vec<_>>()
             );
             repeats.push(r);
         }
@@ -986,18 +1226,31 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
             repeats,
             latency: Vec::new(),
             placement,
+            director: None,
         });
-        setup.teardown()?;
+        let report = setup.teardown()?;
+        if let Some(r) = &report {
+            eprintln!(
+                "perflab: {:>5} director: {}",
+                case.key(),
+                serde_json::to_string(r)?
+            );
+        }
+        if let Some(last) = results.last_mut() {
+            last.director = report;
+        }
     }
 
     // Latency at 50% and 90% of the reference case's maximum rate: a's when it
     // ran, else c's, else b's.
-    let reference = [Case::A, Case::C, Case::B].into_iter().find_map(|c| {
-        results
-            .iter()
-            .find(|r| r.case == c)
-            .map(|r| (c, r.max_mpps))
-    });
+    let reference = [Case::A, Case::C, Case::B, Case::D]
+        .into_iter()
+        .find_map(|c| {
+            results
+                .iter()
+                .find(|r| r.case == c)
+                .map(|r| (c, r.max_mpps))
+        });
     if args.latency_seconds > 0.0
         && let Some((ref_case, ref_mpps)) = reference
     {
@@ -1006,8 +1259,8 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
                 break;
             }
             let case = result.case;
-            let setup = setup_case(case)?;
-            lab.place()?;
+            let setup = setup_case(case, &args)?;
+            lab.place(case)?;
             for frac in [0.5, 0.9] {
                 let p = lab.latency(case, ref_mpps * 1e6 * frac, frac)?;
                 eprintln!(
@@ -1038,6 +1291,7 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         (Case::A, Case::B),
         (Case::A, Case::C),
         (Case::A, Case::D),
+        (Case::A2, Case::A),
         (Case::C, Case::B),
         (Case::D, Case::B),
         (Case::B, Case::Floor),

@@ -5,6 +5,7 @@
 #
 #   phperf-gen  pgen0 02:50:19:00:00:01 198.19.0.1/25 ─┐
 #   phperf-dir  pdir0 00:00:5e:00:01:33 198.19.0.2/25 ─┤ phperf-sw: bridge pbr0
+#               (2 queues, 1 channel until the harness asks for 2)
 #   phperf-s1   ps1   02:50:19:00:00:11 198.19.0.11/25─┤  (ports psw-gen, psw-dir,
 #   phperf-s2   ps2   02:50:19:00:00:12 198.19.0.12/25─┘   psw-s1, psw-s2)
 #
@@ -29,13 +30,19 @@ down() {
   done
 }
 
-# node NS IFNAME SWPORT MAC ADDR
+# node NS IFNAME SWPORT MAC ADDR [QUEUES]
 node() {
-  local ns=$1 ifn=$2 port=$3 mac=$4 addr=$5
+  local ns=$1 ifn=$2 port=$3 mac=$4 addr=$5 queues=${6:-1}
   ip netns add "$ns"
   ip -n "$ns" link set lo up
   ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  ip link add "$ifn" netns "$ns" address "$mac" type veth peer name "$port" netns phperf-sw
+  ip link add "$ifn" netns "$ns" address "$mac" numtxqueues "$queues" numrxqueues "$queues" \
+    type veth peer name "$port" netns phperf-sw numtxqueues "$queues" numrxqueues "$queues"
+  if [ "$queues" -gt 1 ]; then
+    # Start with one channel; the harness switches to two for the 2-worker case.
+    ip netns exec "$ns" ethtool -L "$ifn" rx 1 tx 1
+    ip netns exec phperf-sw ethtool -L "$port" rx 1 tx 1
+  fi
   ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$ifn.disable_ipv6=1"
   ip -n "$ns" addr add "$addr/25" dev "$ifn"
   ip -n "$ns" link set "$ifn" up
@@ -56,7 +63,8 @@ up() {
     ip netns exec phperf-sw sysctl -qw "net.bridge.$k=0" 2>/dev/null || true
   done
   node phperf-gen pgen0 psw-gen 02:50:19:00:00:01 198.19.0.1
-  node phperf-dir pdir0 psw-dir 00:00:5e:00:01:33 198.19.0.2
+  # Two queues possible (ethtool -L), for the 2-worker case.
+  node phperf-dir pdir0 psw-dir 00:00:5e:00:01:33 198.19.0.2 2
   node phperf-s1 ps1 psw-s1 02:50:19:00:00:11 198.19.0.11
   node phperf-s2 ps2 psw-s2 02:50:19:00:00:12 198.19.0.12
   # The director forwards in the nftables baseline: static neighbours, no
