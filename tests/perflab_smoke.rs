@@ -1,8 +1,9 @@
 //! A few-second smoke run of the perf lab (`proxyha-perflab smoke`), so that
 //! the harness keeps working: topology up, sinks, generator, the in-kernel
-//! baselines, latency sampling, teardown. No performance thresholds; it only
-//! checks that frames flowed through each case and that nothing is left
-//! behind. Skips (with a message) when not root.
+//! baselines, the AF_XDP director (proxyha's worker, the bare hairpin),
+//! latency sampling, teardown. No performance thresholds; it only checks that
+//! frames flowed through each case and that nothing is left behind. Skips
+//! (with a message) when not root.
 
 use std::process::Command;
 
@@ -34,7 +35,7 @@ fn perflab_smoke_run_forwards_and_cleans_up() {
     }
     let out_dir = tempfile::tempdir().expect("temp dir");
     let out = Command::new(env!("CARGO_BIN_EXE_proxyha-perflab"))
-        .args(["smoke", "--cases", "floor,b,d", "--seconds", "0.5"])
+        .args(["smoke", "--cases", "floor,a,b,c,d", "--seconds", "0.5"])
         .arg("--latency-seconds")
         .arg("0.3")
         .arg("--out")
@@ -59,7 +60,7 @@ fn perflab_smoke_run_forwards_and_cleans_up() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("read json")).expect("json");
     let cases = v["cases"].as_array().expect("cases");
-    assert_eq!(cases.len(), 3, "{v}");
+    assert_eq!(cases.len(), 5, "{v}");
     for c in cases {
         let rx = c["repeats"][0]["received"].as_u64().unwrap_or(0);
         assert!(rx > 0, "case {} forwarded nothing: {c}", c["case"]);
