@@ -455,7 +455,16 @@ impl DirectorChild {
         }
         let st = self.child.wait().context("waiting for the director")?;
         if self.queues > 1 {
-            set_channels(1)?;
+            // The kernel releases AF_XDP sockets asynchronously; until then
+            // it refuses fewer channels.
+            let mut tries = 0;
+            while let Err(e) = set_channels(1) {
+                tries += 1;
+                if tries > 50 {
+                    return Err(e);
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
         }
         if !st.success() {
             bail!("the AF_XDP director exited with {st}");
@@ -531,12 +540,13 @@ enum GenReq {
 struct GenThread {
     tx: Option<mpsc::Sender<GenReq>>,
     handle: Option<thread::JoinHandle<()>>,
+    tid: u32,
 }
 
 impl GenThread {
     fn start(cpu: usize, first: GenConfig) -> Result<GenThread, Error> {
         let (tx, rx) = mpsc::channel::<GenReq>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<u32, String>>();
         let handle = thread::Builder::new()
             .name("perflab-gen".into())
             .spawn(move || {
@@ -547,7 +557,7 @@ impl GenThread {
                 })();
                 let mut generator = match setup {
                     Ok(g) => {
-                        let _ = ready_tx.send(Ok(()));
+                        let _ = ready_tx.send(Ok(own_tid().unwrap_or(0)));
                         g
                     }
                     Err(e) => {
@@ -585,13 +595,14 @@ impl GenThread {
                 }
             })
             .context("spawning the generator thread")?;
-        ready_rx
+        let tid = ready_rx
             .recv()
             .map_err(|_| Error("generator thread died".into()))?
             .map_err(|e| Error(format!("generator: {e}")))?;
         Ok(GenThread {
             tx: Some(tx),
             handle: Some(handle),
+            tid,
         })
     }
 
@@ -746,6 +757,13 @@ fn unthread(ns: &str, ifname: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// (ns run on a CPU, ns runnable but waiting) of a task (`/proc/PID/schedstat`).
+fn task_sched(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap_or_default();
+    let mut it = s.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
 /// Nanoseconds a task has run on a CPU (`/proc/PID/schedstat`, first field).
 fn task_runtime_ns(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
@@ -834,6 +852,10 @@ struct Repeat {
     director_cpu_util: f64,
     /// Busy fraction of each CPU during the repeat (all users of the machine).
     cpu_busy: Vec<f64>,
+    /// Fraction of the repeat the generator thread ran on its CPU, and the
+    /// fraction it was runnable but waiting for it (others' load).
+    generator_running: f64,
+    generator_waiting: f64,
     sink_split: [u64; 2],
 }
 
@@ -1006,6 +1028,7 @@ impl Lab {
         let cpu0: u64 = tasks.iter().map(|&p| task_runtime_ns(p)).sum();
         let wire0 = wire_packets();
         let stat0 = cpu_times();
+        let gen0 = task_sched(self.gen_thread.tid);
         let st = self.gen_thread.run(
             gen_config(case, self.args.flows),
             Plan {
@@ -1016,6 +1039,7 @@ impl Lab {
         )?;
         let cpu1: u64 = tasks.iter().map(|&p| task_runtime_ns(p)).sum();
         let busy = cpu_busy(&stat0, &cpu_times());
+        let gen1 = task_sched(self.gen_thread.tid);
         thread::sleep(Duration::from_millis(300));
         let wire = wire_packets().saturating_sub(wire0);
         let split = self.received()?;
@@ -1047,6 +1071,8 @@ impl Lab {
             },
             director_cpu_util: cpu_ns as f64 / 1e9 / secs,
             cpu_busy: busy,
+            generator_running: (gen1.0.saturating_sub(gen0.0)) as f64 / 1e9 / secs,
+            generator_waiting: (gen1.1.saturating_sub(gen0.1)) as f64 / 1e9 / secs,
             sink_split: split,
         })
     }
@@ -1192,7 +1218,7 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         for i in 0..args.repeats.max(1) {
             let r = lab.repeat(case, &setup)?;
             eprintln!(
-                "perflab: {:>5} #{}: offered {:.3} Mpps, on wire {:.3}, at sinks {:.3} Mpps (split {}/{}), loss {:.1}%, director {:.0} ns/pkt ({:.0}% CPU); CPUs busy {:?}",
+                "perflab: {:>5} #{}: offered {:.3} Mpps, on wire {:.3}, at sinks {:.3} Mpps (split {}/{}), loss {:.1}%, director {:.0} ns/pkt ({:.0}% CPU); CPUs busy {:?}; generator ran {:.0}%, waited {:.0}%",
                 case.key(),
                 i + 1,
                 r.offered_mpps,
@@ -1206,7 +1232,9 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
                 r.cpu_busy
                     .iter()
                     .map(|b| format!("{:.0}%", b * 100.0))
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>(),
+                r.generator_running * 100.0,
+                r.generator_waiting * 100.0
             );
             repeats.push(r);
         }
