@@ -12,6 +12,11 @@
 //!   sets the destination MAC to one of the two sinks (by the source port's
 //!   low bit) and transmits: the AF_XDP I/O ceiling with no processing.
 //!
+//! While it runs, its control socket (`--socket`, the daemon's one-line
+//! protocol from `proxyha::ctl`) answers `stats` with the workers' summed
+//! counters, so rates can be watched live; the harness samples it at the
+//! start and end of every repeat.
+//!
 //! Protocol with the harness: the child prints `ready <tid> <tid>...` (its
 //! worker threads) on stdout once its sockets are in the XSKMAP, runs until
 //! its stdin closes (or SIGTERM), then prints one JSON line of counters and
@@ -65,6 +70,10 @@ pub struct Args {
     /// Flow-table capacity per worker.
     #[arg(long, default_value_t = 1 << 20)]
     pub flow_capacity: usize,
+    /// Control socket answering `stats` with the workers' summed counters
+    /// (the daemon's protocol, `proxyha::ctl`), for live rates during a run.
+    #[arg(long, default_value = "/run/proxyha/perflab-director.sock")]
+    pub socket: std::path::PathBuf,
 }
 
 /// Counters the child reports at exit.
@@ -198,6 +207,28 @@ pub fn run(args: Args) -> Result<(), Error> {
         );
     }
     drop(tid_tx);
+    let server = {
+        let all_stats = all_stats.clone();
+        let start = std::time::Instant::now();
+        proxyha::ctl::Server::bind(&args.socket, move |req| match req {
+            "stats" => {
+                let mut sum = proxyha::dataplane::stats::Snapshot::default();
+                for st in &all_stats {
+                    sum.add(&st.snapshot());
+                }
+                serde_json::json!({
+                    "uptime_s": start.elapsed().as_secs_f64(),
+                    "workers": all_stats.len(),
+                    "counters": sum,
+                })
+                .to_string()
+            }
+            other => {
+                serde_json::json!({ "error": format!("unknown request {other:?}") }).to_string()
+            }
+        })
+        .context(format!("control socket {}", args.socket.display()))?
+    };
     let tids: Vec<String> = tid_rx
         .iter()
         .take(handles.len())
@@ -247,6 +278,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     let b = batch.summary();
     total.batch_p50_ns = b.p50_ns;
     total.batch_p99_ns = b.p99_ns;
+    drop(server);
     println!("{}", serde_json::to_string(&total)?);
     drop(filter);
     Ok(())

@@ -38,7 +38,7 @@ use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use proxyha::xsk::perfgen::{self, GenConfig, Generator, PassStub, Plan, RewriteConfig, Rewriter};
 use proxyha::xsk::sinkcount::Sink;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A tiny error type for the harness (the library's errors are typed; here we
 /// only need a message chain).
@@ -101,6 +101,8 @@ const PORT: u16 = 9090;
 const SRC_BASE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 128);
 const SPORT_BASE: u16 = 1024;
 const PORTS_PER_IP: u32 = 64_512;
+/// The AF_XDP director child's control socket.
+const DIRECTOR_SOCKET: &str = "/run/proxyha/perflab-director.sock";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -135,6 +137,15 @@ enum Cmd {
     /// (Internal) the AF_XDP director of cases a and c; the harness runs it
     /// inside the director's namespace.
     Director(director::Args),
+    /// Redraw the PNG and (with --results-md) the RESULTS.md section from a
+    /// run's JSON.
+    Replot {
+        /// The run's JSON (perf/results/perflab-*.json).
+        json: PathBuf,
+        /// Rewrite the lab section of this RESULTS.md.
+        #[arg(long)]
+        results_md: Option<PathBuf>,
+    },
     /// Only build the topology (topo.sh up) and leave it.
     Up,
     /// Tear the topology down (topo.sh down).
@@ -204,6 +215,17 @@ fn main() {
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.cmd {
         Cmd::Up => topo("up"),
+        Cmd::Replot { json, results_md } => {
+            let run: RunResult = serde_json::from_str(
+                &std::fs::read_to_string(&json).context(format!("reading {}", json.display()))?,
+            )?;
+            let png = json.with_extension("png");
+            plot::draw(&run, &png)?;
+            if let Some(md) = results_md {
+                report::update_results_md(&md, &run, &json, &png)?;
+            }
+            Ok(())
+        }
         Cmd::Director(a) => director::run(a),
         Cmd::Gen {
             rate,
@@ -296,7 +318,7 @@ fn nsexec(ns: &str, cmd: &str) -> Result<String, Error> {
 }
 
 /// The director cases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 enum Case {
     Floor,
     A,
@@ -359,6 +381,19 @@ impl Setup {
         }
     }
 
+    /// The AF_XDP director's received-frame counter, live over its control
+    /// socket.
+    fn live_rx(&self) -> Option<u64> {
+        match self {
+            Setup::Child(_) => {
+                let reply = proxyha::ctl::request(Path::new(DIRECTOR_SOCKET), "stats").ok()?;
+                let v: serde_json::Value = serde_json::from_str(&reply).ok()?;
+                v.get("counters")?.get("rx_frames")?.as_u64()
+            }
+            _ => None,
+        }
+    }
+
     /// Removes the case's director setup; returns the child's counters.
     fn teardown(self) -> Result<Option<director::Report>, Error> {
         match self {
@@ -414,6 +449,8 @@ impl DirectorChild {
                 &cpus,
                 "--polling",
                 &args.polling,
+                "--socket",
+                DIRECTOR_SOCKET,
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -824,7 +861,7 @@ fn wire_packets() -> u64 {
 }
 
 /// CPU placement of one case, recorded with its figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Placement {
     generator_cpu: usize,
     director_cpu: usize,
@@ -835,7 +872,7 @@ struct Placement {
 }
 
 /// One flat-out repeat of a case.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Repeat {
     sent: u64,
     on_wire: u64,
@@ -852,6 +889,9 @@ struct Repeat {
     director_cpu_util: f64,
     /// Busy fraction of each CPU during the repeat (all users of the machine).
     cpu_busy: Vec<f64>,
+    /// Frames the AF_XDP director's workers received per second, read live
+    /// from its control socket (`stats`) before and after the repeat.
+    director_rx_mpps: Option<f64>,
     /// Fraction of the repeat the generator thread ran on its CPU, and the
     /// fraction it was runnable but waiting for it (others' load).
     generator_running: f64,
@@ -860,7 +900,7 @@ struct Repeat {
 }
 
 /// Latency at one offered rate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct LatencyPoint {
     fraction_of_reference: f64,
     offered_mpps: f64,
@@ -876,10 +916,10 @@ struct LatencyPoint {
 }
 
 /// Everything measured for one case.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct CaseResult {
     case: Case,
-    what: &'static str,
+    what: String,
     repeats: Vec<Repeat>,
     median_mpps: f64,
     min_mpps: f64,
@@ -899,7 +939,7 @@ impl CaseResult {
 }
 
 /// A whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunResult {
     date_utc: String,
     commit: String,
@@ -1029,6 +1069,7 @@ impl Lab {
         let wire0 = wire_packets();
         let stat0 = cpu_times();
         let gen0 = task_sched(self.gen_thread.tid);
+        let live0 = setup.live_rx();
         let st = self.gen_thread.run(
             gen_config(case, self.args.flows),
             Plan {
@@ -1040,6 +1081,7 @@ impl Lab {
         let cpu1: u64 = tasks.iter().map(|&p| task_runtime_ns(p)).sum();
         let busy = cpu_busy(&stat0, &cpu_times());
         let gen1 = task_sched(self.gen_thread.tid);
+        let live1 = setup.live_rx();
         thread::sleep(Duration::from_millis(300));
         let wire = wire_packets().saturating_sub(wire0);
         let split = self.received()?;
@@ -1071,6 +1113,10 @@ impl Lab {
             },
             director_cpu_util: cpu_ns as f64 / 1e9 / secs,
             cpu_busy: busy,
+            director_rx_mpps: match (live0, live1) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / secs / 1e6),
+                _ => None,
+            },
             generator_running: (gen1.0.saturating_sub(gen0.0)) as f64 / 1e9 / secs,
             generator_waiting: (gen1.1.saturating_sub(gen0.1)) as f64 / 1e9 / secs,
             sink_split: split,
@@ -1218,7 +1264,7 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         for i in 0..args.repeats.max(1) {
             let r = lab.repeat(case, &setup)?;
             eprintln!(
-                "perflab: {:>5} #{}: offered {:.3} Mpps, on wire {:.3}, at sinks {:.3} Mpps (split {}/{}), loss {:.1}%, director {:.0} ns/pkt ({:.0}% CPU); CPUs busy {:?}; generator ran {:.0}%, waited {:.0}%",
+                "perflab: {:>5} #{}: offered {:.3} Mpps, on wire {:.3}, at sinks {:.3} Mpps (split {}/{}), loss {:.1}%, director {:.0} ns/pkt ({:.0}% CPU, rx {}); CPUs busy {:?}; generator ran {:.0}%, waited {:.0}%",
                 case.key(),
                 i + 1,
                 r.offered_mpps,
@@ -1229,6 +1275,8 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
                 r.loss * 100.0,
                 r.cpu_ns_per_packet,
                 r.director_cpu_util * 100.0,
+                r.director_rx_mpps
+                    .map_or("n/a".to_owned(), |m| format!("{m:.3} Mpps live")),
                 r.cpu_busy
                     .iter()
                     .map(|b| format!("{:.0}%", b * 100.0))
@@ -1245,7 +1293,7 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         let max = mpps.iter().copied().fold(0.0, f64::max);
         results.push(CaseResult {
             case,
-            what: case.what(),
+            what: case.what().to_owned(),
             median_mpps: median(&mut mpps),
             min_mpps: min,
             max_mpps: max,

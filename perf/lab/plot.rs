@@ -113,22 +113,26 @@ pub fn draw(run: &RunResult, path: &Path) -> Result<(), Error> {
     }
 
     // Latency CDF (log x).
-    let points: Vec<(String, &[(f64, f64)])> = run
+    // (label, case index for the colour, thick line for the 90% point, CDF)
+    let points: Vec<(String, usize, bool, &[(f64, f64)])> = run
         .cases
         .iter()
-        .flat_map(|c| {
+        .enumerate()
+        .flat_map(|(i, c)| {
             c.latency.iter().map(move |p| {
                 (
                     format!("{} @{:.0}%", c.case_key(), p.fraction_of_reference * 100.0),
+                    i,
+                    p.fraction_of_reference > 0.7,
                     p.cdf.as_slice(),
                 )
             })
         })
-        .filter(|(_, cdf)| !cdf.is_empty())
+        .filter(|(_, _, _, cdf)| !cdf.is_empty())
         .collect();
     let (xmin, xmax) = points
         .iter()
-        .flat_map(|(_, cdf)| cdf.iter().map(|p| p.0))
+        .flat_map(|(_, _, _, cdf)| cdf.iter().map(|p| p.0))
         .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
@@ -140,7 +144,7 @@ pub fn draw(run: &RunResult, path: &Path) -> Result<(), Error> {
     let mut chart = ChartBuilder::on(&right)
         .caption(
             format!(
-                "Latency CDF, generator → sink (at 50%/90% of {}'s max)",
+                "Latency CDF, generator → sink (thin 50%, thick 90% of {}'s max)",
                 run.latency_reference.as_deref().unwrap_or("?")
             ),
             ("sans-serif", 20),
@@ -157,13 +161,12 @@ pub fn draw(run: &RunResult, path: &Path) -> Result<(), Error> {
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(e)?;
-    for (i, (name, cdf)) in points.iter().enumerate() {
+    for (name, i, thick, cdf) in &points {
         let color = COLORS[i % COLORS.len()];
-        let dashed = name.ends_with("@50%");
-        let style = if dashed {
-            color.stroke_width(2)
-        } else {
+        let style = if *thick {
             color.stroke_width(3)
+        } else {
+            color.mix(0.6).stroke_width(1)
         };
         chart
             .draw_series(LineSeries::new(cdf.iter().copied(), style))

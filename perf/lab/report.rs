@@ -10,7 +10,7 @@ use crate::RunResult;
 use crate::anyhow_lite::{Context, Error};
 
 /// The machine a run was measured on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Machine {
     pub cpu_model: String,
     pub cpus: usize,
