@@ -50,6 +50,10 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// One latency CDF: label, case index (the colour), thick line (the 90%
+/// point), and the (µs, fraction) points.
+type Series<'a> = (String, usize, bool, &'a [(f64, f64)]);
+
 /// Draws the run into `path` (PNG, 1400x560).
 pub fn draw(run: &RunResult, path: &Path) -> Result<(), Error> {
     register_font()?;
@@ -113,8 +117,7 @@ pub fn draw(run: &RunResult, path: &Path) -> Result<(), Error> {
     }
 
     // Latency CDF (log x).
-    // (label, case index for the colour, thick line for the 90% point, CDF)
-    let points: Vec<(String, usize, bool, &[(f64, f64)])> = run
+    let points: Vec<Series<'_>> = run
         .cases
         .iter()
         .enumerate()
