@@ -33,7 +33,7 @@ use proxyha::balance::{health, maglev};
 use proxyha::dataplane::classify::Filter as Classifier;
 use proxyha::dataplane::port::{Frame, Port};
 use proxyha::dataplane::redirect::MemorySink;
-use proxyha::dataplane::stats::{Latency, Stats};
+use proxyha::dataplane::stats::{Latency, Stats, bump};
 use proxyha::dataplane::worker::{self, Polling, Queues, Shared, Worker};
 use proxyha::xsk;
 
@@ -200,7 +200,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                     drop(tid_tx);
                     match mode {
                         Mode::Proxyha => run_worker(sock, &shared, stats, polling, flow_capacity),
-                        Mode::Hairpin => run_hairpin(sock, &stop),
+                        Mode::Hairpin => run_hairpin(sock, &stop, &stats),
                     }
                 })
                 .context("spawning a worker")?,
@@ -315,7 +315,9 @@ fn run_worker(
     }
 }
 
-fn run_hairpin(mut sock: xsk::Socket, stop: &AtomicBool) -> Report {
+/// The bare loop: only the rx/tx counters (for the live `stats`), no
+/// classification, no flow table.
+fn run_hairpin(mut sock: xsk::Socket, stop: &AtomicBool, stats: &Stats) -> Report {
     let mut rx = vec![Frame::default(); worker::DEFAULT_BATCH];
     let mut r = Report::default();
     while !stop.load(Ordering::Relaxed) {
@@ -326,6 +328,7 @@ fn run_hairpin(mut sock: xsk::Socket, stop: &AtomicBool) -> Report {
             continue;
         }
         r.rx += n as u64;
+        bump(&stats.counters.rx_frames, n as u64);
         for fr in &rx[..n] {
             let buf = sock.buffer_mut(*fr);
             if buf.len() >= 36 {
@@ -336,6 +339,7 @@ fn run_hairpin(mut sock: xsk::Socket, stop: &AtomicBool) -> Report {
         }
         let sent = sock.send(&rx[..n]);
         r.tx += sent as u64;
+        bump(&stats.counters.tx_frames, sent as u64);
         if sent < n {
             sock.release(&rx[sent..n]);
         }

@@ -903,6 +903,15 @@ struct Repeat {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LatencyPoint {
     fraction_of_reference: f64,
+    /// The rate asked for (the offered rate can fall short when the
+    /// generator's CPU is taken by other work).
+    #[serde(default)]
+    target_mpps: f64,
+    /// Fractions of the run the generator ran / waited for its CPU.
+    #[serde(default)]
+    generator_running: f64,
+    #[serde(default)]
+    generator_waiting: f64,
     offered_mpps: f64,
     received_mpps: f64,
     loss: f64,
@@ -1129,6 +1138,7 @@ impl Lab {
             s.set_latency(true)?;
         }
         let wire0 = wire_packets();
+        let gen0 = task_sched(self.gen_thread.tid);
         let st = self.gen_thread.run(
             gen_config(case, self.args.flows),
             Plan {
@@ -1137,6 +1147,7 @@ impl Lab {
                 duration: Duration::from_secs_f64(self.args.latency_seconds),
             },
         );
+        let gen1 = task_sched(self.gen_thread.tid);
         thread::sleep(Duration::from_millis(200));
         for s in &self.sinks {
             s.set_latency(false)?;
@@ -1157,7 +1168,11 @@ impl Lab {
                 cdf.push((v.value_iterated_to() as f64 / 1e3, v.quantile_iterated_to()));
             }
         }
+        let secs_run = st.elapsed.as_secs_f64();
         Ok(LatencyPoint {
+            target_mpps: rate_pps / 1e6,
+            generator_running: (gen1.0.saturating_sub(gen0.0)) as f64 / 1e9 / secs_run,
+            generator_waiting: (gen1.1.saturating_sub(gen0.1)) as f64 / 1e9 / secs_run,
             fraction_of_reference: fraction,
             offered_mpps: st.sent as f64 / secs / 1e6,
             received_mpps: received as f64 / secs / 1e6,
@@ -1340,12 +1355,15 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
             for frac in [0.5, 0.9] {
                 let p = lab.latency(case, ref_mpps * 1e6 * frac, frac)?;
                 eprintln!(
-                    "perflab: {:>5} latency at {:.0}% of {} max ({:.3} Mpps offered, {:.3} received): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us ({} samples)",
+                    "perflab: {:>5} latency at {:.0}% of {} max ({:.3} Mpps asked, {:.3} offered, {:.3} received; generator ran {:.0}% waited {:.0}%): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us ({} samples)",
                     case.key(),
                     frac * 100.0,
                     ref_case.key(),
+                    p.target_mpps,
                     p.offered_mpps,
                     p.received_mpps,
+                    p.generator_running * 100.0,
+                    p.generator_waiting * 100.0,
                     p.p50_us,
                     p.p99_us,
                     p.p999_us,
