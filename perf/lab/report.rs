@@ -69,7 +69,7 @@ pub fn tables(run: &RunResult) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| case | what | Mpps at sinks, median (min–max) | loss | director CPU ns/pkt | sink split |"
+        "| case | what | Mpps at sinks, median (min–max) | loss (of frames on the wire, flat out) | director CPU ns/pkt | sink split (repeat 1) |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     for c in &run.cases {
@@ -117,16 +117,17 @@ pub fn tables(run: &RunResult) -> String {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "| case | offered Mpps | received Mpps | loss | p50 | p99 | p99.9 | max | samples |"
+            "| case | asked Mpps | offered Mpps | received Mpps | loss | p50 | p99 | p99.9 | max | samples |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
         for c in &run.cases {
             for p in &c.latency {
                 let _ = writeln!(
                     s,
-                    "| {} @{:.0}% | {:.3} | {:.3} | {:.1}% | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+                    "| {} @{:.0}% | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
                     c.case_key(),
                     p.fraction_of_reference * 100.0,
+                    p.target_mpps,
                     p.offered_mpps,
                     p.received_mpps,
                     p.loss * 100.0,
