@@ -5,7 +5,7 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &["filter", "pass"];
+const PROGRAMS: &[&str] = &["filter", "pass", "perf_gen", "perf_sink", "perf_rewrite"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -73,6 +73,8 @@
 
 mod filter;
 mod mac;
+pub mod perfgen;
+pub mod sinkcount;
 mod socket;
 mod sys;
 mod tap;

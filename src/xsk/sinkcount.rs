@@ -1,0 +1,226 @@
+//! The perf lab's sinks: a native-XDP drop-and-count program
+//! (`src/bpf/perf_sink.bpf.c`) on each sink's veth, and its counters and
+//! latency histogram read back from userspace.
+//!
+//! The program counts lab frames (IPv4/TCP to the lab port, 64 bytes) and
+//! everything else separately. When latency recording is on it reads the
+//! generator's 48-bit `bpf_ktime_get_ns()` send time from the payload and
+//! counts `now - sent` into a log-linear histogram with [`SUB`] linear
+//! sub-buckets per power of two (about 6% resolution), which [`Sink::latency`]
+//! turns into an [`hdrhistogram::Histogram`]. Both ends use the same
+//! monotonic clock of the one machine, so the difference is the one-way
+//! latency from frame build to sink XDP.
+
+use hdrhistogram::Histogram;
+
+use super::perfgen::{Map, Object, Result, XdpAttachment, objects, u64_at};
+
+/// log2 of the linear sub-buckets per power of two (`SUB_BITS` in the C).
+pub const SUB_BITS: u32 = 4;
+/// Linear sub-buckets per power of two.
+pub const SUB: u32 = 1 << SUB_BITS;
+/// The highest power of two with its own buckets (`MAX_EXP` in the C).
+pub const MAX_EXP: u32 = 40;
+/// Number of histogram buckets.
+pub const BUCKETS: u32 = (MAX_EXP + 1) * SUB;
+
+/// The bucket of a value, exactly as `bucket_of()` in `perf_sink.bpf.c`.
+pub fn bucket_of(v: u64) -> u32 {
+    if v < u64::from(SUB) {
+        return v as u32;
+    }
+    let e = 63 - v.leading_zeros();
+    if e > MAX_EXP - 1 + SUB_BITS {
+        return BUCKETS - 1;
+    }
+    let b = (e - SUB_BITS + 1) * SUB + ((v >> (e - SUB_BITS)) as u32 & (SUB - 1));
+    b.min(BUCKETS - 1)
+}
+
+/// The smallest value in bucket `b`.
+pub fn bucket_low(b: u32) -> u64 {
+    if b < SUB {
+        return u64::from(b);
+    }
+    let e = b / SUB + SUB_BITS - 1;
+    let sub = u64::from(b % SUB);
+    (1u64 << e) | (sub << (e - SUB_BITS))
+}
+
+/// The largest value in bucket `b` (the last bucket also holds everything
+/// above it).
+pub fn bucket_high(b: u32) -> u64 {
+    if b + 1 >= BUCKETS {
+        return u64::MAX;
+    }
+    bucket_low(b + 1) - 1
+}
+
+/// A sink's counters, summed over CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Counts {
+    /// Lab frames received (and dropped).
+    pub frames: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Other frames (ARP, anything not to the lab port).
+    pub other: u64,
+    /// Frames whose latency was recorded.
+    pub lat_samples: u64,
+    /// The highest payload sequence number seen (per CPU maximum).
+    pub last_seq: u64,
+}
+
+/// The drop-and-count program attached to one sink interface.
+#[derive(Debug)]
+pub struct Sink {
+    _attach: XdpAttachment,
+    cfg: Map,
+    stats: Map,
+    lat: Map,
+    port: u16,
+    _obj: Object,
+}
+
+impl Sink {
+    /// Loads `perf_sink`, counting frames to TCP `port`, and attaches it in
+    /// native mode to `ifname` in namespace `ns`.
+    pub fn attach(ns: &str, ifname: &str, port: u16) -> Result<Self> {
+        let obj = Object::load("perf_sink", objects::SINK)?;
+        let cfg = obj.map("perf_sink_cfg")?;
+        let stats = obj.map("perf_sink_stats")?;
+        let lat = obj.map("perf_sink_lat")?;
+        let sink = Sink {
+            _attach: XdpAttachment::attach(ns, ifname, obj.program_fd("perf_sink")?, false)?,
+            cfg,
+            stats,
+            lat,
+            port,
+            _obj: obj,
+        };
+        sink.set_latency(false)?;
+        Ok(sink)
+    }
+
+    /// Turns latency recording on or off (it costs a clock read per frame).
+    pub fn set_latency(&self, on: bool) -> Result<()> {
+        let mut b = Vec::with_capacity(8);
+        b.extend_from_slice(&u32::from(self.port).to_ne_bytes());
+        b.extend_from_slice(&u32::from(on).to_ne_bytes());
+        self.cfg.set(0, &b)
+    }
+
+    /// The counters now.
+    pub fn counts(&self) -> Result<Counts> {
+        let mut c = Counts::default();
+        for v in self.stats.lookup_percpu(0)? {
+            c.frames += u64_at(&v, 0);
+            c.bytes += u64_at(&v, 8);
+            c.other += u64_at(&v, 16);
+            c.lat_samples += u64_at(&v, 24);
+            c.last_seq = c.last_seq.max(u64_at(&v, 32));
+        }
+        Ok(c)
+    }
+
+    /// Zeroes the counters and the latency histogram.
+    pub fn reset(&self) -> Result<()> {
+        self.stats.zero_percpu(0)?;
+        for b in 0..BUCKETS {
+            self.lat.zero_percpu(b)?;
+        }
+        Ok(())
+    }
+
+    /// The raw bucket counts (summed over CPUs), index = bucket.
+    pub fn buckets(&self) -> Result<Vec<u64>> {
+        let mut out = Vec::with_capacity(BUCKETS as usize);
+        for b in 0..BUCKETS {
+            out.push(
+                self.lat
+                    .lookup_percpu(b)?
+                    .iter()
+                    .map(|v| u64_at(v, 0))
+                    .sum(),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The latency histogram in nanoseconds (each sample at its bucket's
+    /// midpoint).
+    pub fn latency(&self) -> Result<Histogram<u64>> {
+        Ok(histogram_from_buckets(&self.buckets()?))
+    }
+}
+
+/// Builds an hdrhistogram (ns, 3 significant digits) from bucket counts,
+/// recording each bucket's samples at its midpoint.
+pub fn histogram_from_buckets(buckets: &[u64]) -> Histogram<u64> {
+    let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    for (b, &n) in buckets.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let b = b as u32;
+        let lo = bucket_low(b);
+        let hi = bucket_high(b).min(lo.saturating_mul(2).max(lo + 1));
+        let mid = lo + (hi - lo) / 2;
+        // Auto-resizing histogram: recording cannot fail for u64 values.
+        let _ = h.record_n(mid.max(1), n);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn small_values_are_their_own_bucket() {
+        for v in 0..u64::from(SUB) {
+            assert_eq!(bucket_of(v), v as u32);
+            assert_eq!(bucket_low(v as u32), v);
+        }
+    }
+
+    #[test]
+    fn bucket_edges() {
+        assert_eq!(bucket_of(16), 16);
+        assert_eq!(bucket_low(16), 16);
+        assert_eq!(bucket_of(31), 31);
+        assert_eq!(bucket_of(32), 32);
+        assert_eq!(bucket_low(32), 32);
+        assert_eq!(bucket_low(33), 34);
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn histogram_percentiles_follow_buckets() {
+        let mut b = vec![0u64; BUCKETS as usize];
+        b[bucket_of(10_000) as usize] = 99;
+        b[bucket_of(1_000_000) as usize] = 1;
+        let h = histogram_from_buckets(&b);
+        assert_eq!(h.len(), 100);
+        let p50 = h.value_at_quantile(0.5) as f64;
+        assert!((p50 - 10_000.0).abs() / 10_000.0 < 0.07, "{p50}");
+        let max = h.max() as f64;
+        assert!((max - 1_000_000.0).abs() / 1_000_000.0 < 0.07, "{max}");
+    }
+
+    proptest! {
+        #[test]
+        fn every_value_lies_in_its_bucket(v in 0u64..(1u64 << 44)) {
+            let b = bucket_of(v);
+            prop_assert!(b < BUCKETS);
+            prop_assert!(bucket_low(b) <= v, "low {} > {}", bucket_low(b), v);
+            prop_assert!(v <= bucket_high(b), "high {} < {}", bucket_high(b), v);
+        }
+
+        #[test]
+        fn buckets_are_monotonic(a in 0u64..(1u64 << 44), d in 0u64..(1u64 << 20)) {
+            prop_assert!(bucket_of(a) <= bucket_of(a + d));
+        }
+    }
+}
