@@ -166,11 +166,9 @@ up() {
     read -r name sfx ip cfg <<<"$n"
     add_host "$sfx" "$ip"
     local ns; ns=$(ns_of "$sfx")
-    # The VIP sits on lo; the node never answers ARP for it (DSR, as LVS-DR).
-    case "$name" in b-*) vip=198.18.0.251 ;; *) vip=$VIP ;; esac
-    nsx "$ns" ip addr add "$vip/32" dev lo
-    nsx "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
-      net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
+    # proxyha itself puts the VIP on lo with arp_ignore/arp_announce (DSR, as
+    # LVS-DR) and removes it on exit; the lab only makes reverse-path
+    # filtering loose for the director's TAP delivery.
     nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
   done
 
