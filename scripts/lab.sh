@@ -5,7 +5,8 @@
 #                                                       build the lab (and start proxyha on each node);
 #                                                       --version 3 runs VRRPv3 with 10 cs adverts,
 #                                                       --group-b adds a second Proxy HA group (LBID 20,
-#                                                       VRID 52, VIP 198.18.0.251) on the same segment
+#                                                       VRID 52, VIP 198.18.0.251) on the same segment,
+#                                                       --redirect-80 adds a port redirect 80 -> 9090
 #   scripts/lab.sh down                                 tear everything down (always safe to run)
 #   scripts/lab.sh exec NODE CMD...                     run CMD inside a node's namespace
 #   scripts/lab.sh status                               show what runs where
@@ -120,6 +121,10 @@ node_config() { # name config
   if [ "$version" = 3 ]; then
     sed -i -e 's|^version = 2 .*|version = 3|' -e 's|^advert_interval = .*|advert_interval = "10cs"|' "$dir/node.toml"
   fi
+  if [ -f "$LAB_DIR/redirect-80" ]; then
+    # A port redirect whose ports differ: proxyha adds an nftables redirect.
+    printf '\n[[port_redirect]]\nprotocol = "http-alt"\noriginal_ports = "80"\nproxy_port = 9090\n' >> "$dir/node.toml"
+  fi
   echo "$dir/node.toml"
 }
 
@@ -132,12 +137,13 @@ start_proxyha() { # name ns config
 }
 
 up() {
-  local start_ha=1 version=2 group_b=0 n name sfx ip cfg
+  local start_ha=1 version=2 group_b=0 redirect80=0 n name sfx ip cfg
   while [ $# -gt 0 ]; do
     case "$1" in
       --no-proxyha) start_ha=0 ;;
       --version) version="${2:-}"; shift ;;
       --group-b) group_b=1 ;;
+      --redirect-80) redirect80=1 ;;
       *) echo "lab.sh up: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -147,6 +153,7 @@ up() {
   mkdir -p "$LAB_DIR"
   echo "$version" > "$LAB_DIR/vrrp-version"
   if [ "$group_b" = 1 ]; then touch "$LAB_DIR/group-b"; NODES+=("${GROUP_B[@]}"); fi
+  if [ "$redirect80" = 1 ]; then touch "$LAB_DIR/redirect-80"; else rm -f "$LAB_DIR/redirect-80"; fi
   log "segment: bridge br0 in $SW"
   ip netns add "$SW"
   nsx "$SW" ip link add br0 type bridge
@@ -257,5 +264,5 @@ case "$cmd" in
       fi
     done
     [ "$found" = 1 ] || { echo "lab.sh restart: no node ${1:-}" >&2; exit 2; } ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
 esac

@@ -7,8 +7,8 @@
 //!   node never answers ARP for the VIP nor announces it: only the Active
 //!   Director answers, with the virtual MAC;
 //! * when a port redirect's original ports differ from its proxy port, an
-//!   nftables `redirect` in our own table (`proxyha_<lbid>`), so the kernel
-//!   translates the reply back.
+//!   nftables `dnat` to `VIP:proxy_port` in our own table (`proxyha_<lbid>`),
+//!   so the kernel translates the reply back.
 //!
 //! Everything goes through `ip`, `nft` and `/proc/sys`, never a shell string.
 
@@ -115,12 +115,15 @@ pub fn nft_ruleset(cfg: &Config, table: &str) -> Option<String> {
             continue;
         }
         let ports = crate::config::format_ports(&r.original_ports);
-        rules.push_str(&format!(
-            "    ip daddr {{ {} }} tcp dport {{ {} }} redirect to :{}\n",
-            vips.join(", "),
-            ports,
-            r.proxy_port
-        ));
+        // `dnat` to the VIP itself, not `redirect`: redirect rewrites to the
+        // incoming interface's primary address, and the director's own share
+        // arrives on its TAP device, which has none.
+        for vip in &vips {
+            rules.push_str(&format!(
+                "    ip daddr {vip} tcp dport {{ {ports} }} dnat to {vip}:{}\n",
+                r.proxy_port
+            ));
+        }
     }
     if rules.is_empty() {
         return None;
@@ -200,7 +203,9 @@ mod tests {
     fn differing_ports_get_a_redirect() {
         let r = nft_ruleset(&cfg("80,8080-8090", 9090), "proxyha_10").unwrap();
         assert!(
-            r.contains("ip daddr { 198.18.0.250 } tcp dport { 80,8080-8090 } redirect to :9090"),
+            r.contains(
+                "ip daddr 198.18.0.250 tcp dport { 80,8080-8090 } dnat to 198.18.0.250:9090"
+            ),
             "{r}"
         );
         assert!(r.contains("type nat hook prerouting priority dstnat"));

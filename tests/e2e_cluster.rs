@@ -719,12 +719,63 @@ fn labs_leave_nothing_behind() {
         return;
     }
     {
+        // With a port redirect 80 -> 9090: the director balances VIP:80 and
+        // each node's own nftables redirect hands it to the proxy on 9090.
         let lab = Lab::up(Options {
             prefix: "phe6",
+            redirect_80: true,
             ..Options::default()
         });
         lab.wait_state("director-a", "Master", Duration::from_secs(15))
             .unwrap_or_else(|| panic!("no Master\n{}", lab.logs()));
+        let rules = lab.exec("scanner-c", &["nft", "list", "table", "ip", "proxyha_10"]);
+        let rules = String::from_utf8_lossy(&rules.stdout);
+        assert!(
+            rules.contains("ip daddr 198.18.0.250 tcp dport 80 dnat to 198.18.0.250:9090"),
+            "{rules}"
+        );
+        assert!(
+            wait_until(Duration::from_secs(8), || lab
+                .status("director-a")
+                .is_some_and(|s| entries(&s).len() == 5))
+            .is_some()
+        );
+        let mut served = std::collections::BTreeSet::new();
+        for i in 0..30 {
+            let out = lab.exec(
+                "client",
+                &[
+                    "curl",
+                    "-s",
+                    "-m",
+                    "3",
+                    "-o",
+                    "/dev/null",
+                    "-D",
+                    "-",
+                    "-x",
+                    "http://198.18.0.250:80",
+                    "http://198.18.0.200/index.html",
+                ],
+            );
+            let n = lab::served_by(&String::from_utf8_lossy(&out.stdout))
+                .unwrap_or_else(|| panic!("request {i} to VIP:80 failed\n{}", lab.logs()));
+            served.insert(n);
+        }
+        eprintln!("VIP:80 (redirected to 9090) served by {served:?}");
+        assert!(served.len() >= 2, "{served:?}");
+        // A clean stop removes the redirect and the VIP it added.
+        lab.sigterm("scanner-c");
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                let t = lab.exec("scanner-c", &["nft", "list", "tables"]);
+                let a = lab.exec("scanner-c", &["ip", "-4", "addr", "show", "dev", "lo"]);
+                !String::from_utf8_lossy(&t.stdout).contains("proxyha_10")
+                    && !String::from_utf8_lossy(&a.stdout).contains("198.18.0.250")
+            })
+            .is_some(),
+            "nftables table or VIP left after SIGTERM"
+        );
     }
     assert!(
         lab::namespaces("phe6").is_empty(),

@@ -58,6 +58,8 @@ pub struct Options {
     /// 2 (1 s adverts) or 3 (10 cs adverts).
     pub vrrp_version: u8,
     pub group_b: bool,
+    /// Add a port redirect 80 -> 9090 (nftables on every scanning node).
+    pub redirect_80: bool,
     pub start_proxyha: bool,
 }
 
@@ -67,6 +69,7 @@ impl Default for Options {
             prefix: "phe",
             vrrp_version: 2,
             group_b: false,
+            redirect_80: false,
             start_proxyha: true,
         }
     }
@@ -92,6 +95,9 @@ impl Lab {
         args.push(opts.vrrp_version.to_string());
         if opts.group_b {
             args.push("--group-b".into());
+        }
+        if opts.redirect_80 {
+            args.push("--redirect-80".into());
         }
         let out = sh(lab.script().args(&args));
         if !out.status.success() {
