@@ -383,14 +383,43 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let xdp_mode = filter.mode().to_string();
     let bind_mode: Vec<String> = workers.iter().map(|w| w.bound.clone()).collect();
 
-    while !stop.load(Ordering::Relaxed) {
+    // A graceful stop leaves the cluster before it lets go of anything: the
+    // node reports its proxy down (so the Active Director drops it from the
+    // balancing set at the next heartbeat instead of after `misses`
+    // intervals), a director sends its priority-0 advert (the Backup takes
+    // over after Skew_Time), and the loop keeps running for one heartbeat
+    // interval so that in-flight flows still find the VIP and the reply goes out.
+    let mut drain_until: Option<Instant> = None;
+    loop {
         let now = Instant::now();
+        if stop.load(Ordering::Relaxed) && drain_until.is_none() {
+            let drain = cfg.heartbeat.interval + Duration::from_millis(300);
+            log!(
+                "node",
+                "stopping: leaving the cluster, draining for {drain:?}"
+            );
+            let down = vec![false; cfg.port_redirects.len()];
+            plane.set_local_health(
+                now,
+                LocalHealth {
+                    ports: crate::wire::heartbeat::Ports::from_results(&down),
+                    ..LocalHealth::default()
+                },
+            );
+            plane.shutdown(now);
+            drain_until = Some(now + drain);
+        }
+        if drain_until.is_some_and(|t| now >= t) {
+            break;
+        }
         for w in &workers {
             while let Some(cf) = w.queues.to_control.pop() {
                 plane.handle_frame(now, cf.kind, &cf.data);
             }
         }
-        if let Some(h) = probe.lock().ok().and_then(|mut g| g.take()) {
+        if drain_until.is_none()
+            && let Some(h) = probe.lock().ok().and_then(|mut g| g.take())
+        {
             plane.set_local_health(now, h);
         }
         if now.duration_since(last_health) >= Duration::from_millis(100) {
@@ -467,14 +496,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         thread::sleep(budget.max(Duration::from_micros(200)));
     }
 
-    log!("node", "stopping");
-    let now = Instant::now();
-    plane.shutdown(now);
-    while let Some(f) = plane.poll_transmit() {
-        let _ = workers[0].queues.from_control.push(f);
-    }
-    // Give the worker time to send the priority-0 advert.
-    thread::sleep(Duration::from_millis(50));
+    log!("node", "drained; stopping the dataplane");
     shared.stop.store(true, Ordering::Relaxed);
     for w in workers {
         if w.thread.join().is_err() {

@@ -764,8 +764,39 @@ fn labs_leave_nothing_behind() {
         }
         eprintln!("VIP:80 (redirected to 9090) served by {served:?}");
         assert!(served.len() >= 2, "{served:?}");
-        // A clean stop removes the redirect and the VIP it added.
+        // A clean stop leaves the cluster first: requests keep succeeding
+        // while scanner-c stops, and it is out of the balancing set at once.
+        let reqs = Loop::start(
+            &lab,
+            Duration::from_millis(50),
+            1.0,
+            Duration::from_secs(20),
+        );
+        thread::sleep(Duration::from_secs(1));
+        let stopped = unix_now();
         lab.sigterm("scanner-c");
+        thread::sleep(Duration::from_secs(4));
+        let results = reqs.finish();
+        let failed: Vec<_> = results.iter().filter(|r| r.2.is_none()).collect();
+        let late: Vec<_> = results
+            .iter()
+            .filter(|r| r.0 > stopped + 1.5 && r.2.as_deref() == Some("scanner-c"))
+            .collect();
+        eprintln!(
+            "graceful leave of scanner-c: {} requests, {} failed, {} served by it after 1.5 s",
+            results.len(),
+            failed.len(),
+            late.len()
+        );
+        assert!(
+            failed.is_empty(),
+            "requests failed while scanner-c left: {failed:?}"
+        );
+        assert!(
+            late.is_empty(),
+            "scanner-c still served after leaving: {late:?}"
+        );
+        // And it removed the redirect and the VIP it added.
         assert!(
             wait_until(Duration::from_secs(5), || {
                 let t = lab.exec("scanner-c", &["nft", "list", "tables"]);
