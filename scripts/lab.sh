@@ -5,7 +5,8 @@
 #                                                       build the lab (and start proxyha on each node);
 #                                                       --version 3 runs VRRPv3 with 10 cs adverts,
 #                                                       --group-b adds a second Proxy HA group (LBID 20,
-#                                                       VRID 52, VIP 198.18.0.251) on the same segment,
+#                                                       VRID 52, VIP 198.18.0.251, authenticated
+#                                                       heartbeats) on the same segment,
 #                                                       --redirect-80 adds a port redirect 80 -> 9090
 #   scripts/lab.sh down                                 tear everything down (always safe to run)
 #   scripts/lab.sh exec NODE CMD...                     run CMD inside a node's namespace
@@ -121,6 +122,13 @@ node_config() { # name config
   if [ "$version" = 3 ]; then
     sed -i -e 's|^version = 2 .*|version = 3|' -e 's|^advert_interval = .*|advert_interval = "10cs"|' "$dir/node.toml"
   fi
+  case "$1" in
+    b-*)
+      # Group B authenticates its heartbeats (HMAC-SHA256) with a shared key.
+      [ -f "$LAB_DIR/group-b.key" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$LAB_DIR/group-b.key"
+      sed -i "s|^\[heartbeat\]|[heartbeat]\nkey_file = \"$LAB_DIR/group-b.key\"|" "$dir/node.toml"
+      ;;
+  esac
   if [ -f "$LAB_DIR/redirect-80" ]; then
     # A port redirect whose ports differ: proxyha adds an nftables redirect.
     printf '\n[[port_redirect]]\nprotocol = "http-alt"\noriginal_ports = "80"\nproxy_port = 9090\n' >> "$dir/node.toml"
