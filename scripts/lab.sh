@@ -176,6 +176,11 @@ up() {
   # loses that metadata, so the scanning node would see a bad checksum and drop
   # it. Real NICs put full checksums on the wire; the lab's client must too.
   nsx "$(ns_of client)" ethtool -K eth0 tx off >/dev/null
+  # A small receive window keeps a rate-limited download on the wire for its
+  # whole length (with the default 6 MiB window the 4 MiB test file would sit
+  # in the client's socket buffer within a second), so the failover tests'
+  # long-lived connections really are in flight across a takeover.
+  nsx "$(ns_of client)" sysctl -qw net.ipv4.tcp_rmem="4096 16384 65536"
   add_host origin 198.18.0.200
   for n in "${NODES[@]}"; do
     read -r name sfx ip cfg <<<"$n"
