@@ -774,6 +774,28 @@ fn labs_leave_nothing_behind() {
             served.insert(n);
         }
         eprintln!("VIP:80 (redirected to 9090) served by {served:?}");
+        // The operator's live view: rates over two short intervals.
+        let watch = Command::new(lab::binary())
+            .args([
+                "stats",
+                "--watch",
+                "--interval",
+                "0.5",
+                "--count",
+                "2",
+                "--socket",
+            ])
+            .arg(lab.socket("director-a"))
+            .output()
+            .unwrap();
+        let w = String::from_utf8_lossy(&watch.stdout);
+        assert!(
+            watch.status.success(),
+            "{}",
+            String::from_utf8_lossy(&watch.stderr)
+        );
+        assert_eq!(w.matches("director-a rates over").count(), 2, "{w}");
+        assert!(w.contains("rx_frames"), "{w}");
         assert!(served.len() >= 2, "{served:?}");
         // A clean stop leaves the cluster first: requests keep succeeding
         // while scanner-c stops, and it is out of the balancing set at once.
