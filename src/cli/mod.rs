@@ -189,6 +189,12 @@ fn run(file: &std::path::Path) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("proxyha: {e}");
+            let text = e.to_string();
+            if text.contains("Permission denied") || text.contains("Operation not permitted") {
+                eprintln!(
+                    "proxyha: `proxyha run` needs root (CAP_NET_ADMIN and CAP_BPF, plus CAP_SYS_ADMIN to mount bpffs)"
+                );
+            }
             1
         }
     }
