@@ -980,7 +980,13 @@ impl Lab {
         if !perfgen::is_root() {
             bail!("the perf lab needs root (network namespaces, XDP, BPF_PROG_TEST_RUN)");
         }
-        topo("up")?;
+        // `ip netns add` can race with other users' namespace operations on
+        // a shared machine (seen once: "Invalid netns value"): retry once.
+        if let Err(e) = topo("up") {
+            eprintln!("perflab: {e}; retrying once");
+            thread::sleep(Duration::from_secs(1));
+            topo("up")?;
+        }
         let guard = TopoGuard;
         let sinks = [
             Sink::attach(NS_S1, IF_S1, PORT).context("sink 1")?,
