@@ -59,7 +59,19 @@ pub fn utc_now() -> String {
 pub fn commit() -> String {
     let head =
         capture("git", &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    match capture("git", &["status", "--porcelain", "--untracked-files=no"]) {
+    // The harness's own outputs do not make the code dirty.
+    match capture(
+        "git",
+        &[
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!perf/RESULTS.md",
+            ":!perf/results",
+        ],
+    ) {
         Some(s) if !s.is_empty() => {
             let files: Vec<&str> = s.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
             format!("{head}-dirty ({})", files.join(", "))
