@@ -580,6 +580,47 @@ impl Generator {
         })
     }
 
+    /// Loads `perf_gen` for [`Generator::frame`] only (no interface: frames
+    /// are returned, not sent).
+    pub fn detached(config: &GenConfig) -> Result<Self> {
+        let obj = Object::load("perf_gen", objects::GEN)?;
+        let prog_fd = obj.program_fd("perf_gen")?;
+        let cfg = obj.map("perf_gen_cfg")?;
+        let state = obj.map("perf_gen_state")?;
+        cfg.set(0, &config.to_bytes(0)?)?;
+        Ok(Generator {
+            _obj: obj,
+            prog_fd,
+            cfg,
+            state,
+            ifindex: 0,
+            config: config.clone(),
+        })
+    }
+
+    /// Runs the program once in ordinary (not live) test mode and returns the
+    /// frame it built, with its XDP verdict. Advances the sequence like a
+    /// sent frame. For tests of what the generator puts on the wire.
+    pub fn frame(&mut self) -> Result<(u32, Vec<u8>)> {
+        let mut out = vec![0u8; 256];
+        // SAFETY: an all-zero `bpf_test_run_opts` is its default; we set sz.
+        let mut opts: sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<sys::bpf_test_run_opts>();
+        opts.data_in = TEMPLATE.as_ptr().cast();
+        opts.data_size_in = TEMPLATE.len() as u32;
+        opts.data_out = out.as_mut_ptr().cast();
+        opts.data_size_out = out.len() as u32;
+        opts.repeat = 1;
+        // SAFETY: `opts` points at `TEMPLATE` (read) and `out` (written, its
+        // length given), both alive across the call.
+        let rc = unsafe { sys::bpf_prog_test_run_opts(self.prog_fd, &mut opts) };
+        if rc != 0 {
+            return Err(Error::TestRun(std::io::Error::from_raw_os_error(-rc)));
+        }
+        out.truncate((opts.data_size_out as usize).min(out.len()));
+        Ok((opts.retval, out))
+    }
+
     /// Changes what is sent (e.g. the destination MAC between cases).
     pub fn configure(&mut self, config: &GenConfig) -> Result<()> {
         self.cfg.set(0, &config.to_bytes(0)?)?;
@@ -758,6 +799,24 @@ impl PassStub {
     }
 }
 
+/// Runs program `prog_fd` once on a copy of `frame` in ordinary
+/// `BPF_PROG_TEST_RUN` mode and returns its verdict.
+pub(crate) fn test_run_once(prog_fd: i32, frame: &[u8]) -> Result<u32> {
+    // SAFETY: an all-zero `bpf_test_run_opts` is its default; we set sz.
+    let mut opts: sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<sys::bpf_test_run_opts>();
+    opts.data_in = frame.as_ptr().cast();
+    opts.data_size_in = frame.len() as u32;
+    opts.repeat = 1;
+    // SAFETY: `opts` points at `frame`, alive and readable for its length
+    // across the call; no output buffers.
+    let rc = unsafe { sys::bpf_prog_test_run_opts(prog_fd, &mut opts) };
+    if rc != 0 {
+        return Err(Error::TestRun(std::io::Error::from_raw_os_error(-rc)));
+    }
+    Ok(opts.retval)
+}
+
 /// The native-endian `u64` at `off` in `b` (0 when out of range).
 pub(crate) fn u64_at(b: &[u8], off: usize) -> u64 {
     b.get(off..off + 8)
@@ -843,6 +902,61 @@ mod tests {
         assert_eq!(parse_cpu_list("0"), Some(1));
         assert_eq!(parse_cpu_list("0-3,5"), Some(6));
         assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn generated_frames_are_valid_tcp_syn_then_data_when_root() {
+        use crate::wire::{checksum, ethernet, ipv4};
+        if !is_root() {
+            eprintln!("skipped: not root");
+            return;
+        }
+        let mut c = cfg();
+        c.flows = 3;
+        c.ports_per_ip = 2;
+        let mut g = Generator::detached(&c).unwrap();
+        let mut last_ts = 0u64;
+        for n in 0..7u32 {
+            let (verdict, f) = g.frame().unwrap();
+            assert_eq!(verdict, 3, "XDP_TX");
+            assert_eq!(f.len(), 64);
+            let eth = ethernet::Packet::new_checked(&f[..]).unwrap();
+            assert_eq!(eth.dst_addr().as_bytes(), &c.dst_mac);
+            assert_eq!(eth.src_addr().as_bytes(), &c.src_mac);
+            let ip = ipv4::Packet::new_checked(eth.payload()).unwrap();
+            assert!(ip.verify_checksum(), "frame {n}: IPv4 checksum");
+            // Flow n % 3: source address base + flow / 2, port base + flow % 2.
+            let flow = n % 3;
+            let src = Ipv4Addr::from(u32::from(c.src_ip) + flow / 2);
+            assert_eq!(ip.src_addr(), src);
+            let seg = ip.payload();
+            assert_eq!(seg.len(), 30);
+            let pseudo = checksum::pseudo_header_v4(src, c.dst_ip, 6, 30);
+            assert_eq!(
+                checksum::finish(checksum::accumulate(pseudo, seg)),
+                0,
+                "frame {n}: TCP checksum"
+            );
+            assert_eq!(
+                u16::from_be_bytes([seg[0], seg[1]]),
+                1024 + (flow % 2) as u16
+            );
+            assert_eq!(u16::from_be_bytes([seg[2], seg[3]]), 9090);
+            let flags = seg[13];
+            if n < 3 {
+                assert_eq!(flags, 0x02, "frame {n}: the first pass is SYN");
+            } else {
+                assert_eq!(flags, 0x18, "frame {n}: then ACK|PSH");
+            }
+            let payload = &seg[20..];
+            assert_eq!(u32::from_be_bytes(payload[..4].try_into().unwrap()), n);
+            let mut ts = [0u8; 8];
+            ts[2..].copy_from_slice(&payload[4..10]);
+            let ts = u64::from_be_bytes(ts);
+            assert!(ts >= last_ts, "timestamps never go back");
+            last_ts = ts;
+        }
+        assert_eq!(g.seq().unwrap(), 7);
     }
 
     #[test]
