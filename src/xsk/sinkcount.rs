@@ -124,7 +124,7 @@ impl Sink {
     /// Runs the program once on `frame` (ordinary test mode) and returns its
     /// XDP verdict. For tests.
     pub fn run_once(&self, frame: &[u8]) -> Result<u32> {
-        super::perfgen::test_run_once(self.prog_fd, frame)
+        super::perfgen::test_run_once(self.prog_fd, frame).map(|(verdict, _)| verdict)
     }
 
     /// Turns latency recording on or off (it costs a clock read per frame).
