@@ -1283,6 +1283,9 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         let placement = lab.place(case)?;
         let mut repeats = Vec::new();
         for i in 0..args.repeats.max(1) {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
             let r = lab.repeat(case, &setup)?;
             eprintln!(
                 "perflab: {:>5} #{}: offered {:.3} Mpps, on wire {:.3}, at sinks {:.3} Mpps (split {}/{}), loss {:.1}%, director {:.0} ns/pkt ({:.0}% CPU, rx {}); CPUs busy {:?}; generator ran {:.0}%, waited {:.0}%",
@@ -1359,6 +1362,9 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
             let setup = setup_case(case, &args)?;
             lab.place(case)?;
             for frac in [0.5, 0.9] {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 let p = lab.latency(case, ref_mpps * 1e6 * frac, frac)?;
                 eprintln!(
                     "perflab: {:>5} latency at {:.0}% of {} max ({:.3} Mpps asked, {:.3} offered, {:.3} received; generator ran {:.0}% waited {:.0}%): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us ({} samples)",
