@@ -980,6 +980,8 @@ impl Lab {
         if !perfgen::is_root() {
             bail!("the perf lab needs root (network namespaces, XDP, BPF_PROG_TEST_RUN)");
         }
+        // The guard tears down whatever exists, also after a failed `up`.
+        let guard = TopoGuard;
         // `ip netns add` can race with other users' namespace operations on
         // a shared machine (seen once: "Invalid netns value"): retry once.
         if let Err(e) = topo("up") {
@@ -987,7 +989,6 @@ impl Lab {
             thread::sleep(Duration::from_secs(1));
             topo("up")?;
         }
-        let guard = TopoGuard;
         let sinks = [
             Sink::attach(NS_S1, IF_S1, PORT).context("sink 1")?,
             Sink::attach(NS_S2, IF_S2, PORT).context("sink 2")?,
