@@ -247,7 +247,7 @@ pub fn update_results_md(md: &Path, run: &RunResult, json: &Path, png: &Path) ->
     let _ = writeln!(sec, "- **CPU placement:** {placement}");
     let _ = writeln!(
         sec,
-        "- **Reproduce (as root):** `{}`",
+        "- **Reproduce (as root, from the repository root):** `scripts/setup.sh && cargo build --release --bin proxyha-perflab && {}`",
         run.command.replace(env!("CARGO_MANIFEST_DIR"), ".")
     );
     let _ = writeln!(sec, "- **Raw results:** `{}`\n", rel(json));
