@@ -256,12 +256,9 @@ pub fn update_results_md(md: &Path, run: &RunResult, json: &Path, png: &Path) ->
     let _ = writeln!(sec, "{END}");
     let new = match (old.find(BEGIN), old.find(END)) {
         (Some(b), Some(e)) if e > b => {
-            format!(
-                "{}{}{}",
-                &old[..b],
-                sec,
-                &old[e + END.len()..].trim_start_matches('\n')
-            )
+            let rest = old[e + END.len()..].trim_start_matches('\n');
+            let sep = if rest.is_empty() { "" } else { "\n" };
+            format!("{}{}{}{}", &old[..b], sec, sep, rest)
         }
         _ => {
             let mut o = old;
