@@ -401,8 +401,11 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         if plane.poll_timeout().is_some_and(|t| t <= now) {
             plane.handle_timeout(now);
         }
+        let mut publish_now = false;
         if plane.is_master() != master {
             master = plane.is_master();
+            // The CLI must never see a stale role: publish at once.
+            publish_now = true;
             if let Err(e) = filter.set_active(master) {
                 log!("xdp", "cannot set the active flag: {e}");
             }
@@ -418,6 +421,9 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             if workers[0].queues.from_control.push(f).is_err() {
                 control_tx_dropped += 1;
             }
+        }
+        if publish_now && let Ok(mut s) = status_json.lock() {
+            *s = serde_json::to_string(&plane.status(now)).unwrap_or_default();
         }
         if now.duration_since(last_publish) >= Duration::from_millis(100) {
             last_publish = now;

@@ -3,7 +3,7 @@
 //!
 //! * [`target`]: what a node's weight should be, from its spare capacity
 //!   (`capacity − connections`, floored at 10 % of capacity) scaled by its
-//!   idle CPU (`1000 − load` per-mille, floored at 10 %).
+//!   idle CPU (`1000 − load` per-mille, floored at 10 %) when [`Params::use_load`] is on.
 //! * [`step`]: how far the current weight moves toward the target in one
 //!   update (one request interval): not at all while the difference is
 //!   within the hysteresis band (default ±10 % of the current weight), and
@@ -26,6 +26,12 @@ pub struct Params {
     pub max_step_permille: u32,
     /// Largest move per update is at least this (default 10).
     pub min_step: u32,
+    /// Whether CPU load scales the weight (default false). Load is always
+    /// reported in heartbeats and `proxyha status`; on hosts whose CPUs are
+    /// shared (VMs, the 2-core lab) it swings faster than connections do and
+    /// every swing past the hysteresis band reshuffles Maglev entries, which
+    /// puts established flows at risk at the next director takeover.
+    pub use_load: bool,
 }
 
 impl Default for Params {
@@ -36,6 +42,7 @@ impl Default for Params {
             hysteresis_permille: 100,
             max_step_permille: 250,
             min_step: 10,
+            use_load: false,
         }
     }
 }
@@ -50,7 +57,8 @@ pub fn target(p: &Params, connections: u32, load_permille: u16, capacity: u32) -
     .min(p.max_capacity)
     .max(1);
     let spare = u64::from(cap.saturating_sub(connections).max(cap / 10));
-    let idle = 1000 - u64::from(load_permille.min(900));
+    let load = if p.use_load { load_permille } else { 0 };
+    let idle = 1000 - u64::from(load.min(900));
     let w = spare * idle / 1000;
     u32::try_from(w).unwrap_or(u32::MAX).max(1)
 }
@@ -84,8 +92,13 @@ mod tests {
         assert_eq!(target(&p, 0, 0, 1000), 1000);
         assert_eq!(target(&p, 400, 0, 1000), 600);
         assert_eq!(target(&p, 5000, 0, 1000), 100); // floor at 10 % of capacity
-        assert_eq!(target(&p, 0, 500, 1000), 500);
-        assert_eq!(target(&p, 0, 1000, 1000), 100); // load floor at 10 %
+        assert_eq!(target(&p, 0, 500, 1000), 1000); // load ignored by default
+        let pl = Params {
+            use_load: true,
+            ..p
+        };
+        assert_eq!(target(&pl, 0, 500, 1000), 500);
+        assert_eq!(target(&pl, 0, 1000, 1000), 100); // load floor at 10 %
         assert_eq!(target(&p, 0, 0, 0), 1000); // default capacity
         assert_eq!(target(&p, 0, 0, 4000), 4000); // a bigger node weighs more
     }

@@ -18,7 +18,6 @@ pub fn serial() -> MutexGuard<'static, ()> {
 
 /// Whether the namespace tests can run here; prints why not.
 pub fn can_run(test: &str) -> bool {
-    // SAFETY-free check of the effective uid through `id -u`.
     let uid = Command::new("id").arg("-u").output().ok();
     let root = uid.is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !root {
@@ -110,6 +109,7 @@ impl Lab {
         let mut c = Command::new(root().join("scripts/lab.sh"));
         c.env("LAB_PREFIX", &self.prefix)
             .env("LAB_DIR", &self.dir)
+            .env("LAB_SOCK_DIR", self.dir.join("sock"))
             .env("PROXYHA", binary())
             .current_dir(root());
         c
@@ -137,6 +137,8 @@ impl Lab {
             "director-a" => "dira",
             "director-b" => "dirb",
             "scanner-c" => "scan",
+            "b-director-a" => "bdira",
+            "b-scanner-c" => "bscan",
             other => other,
         };
         format!("{}-{sfx}", self.prefix)
@@ -150,7 +152,7 @@ impl Lab {
 
     /// The socket of a node's daemon (the lab rewrites it per prefix).
     pub fn socket(&self, node: &str) -> PathBuf {
-        self.dir.join(node).join("proxyha.sock")
+        self.dir.join("sock").join(format!("{node}.sock"))
     }
 
     /// `proxyha status --json` of a node, or None when it does not answer.
@@ -200,7 +202,9 @@ impl Lab {
 
     pub fn sigterm(&self, node: &str) {
         if let Some(pid) = self.pid(node, "proxyha") {
-            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
         }
     }
 
@@ -211,7 +215,8 @@ impl Lab {
         // squid's worker processes are its children; kill what is left in the namespace.
         let out = sh(Command::new("ip").args(["netns", "pids", &self.ns(node)]));
         for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline =
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             if cmdline.contains("squid") || cmdline.contains("pinger") {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             }
@@ -220,7 +225,11 @@ impl Lab {
 
     pub fn restart(&self, node: &str) {
         let out = sh(self.script().args(["restart", node]));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// One proxied request from the client; returns the node that served it.
@@ -264,10 +273,10 @@ pub fn served_by(headers: &str) -> Option<String> {
 impl Drop for Lab {
     fn drop(&mut self) {
         let out = self.script().arg("down").output();
-        if let Ok(o) = out {
-            if !o.status.success() {
-                eprintln!("lab.sh down: {}", String::from_utf8_lossy(&o.stderr));
-            }
+        if let Ok(o) = out
+            && !o.status.success()
+        {
+            eprintln!("lab.sh down: {}", String::from_utf8_lossy(&o.stderr));
         }
     }
 }
