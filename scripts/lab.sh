@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The original's example Proxy HA cluster in network namespaces.
 #
-#   scripts/lab.sh up [--no-proxyha] [--version 2|3]   build the lab (and start proxyha on each node)
+#   scripts/lab.sh up [--no-proxyha] [--version 2|3] [--group-b]
+#                                                       build the lab (and start proxyha on each node);
+#                                                       --version 3 runs VRRPv3 with 10 cs adverts,
+#                                                       --group-b adds a second Proxy HA group (LBID 20,
+#                                                       VRID 52, VIP 198.18.0.251) on the same segment
 #   scripts/lab.sh down                                 tear everything down (always safe to run)
 #   scripts/lab.sh exec NODE CMD...                     run CMD inside a node's namespace
 #   scripts/lab.sh status                               show what runs where
+#   scripts/lab.sh restart NODE                         (re)start proxyha on one node
 #
 # Topology (the original's 10.1.1.0/24 becomes 198.18.0.0/24):
 #
@@ -26,6 +31,7 @@ PROXYHA="${PROXYHA:-$ROOT/target/release/proxyha}"
 PREFIX="${LAB_PREFIX:-pha}"
 VIP=198.18.0.250
 SW="$PREFIX-sw"
+SOCK_DIR="${LAB_SOCK_DIR:-/run/proxyha}"
 
 # node  ns-suffix  ip  config
 NODES=(
@@ -33,6 +39,19 @@ NODES=(
   "director-b dirb 198.18.0.2 pipelines/cluster-a/director-b.toml"
   "scanner-c scan 198.18.0.3 pipelines/cluster-a/scanner-c.toml"
 )
+GROUP_B=(
+  "b-director-a bdira 198.18.0.11 pipelines/cluster-b/director-a.toml"
+  "b-scanner-c bscan 198.18.0.13 pipelines/cluster-b/scanner-c.toml"
+)
+# Group B is part of the lab when its marker file exists (set by `up --group-b`).
+if [ -f "$LAB_DIR/group-b" ]; then NODES+=("${GROUP_B[@]}"); fi
+
+# Background daemons must not inherit our caller's pipes (a caller waiting for
+# EOF would hang): close every descriptor above stderr except bash's own 255.
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 
 log() { printf '[lab] %s\n' "$*" >&2; }
 ns_of() { echo "$PREFIX-$1"; }
@@ -91,24 +110,43 @@ wait_port() { # ns ip port seconds
   return 1
 }
 
-start_proxyha() { # name ns config
-  local dir="$LAB_DIR/$1"
+# The node's config: the file from pipelines/, with the lab's socket directory
+# and, for --version 3, VRRPv3 with 10 cs adverts.
+node_config() { # name config
+  local dir="$LAB_DIR/$1" version=2
+  [ -f "$LAB_DIR/vrrp-version" ] && version=$(cat "$LAB_DIR/vrrp-version")
   mkdir -p "$dir"
-  nsx "$2" "$PROXYHA" run --config "$ROOT/$3" >"$dir/proxyha.log" 2>&1 &
+  sed -e "s|^control_socket = .*|control_socket = \"$SOCK_DIR/$1.sock\"|" "$ROOT/$2" > "$dir/node.toml"
+  if [ "$version" = 3 ]; then
+    sed -i -e 's|^version = 2 .*|version = 3|' -e 's|^advert_interval = .*|advert_interval = "10cs"|' "$dir/node.toml"
+  fi
+  echo "$dir/node.toml"
+}
+
+start_proxyha() { # name ns config
+  local dir="$LAB_DIR/$1" cfg
+  cfg=$(node_config "$1" "$3")
+  # `ip netns exec` execs the daemon, so $! is proxyha's own PID.
+  ip netns exec "$2" "$PROXYHA" run --config "$cfg" </dev/null >>"$dir/proxyha.log" 2>&1 &
   echo $! > "$dir/proxyha.pid"
 }
 
 up() {
-  local start_ha=1 n name sfx ip cfg
+  local start_ha=1 version=2 group_b=0 n name sfx ip cfg
   while [ $# -gt 0 ]; do
     case "$1" in
       --no-proxyha) start_ha=0 ;;
+      --version) version="${2:-}"; shift ;;
+      --group-b) group_b=1 ;;
       *) echo "lab.sh up: unknown option $1" >&2; exit 2 ;;
     esac
     shift
   done
+  case "$version" in 2|3) ;; *) echo "lab.sh up: --version must be 2 or 3" >&2; exit 2 ;; esac
   down >/dev/null 2>&1 || true
   mkdir -p "$LAB_DIR"
+  echo "$version" > "$LAB_DIR/vrrp-version"
+  if [ "$group_b" = 1 ]; then touch "$LAB_DIR/group-b"; NODES+=("${GROUP_B[@]}"); fi
   log "segment: bridge br0 in $SW"
   ip netns add "$SW"
   nsx "$SW" ip link add br0 type bridge
@@ -118,13 +156,19 @@ up() {
   done
 
   add_host client 198.18.0.100
+  # veth offloads TX checksums: a packet then carries only a partial checksum
+  # plus kernel metadata that says so. The director's AF_XDP copy of the frame
+  # loses that metadata, so the scanning node would see a bad checksum and drop
+  # it. Real NICs put full checksums on the wire; the lab's client must too.
+  nsx "$(ns_of client)" ethtool -K eth0 tx off >/dev/null
   add_host origin 198.18.0.200
   for n in "${NODES[@]}"; do
     read -r name sfx ip cfg <<<"$n"
     add_host "$sfx" "$ip"
     local ns; ns=$(ns_of "$sfx")
     # The VIP sits on lo; the node never answers ARP for it (DSR, as LVS-DR).
-    nsx "$ns" ip addr add "$VIP/32" dev lo
+    case "$name" in b-*) vip=198.18.0.251 ;; *) vip=$VIP ;; esac
+    nsx "$ns" ip addr add "$vip/32" dev lo
     nsx "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
       net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
     nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
@@ -135,8 +179,9 @@ up() {
   head -c 65536 /dev/urandom > "$LAB_DIR/origin/www/64k.bin"
   head -c 4194304 /dev/urandom > "$LAB_DIR/origin/www/4m.bin"
   echo "hello from the origin" > "$LAB_DIR/origin/www/index.html"
-  (cd "$LAB_DIR/origin/www" && nsx "$(ns_of origin)" python3 -m http.server 80 --bind 198.18.0.200 \
-    >"$LAB_DIR/origin/http.log" 2>&1 & echo $! > "$LAB_DIR/origin/http.pid")
+  (cd "$LAB_DIR/origin/www" && exec ip netns exec "$(ns_of origin)" python3 -m http.server 80 \
+    --bind 198.18.0.200 </dev/null >"$LAB_DIR/origin/http.log" 2>&1) &
+  echo $! > "$LAB_DIR/origin/http.pid"
 
   for n in "${NODES[@]}"; do
     read -r name sfx ip cfg <<<"$n"
@@ -180,7 +225,8 @@ down() {
     kill_pidfile "$LAB_DIR/$name/squid.pid"
   done
   kill_pidfile "$LAB_DIR/origin/http.pid"
-  for sfx in client origin dira dirb scan sw; do
+  rm -f "$LAB_DIR/group-b"
+  for sfx in client origin dira dirb scan bdira bscan sw; do
     ns=$(ns_of "$sfx")
     if ip netns list | grep -qw "$ns"; then
       # Any process we started that is still in the namespace (squid's kids).
@@ -202,5 +248,16 @@ case "$cmd" in
   down) down ;;
   exec) node="$1"; shift; nsx "$(ns_of "$node")" "$@" ;;
   status) status ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+  restart) # NODE: (re)start proxyha on one node
+    found=0
+    for n in "${NODES[@]}"; do
+      read -r name sfx ip cfg <<<"$n"
+      if [ "$name" = "${1:-}" ]; then
+        kill_pidfile "$LAB_DIR/$name/proxyha.pid"
+        start_proxyha "$name" "$(ns_of "$sfx")" "$cfg"
+        found=1
+      fi
+    done
+    [ "$found" = 1 ] || { echo "lab.sh restart: no node ${1:-}" >&2; exit 2; } ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

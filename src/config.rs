@@ -118,41 +118,22 @@ impl Vrrp {
     }
 }
 
-/// An IPv4 address with a prefix length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Cidr {
-    pub addr: Ipv4Addr,
-    pub prefix: u8,
-}
+pub use crate::wire::ipv4::Cidr;
 
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl Serialize for Cidr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl std::str::FromStr for Cidr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (a, p) = s
-            .split_once('/')
-            .ok_or_else(|| "must be IPv4 CIDR like 198.18.0.250/24".to_string())?;
-        let addr: Ipv4Addr = a
-            .parse()
-            .map_err(|_| format!("`{a}` is not an IPv4 address"))?;
-        let prefix: u8 = p
-            .parse()
-            .ok()
-            .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("prefix `{p}` must be 0..32"))?;
-        Ok(Cidr { addr, prefix })
-    }
+/// Parses `198.18.0.250/24`, with messages that name the rule.
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    let (a, p) = s
+        .split_once('/')
+        .ok_or_else(|| "must be IPv4 CIDR like 198.18.0.250/24".to_string())?;
+    let addr: Ipv4Addr = a
+        .parse()
+        .map_err(|_| format!("`{a}` is not an IPv4 address"))?;
+    let prefix: u8 = p
+        .parse()
+        .ok()
+        .filter(|p| *p <= 32)
+        .ok_or_else(|| format!("prefix `{p}` must be 0..32"))?;
+    Cidr::new(addr, prefix).map_err(|e| e.to_string())
 }
 
 /// A virtual IP and the interface it lives on.
@@ -606,15 +587,15 @@ impl Validator<'_> {
             let Some(s) = r.address else {
                 return self.missing(&key);
             };
-            let address: Cidr = match s.parse() {
+            let address = match parse_cidr(&s) {
                 Ok(c) => c,
                 Err(rule) => return self.fail(&key, format!("{s:?}"), &rule),
             };
-            self.ipv4(&key, &address.addr.to_string())?;
-            if !seen.insert(address.addr) {
+            self.ipv4(&key, &address.address().to_string())?;
+            if !seen.insert(address.address()) {
                 return self.fail(&key, format!("{s:?}"), "duplicate virtual IP");
             }
-            if address.addr == node.management_ip {
+            if address.address() == node.management_ip {
                 return self.fail(
                     &key,
                     format!("{s:?}"),

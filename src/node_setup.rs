@@ -103,7 +103,7 @@ pub fn nft_ruleset(cfg: &Config, table: &str) -> Option<String> {
     let vips: Vec<String> = cfg
         .virtual_ips
         .iter()
-        .map(|v| v.address.addr.to_string())
+        .map(|v| v.address.address().to_string())
         .collect();
     let mut rules = String::new();
     for r in &cfg.port_redirects {
@@ -143,7 +143,7 @@ pub fn apply(cfg: &Config) -> Result<Guard, Error> {
     g.sysctl(&format!("net.ipv4.conf.{ifname}.arp_ignore"), "1")?;
     g.sysctl(&format!("net.ipv4.conf.{ifname}.arp_announce"), "2")?;
     for v in &cfg.virtual_ips {
-        let a = v.address.addr;
+        let a = v.address.address();
         if !on_lo(a) {
             run(
                 "ip",

@@ -462,8 +462,8 @@ fn every_pipeline_file_validates() {
             } else if p.extension().is_some_and(|x| x == "toml") {
                 let c = config::load(&p).unwrap_or_else(|e| panic!("{e}"));
                 for a in [c.node.management_ip]
-                    .iter()
-                    .chain(c.virtual_ips.iter().map(|v| &v.address.addr))
+                    .into_iter()
+                    .chain(c.virtual_ips.iter().map(|v| v.address.address()))
                 {
                     let o = a.octets();
                     assert!(

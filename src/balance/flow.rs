@@ -1,31 +1,39 @@
 //! The per-worker flow table: 5-tuple → node slot, so that a connection stays
 //! on the node that took its first packet while that node lives.
 //!
-//! * **Layout.** A fixed array of 4-way buckets (128 bytes, cache-line
-//!   aligned), allocated once: memory never grows. The table holds
-//!   `capacity` flows at a load factor of 0.8, so it has `1.25 × capacity`
-//!   entries in total.
+//! * **Layout.** A fixed array of 8-way buckets of 16-byte entries (128
+//!   bytes, 128-byte aligned), allocated once: memory never grows. The table
+//!   holds `capacity` flows at a load factor of 0.8, so it has
+//!   `1.25 × capacity` entries in total (20 MiB for the default 1M flows).
 //! * **Steering** ([`Table::steer`]). A TCP SYN or an unknown tuple (a new UDP
 //!   flow, or a TCP flow this director has not seen, e.g. after a takeover)
 //!   takes Maglev's choice. Later packets follow the table while the node
 //!   keeps flows (up or draining) under the same health generation; if the
 //!   node died, the flow is re-picked through Maglev. A FIN or RST shortens
 //!   the flow's idle timeout.
-//! * **SYN-flood guard.** Every new entry starts *unconfirmed*; a later
-//!   non-SYN packet of the same tuple confirms it (*established*). A new
-//!   entry may only replace an empty slot, an idle (timed-out) entry, or
-//!   another unconfirmed or closing entry (the least recently seen). When a
-//!   bucket holds only live established flows, the new flow is not tracked at
-//!   all: it is still forwarded on Maglev's choice, which is what it would
-//!   have got anyway, and no established flow is evicted.
+//! * **SYN-flood guard.** A flow first seen by its SYN starts *unconfirmed*;
+//!   a later non-SYN packet of the same tuple confirms it (*established*). A
+//!   flow first seen mid-stream (a director takeover, or an entry lost
+//!   earlier) starts established. A new entry may only replace an empty
+//!   entry, an idle (timed-out) one, or an unconfirmed or closing one (the
+//!   least recently seen). When a bucket holds only live established flows,
+//!   the new flow is not tracked at all: it is still forwarded on Maglev's
+//!   choice, which is what it would have got anyway, and no established flow
+//!   is evicted. (Inserting mid-stream flows as unconfirmed would make an
+//!   over-full bucket thrash: flows arriving in a cycle would evict each other
+//!   and never be confirmed.) A flood of spoofed non-SYN packets can still fill
+//!   empty entries until they idle out; it cannot evict established flows,
+//!   and the flows it crowds out are still balanced by Maglev.
 //!
 //! Time is a caller-supplied millisecond counter (`u32`, wrapping), read once
 //! per batch.
 
+use bytemuck::{Pod, Zeroable};
+
 use super::mix64;
 
 /// Ways per bucket.
-pub const WAYS: usize = 4;
+pub const WAYS: usize = 8;
 
 /// The default capacity (flows per worker).
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
@@ -62,7 +70,7 @@ impl Key {
     #[inline]
     pub fn hash(&self) -> u64 {
         let (a, b) = self.packed();
-        mix64(a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b ^ SEED)
+        mix64(mix64(a ^ SEED) ^ b)
     }
 }
 
@@ -99,13 +107,13 @@ impl Default for Timeouts {
 }
 
 /// A node chosen for a flow: its health slot, the slot generation it was
-/// chosen under, and its MAC (packed, see `health::mac_to_u64`).
+/// chosen under (low 16 bits), and its MAC (packed, see `health::mac_to_u64`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
     /// Health-table slot.
     pub slot: u16,
-    /// Health generation at the time of choice.
-    pub generation: u64,
+    /// Low 16 bits of the health generation at the time of choice.
+    pub generation: u16,
     /// The node's MAC, packed.
     pub mac: u64,
 }
@@ -113,8 +121,9 @@ pub struct Target {
 /// The node side of steering, implemented by the worker over the health
 /// table and Maglev (and by test doubles).
 pub trait Backends {
-    /// The packed MAC of `slot` if it still keeps flows under `generation`.
-    fn usable(&mut self, slot: u16, generation: u64) -> Option<u64>;
+    /// The packed MAC of `slot` if it still keeps flows under `generation`
+    /// (low 16 bits of the health generation).
+    fn usable(&mut self, slot: u16, generation: u16) -> Option<u64>;
     /// Maglev's choice for a flow hash, if any node is up.
     fn pick(&mut self, hash: u64) -> Option<Target>;
 }
@@ -152,24 +161,72 @@ const UNCONFIRMED: u8 = 1;
 const ESTABLISHED: u8 = 2;
 const CLOSING: u8 = 3;
 
-#[derive(Debug, Clone, Copy, Default)]
+/// One flow in 16 bytes. The flow is identified by its 64-bit [`Key::hash`]
+/// (a fixed bijective mix of the 5-tuple's two halves): two live flows in one
+/// bucket would have to agree on all 64 bits to be confused.
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+#[repr(C)]
 struct Entry {
-    a: u64,
-    b: u64,
-    generation: u64,
+    hash: u64,
     last_seen: u32,
-    slot: u16,
+    generation: u16,
+    slot: u8,
     state: u8,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(align(64))]
+/// `WAYS` entries in one 128-byte-aligned pair of cache lines (the pair the
+/// L2 spatial prefetcher fetches together).
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+#[repr(C, align(128))]
 struct Bucket([Entry; WAYS]);
+
+/// Where the buckets live: an anonymous mapping advised to use transparent
+/// huge pages (a 1M-flow table spans 20 MiB; with 4 KiB pages nearly every
+/// lookup would also miss the TLB), or the heap if mapping fails.
+#[derive(Debug)]
+enum Storage {
+    Mapped(memmap2::MmapMut, usize),
+    Heap(Box<[Bucket]>),
+}
+
+impl Storage {
+    fn new(n: usize) -> Storage {
+        let bytes = n * std::mem::size_of::<Bucket>();
+        match memmap2::MmapMut::map_anon(bytes) {
+            Ok(m) => {
+                // Advice only: without huge pages the table still works.
+                let _ = m.advise(memmap2::Advice::HugePage);
+                Storage::Mapped(m, n)
+            }
+            Err(_) => Storage::Heap(vec![Bucket::default(); n].into_boxed_slice()),
+        }
+    }
+
+    #[inline]
+    fn get(&self) -> &[Bucket] {
+        match self {
+            // Page-aligned, zero-filled, a whole number of buckets.
+            Storage::Mapped(m, n) => bytemuck::cast_slice(&m[..n * std::mem::size_of::<Bucket>()]),
+            Storage::Heap(b) => b,
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self) -> &mut [Bucket] {
+        match self {
+            Storage::Mapped(m, n) => {
+                bytemuck::cast_slice_mut(&mut m[..*n * std::mem::size_of::<Bucket>()])
+            }
+            Storage::Heap(b) => b,
+        }
+    }
+}
 
 /// A bounded flow table, owned by one worker.
 #[derive(Debug)]
 pub struct Table {
-    buckets: Box<[Bucket]>,
+    storage: Storage,
+    nbuckets: usize,
     timeouts: Timeouts,
     len: usize,
 }
@@ -180,7 +237,8 @@ impl Table {
         let entries = capacity.max(1).saturating_mul(5) / 4;
         let n = entries.div_ceil(WAYS).clamp(1, u32::MAX as usize);
         Table {
-            buckets: vec![Bucket::default(); n].into_boxed_slice(),
+            storage: Storage::new(n),
+            nbuckets: n,
             timeouts,
             len: 0,
         }
@@ -188,7 +246,7 @@ impl Table {
 
     /// The total number of entries (the hard bound on tracked flows).
     pub fn slots(&self) -> usize {
-        self.buckets.len() * WAYS
+        self.nbuckets * WAYS
     }
 
     /// Entries in use (including idle ones not yet reclaimed).
@@ -203,51 +261,45 @@ impl Table {
 
     /// Bytes of entry memory (fixed at construction).
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.buckets)
+        self.nbuckets * std::mem::size_of::<Bucket>()
     }
 
     #[inline]
     fn bucket_index(&self, hash: u64) -> usize {
-        (((hash >> 32) * self.buckets.len() as u64) >> 32) as usize
+        (((hash >> 32) * self.nbuckets as u64) >> 32) as usize
     }
 
-    /// Touches the bucket of `hash` so that a following [`Table::steer`]
-    /// finds it in cache. Call it for a whole batch first: the loads overlap.
+    /// Touches the bucket of `hash` (both its cache lines) so that a
+    /// following [`Table::steer`] finds it in cache. Call it for a whole
+    /// batch first: the misses overlap. Returns a value to feed to
+    /// `std::hint::black_box` so the loads are kept.
     #[inline]
     pub fn prefetch(&self, hash: u64) -> u64 {
         let i = self.bucket_index(hash);
-        self.buckets.get(i).map_or(0, |b| b.0[0].a)
+        self.storage
+            .get()
+            .get(i)
+            .map_or(0, |b| b.0[0].hash ^ b.0[WAYS / 2].hash)
     }
 
     #[inline]
     fn timeout(&self, state: u8) -> u32 {
-        match state {
-            ESTABLISHED => self.timeouts.established_ms,
-            CLOSING => self.timeouts.closing_ms,
-            _ => self.timeouts.unconfirmed_ms,
-        }
+        timeout_of(&self.timeouts, state)
     }
 
-    #[inline]
-    fn expired(&self, e: &Entry, now: u32) -> bool {
-        now.wrapping_sub(e.last_seen) > self.timeout(e.state)
-    }
-
-    /// Steers one packet of flow `key` (whose [`Key::hash`] is `hash`) at time
+    /// Steers one packet of the flow whose [`Key::hash`] is `hash`, at time
     /// `now` (ms), recording what it learns. See the module documentation.
     #[inline]
     pub fn steer<B: Backends>(
         &mut self,
-        key: &Key,
         hash: u64,
         segment: Segment,
         now: u32,
         backends: &mut B,
     ) -> Steer {
-        let (a, b) = key.packed();
         let bi = self.bucket_index(hash);
         let timeouts = self.timeouts;
-        let Some(bucket) = self.buckets.get_mut(bi) else {
+        let Some(bucket) = self.storage.get_mut().get_mut(bi) else {
             return Steer {
                 target: None,
                 outcome: Outcome::NoBackend,
@@ -256,23 +308,18 @@ impl Table {
         let found = bucket
             .0
             .iter()
-            .position(|e| e.state != EMPTY && e.a == a && e.b == b);
+            .position(|e| e.hash == hash && e.state != EMPTY);
         if let Some(w) = found {
             let e = &mut bucket.0[w];
-            let timeout = match e.state {
-                ESTABLISHED => timeouts.established_ms,
-                CLOSING => timeouts.closing_ms,
-                _ => timeouts.unconfirmed_ms,
-            };
-            let stale = now.wrapping_sub(e.last_seen) > timeout;
+            let stale = now.wrapping_sub(e.last_seen) > timeout_of(&timeouts, e.state);
             let reused = segment == Segment::Open && e.state != UNCONFIRMED;
             if !stale && !reused {
-                if let Some(mac) = backends.usable(e.slot, e.generation) {
+                if let Some(mac) = backends.usable(u16::from(e.slot), e.generation) {
                     e.last_seen = now;
                     e.state = next_state(e.state, segment);
                     return Steer {
                         target: Some(Target {
-                            slot: e.slot,
+                            slot: u16::from(e.slot),
                             generation: e.generation,
                             mac,
                         }),
@@ -281,8 +328,8 @@ impl Table {
                 }
                 // Its node died: re-pick, keep the flow's state.
                 return match backends.pick(hash) {
-                    Some(t) => {
-                        e.slot = t.slot;
+                    Some(t) if t.slot <= u16::from(u8::MAX) => {
+                        e.slot = t.slot as u8;
                         e.generation = t.generation;
                         e.last_seen = now;
                         e.state = next_state(e.state, segment);
@@ -291,43 +338,46 @@ impl Table {
                             outcome: Outcome::Moved,
                         }
                     }
-                    None => {
+                    other => {
                         e.state = EMPTY;
                         self.len -= 1;
                         Steer {
-                            target: None,
-                            outcome: Outcome::NoBackend,
+                            outcome: if other.is_some() {
+                                Outcome::Untracked
+                            } else {
+                                Outcome::NoBackend
+                            },
+                            target: other,
                         }
                     }
                 };
             }
-            // An idle flow, or a new connection on a reused tuple: new flow
+            // An idle flow, or a new connection on a reused tuple: a new flow
             // in the same entry.
             return match backends.pick(hash) {
-                Some(t) => {
+                Some(t) if t.slot <= u16::from(u8::MAX) => {
                     *e = Entry {
-                        a,
-                        b,
-                        generation: t.generation,
+                        hash,
                         last_seen: now,
-                        slot: t.slot,
-                        state: if segment == Segment::Close {
-                            CLOSING
-                        } else {
-                            UNCONFIRMED
-                        },
+                        generation: t.generation,
+                        slot: t.slot as u8,
+                        state: initial_state(segment),
                     };
                     Steer {
                         target: Some(t),
                         outcome: Outcome::Miss,
                     }
                 }
-                None => {
+                other => {
                     e.state = EMPTY;
                     self.len -= 1;
                     Steer {
-                        target: None,
-                        outcome: Outcome::NoBackend,
+                        outcome: if other.is_some() {
+                            Outcome::Untracked
+                        } else {
+                            Outcome::NoBackend
+                        },
+                        target: other,
                     }
                 }
             };
@@ -338,7 +388,7 @@ impl Table {
                 outcome: Outcome::NoBackend,
             };
         };
-        if segment == Segment::Close {
+        if segment == Segment::Close || t.slot > u16::from(u8::MAX) {
             return Steer {
                 target: Some(t),
                 outcome: Outcome::Untracked,
@@ -355,12 +405,7 @@ impl Table {
                 break;
             }
             let age = now.wrapping_sub(e.last_seen);
-            let timeout = match e.state {
-                ESTABLISHED => timeouts.established_ms,
-                CLOSING => timeouts.closing_ms,
-                _ => timeouts.unconfirmed_ms,
-            };
-            if age > timeout {
+            if age > timeout_of(&timeouts, e.state) {
                 if idle.is_none_or(|(_, a)| age > a) {
                     idle = Some((w, age));
                 }
@@ -382,12 +427,11 @@ impl Table {
             };
         };
         bucket.0[w] = Entry {
-            a,
-            b,
-            generation: t.generation,
+            hash,
             last_seen: now,
-            slot: t.slot,
-            state: UNCONFIRMED,
+            generation: t.generation,
+            slot: t.slot as u8,
+            state: initial_state(segment),
         };
         Steer {
             target: Some(t),
@@ -397,13 +441,17 @@ impl Table {
 
     /// The slot a flow is pinned to, if it has a live entry at `now`.
     pub fn get(&self, key: &Key, now: u32) -> Option<u16> {
-        let (a, b) = key.packed();
-        let bucket = self.buckets.get(self.bucket_index(key.hash()))?;
+        let hash = key.hash();
+        let bucket = self.storage.get().get(self.bucket_index(hash))?;
         bucket
             .0
             .iter()
-            .find(|e| e.state != EMPTY && e.a == a && e.b == b && !self.expired(e, now))
-            .map(|e| e.slot)
+            .find(|e| {
+                e.state != EMPTY
+                    && e.hash == hash
+                    && now.wrapping_sub(e.last_seen) <= self.timeout(e.state)
+            })
+            .map(|e| u16::from(e.slot))
     }
 
     /// Empties idle entries (optional housekeeping; steering reuses idle
@@ -411,14 +459,9 @@ impl Table {
     pub fn expire(&mut self, now: u32) -> usize {
         let mut removed = 0;
         let t = self.timeouts;
-        for b in self.buckets.iter_mut() {
+        for b in self.storage.get_mut().iter_mut() {
             for e in b.0.iter_mut() {
-                let timeout = match e.state {
-                    ESTABLISHED => t.established_ms,
-                    CLOSING => t.closing_ms,
-                    _ => t.unconfirmed_ms,
-                };
-                if e.state != EMPTY && now.wrapping_sub(e.last_seen) > timeout {
+                if e.state != EMPTY && now.wrapping_sub(e.last_seen) > timeout_of(&t, e.state) {
                     e.state = EMPTY;
                     removed += 1;
                 }
@@ -426,6 +469,27 @@ impl Table {
         }
         self.len -= removed;
         removed
+    }
+}
+
+#[inline]
+fn timeout_of(t: &Timeouts, state: u8) -> u32 {
+    match state {
+        ESTABLISHED => t.established_ms,
+        CLOSING => t.closing_ms,
+        _ => t.unconfirmed_ms,
+    }
+}
+
+/// The state of a flow first seen with `segment`: a SYN is unconfirmed; a
+/// packet from the middle of a flow (e.g. after a director takeover) is
+/// established; a FIN/RST is closing.
+#[inline]
+fn initial_state(segment: Segment) -> u8 {
+    match segment {
+        Segment::Open => UNCONFIRMED,
+        Segment::Data => ESTABLISHED,
+        Segment::Close => CLOSING,
     }
 }
 
@@ -463,16 +527,16 @@ mod tests {
     }
 
     impl Backends for Nodes {
-        fn usable(&mut self, slot: u16, generation: u64) -> Option<u64> {
+        fn usable(&mut self, slot: u16, generation: u16) -> Option<u64> {
             let s = slot as usize;
-            (self.alive[s] && self.generation[s] == generation).then_some(s as u64)
+            (self.alive[s] && self.generation[s] as u16 == generation).then_some(s as u64)
         }
         fn pick(&mut self, hash: u64) -> Option<Target> {
             let live: Vec<usize> = (0..self.alive.len()).filter(|&i| self.alive[i]).collect();
             let s = *live.get((hash % live.len().max(1) as u64) as usize)?;
             Some(Target {
                 slot: s as u16,
-                generation: self.generation[s],
+                generation: self.generation[s] as u16,
                 mac: s as u64,
             })
         }
@@ -489,7 +553,7 @@ mod tests {
     }
 
     fn steer(t: &mut Table, k: &Key, seg: Segment, now: u32, n: &mut Nodes) -> Steer {
-        t.steer(k, k.hash(), seg, now, n)
+        t.steer(k.hash(), seg, now, n)
     }
 
     #[test]
@@ -586,6 +650,24 @@ mod tests {
         );
     }
 
+    /// More mid-stream flows than a bucket holds, arriving in a cycle: the
+    /// first ones stay tracked and hit; the rest are untracked, nobody thrashes.
+    #[test]
+    fn overfull_bucket_does_not_thrash() {
+        let mut t = Table::new(1, Timeouts::default());
+        assert_eq!(t.slots(), WAYS);
+        let mut n = Nodes::new(3);
+        for round in 0..3 {
+            let mut hits = 0;
+            for i in 0..(3 * WAYS as u32) {
+                let s = steer(&mut t, &key(i), Segment::Data, round, &mut n);
+                assert_ne!(s.outcome, Outcome::MissEvicted);
+                hits += usize::from(s.outcome == Outcome::Hit);
+            }
+            assert_eq!(hits, if round == 0 { 0 } else { WAYS });
+        }
+    }
+
     #[test]
     fn syn_to_reused_tuple_repicks() {
         let mut t = Table::new(64, Timeouts::default());
@@ -672,8 +754,48 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever arrives, the table never tracks more than its entries,
+        /// `len` stays exact, and a live established flow is only ever hit
+        /// (never evicted) by later SYNs of other tuples.
+        #[test]
+        fn bounded_and_established_survive(
+            ops in proptest::collection::vec((0u32..64, 0u8..3, 0u32..50), 1..400),
+        ) {
+            let mut t = Table::new(8, Timeouts { unconfirmed_ms: 100, established_ms: 1_000_000, closing_ms: 100 });
+            let mut n = Nodes::new(3);
+            // One flow established first, then anything else happens.
+            let keep = key(1000);
+            steer(&mut t, &keep, Segment::Open, 0, &mut n);
+            steer(&mut t, &keep, Segment::Data, 0, &mut n);
+            let pinned = t.get(&keep, 0).unwrap();
+            let mut now = 0u32;
+            for (i, seg, dt) in ops {
+                now += dt;
+                let seg = [Segment::Open, Segment::Data, Segment::Close][seg as usize];
+                let _ = steer(&mut t, &key(i), if seg == Segment::Data { Segment::Open } else { seg }, now, &mut n);
+                proptest::prop_assert!(t.len() <= t.slots());
+                let live = t.buckets_len();
+                proptest::prop_assert_eq!(live, t.len());
+            }
+            proptest::prop_assert_eq!(t.get(&keep, now), Some(pinned));
+        }
+    }
+
+    impl Table {
+        fn buckets_len(&self) -> usize {
+            self.storage
+                .get()
+                .iter()
+                .flat_map(|b| b.0.iter())
+                .filter(|e| e.state != EMPTY)
+                .count()
+        }
+    }
+
     #[test]
     fn sizes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 16);
         assert_eq!(std::mem::size_of::<Bucket>(), 128);
         let t = Table::new(DEFAULT_CAPACITY, Timeouts::default());
         assert!(t.slots() >= DEFAULT_CAPACITY * 5 / 4);

@@ -205,10 +205,11 @@ impl Table {
     }
 
     /// The hot-path read: the MAC of slot `slot` (packed, see [`mac_to_u64`])
-    /// if its node keeps flows (up or draining) and its generation is still
-    /// `generation`. Reads only the three fields it needs.
+    /// if its node keeps flows (up or draining) and the low 16 bits of its
+    /// generation are still `generation` (flow tables keep only those).
+    /// Reads only the three fields it needs.
     #[inline]
-    pub fn usable_mac(&self, slot: usize, generation: u64) -> Option<u64> {
+    pub fn usable_mac(&self, slot: usize, generation: u16) -> Option<u64> {
         let s = self.slots.get(slot)?;
         loop {
             let before = s.seq.load(Ordering::Acquire);
@@ -221,7 +222,7 @@ impl Table {
             let gen_now = s.generation.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if s.seq.load(Ordering::Relaxed) == before {
-                return (state.keeps_flows() && gen_now == generation).then_some(mac);
+                return (state.keeps_flows() && gen_now as u16 == generation).then_some(mac);
             }
         }
     }
@@ -352,7 +353,7 @@ mod tests {
         assert_eq!(n.id, 7);
         assert_eq!(n.mac, [2, 0, 0, 0, 0, 7]);
         let g = n.generation;
-        assert_eq!(t.usable_mac(3, g), Some(mac_to_u64(n.mac)));
+        assert_eq!(t.usable_mac(3, g as u16), Some(mac_to_u64(n.mac)));
         // Same node, new weight: same generation.
         t.set(
             3,
@@ -365,18 +366,18 @@ mod tests {
         assert_eq!(t.get(3).unwrap().generation, g);
         // Draining keeps flows and the generation.
         t.set_state(3, State::Draining).unwrap();
-        assert_eq!(t.usable_mac(3, g), Some(mac_to_u64(n.mac)));
+        assert_eq!(t.usable_mac(3, g as u16), Some(mac_to_u64(n.mac)));
         // Failing bumps it, and the flow's old generation is no longer usable.
         t.set_state(3, State::Failed).unwrap();
-        assert_eq!(t.usable_mac(3, g), None);
+        assert_eq!(t.usable_mac(3, g as u16), None);
         let g2 = t.get(3).unwrap().generation;
         assert!(g2 > g);
         t.set_state(3, State::Up).unwrap();
-        assert_eq!(t.usable_mac(3, g), None);
-        assert!(t.usable_mac(3, g2).is_some());
+        assert_eq!(t.usable_mac(3, g as u16), None);
+        assert!(t.usable_mac(3, g2 as u16).is_some());
         // Another node in the slot bumps it.
         t.set(3, info(8, State::Up)).unwrap();
-        assert!(t.usable_mac(3, g2).is_none());
+        assert!(t.usable_mac(3, g2 as u16).is_none());
         assert!(matches!(
             t.set(CAPACITY, info(1, State::Up)),
             Err(Error::BadSlot { .. })

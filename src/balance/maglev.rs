@@ -121,9 +121,10 @@ struct Turn {
 
 impl Ord for Turn {
     fn cmp(&self, other: &Self) -> CmpOrdering {
-        // self.k / self.weight vs other.k / other.weight, reversed for a min-heap.
-        let lhs = u128::from(self.k) * u128::from(other.weight);
-        let rhs = u128::from(other.k) * u128::from(self.weight);
+        // self.k / self.weight vs other.k / other.weight, reversed for a
+        // min-heap. k <= M + 1 <= 2^24 + 1 and weight < 2^32: no overflow.
+        let lhs = self.k * other.weight;
+        let rhs = other.k * self.weight;
         rhs.cmp(&lhs).then(other.index.cmp(&self.index))
     }
 }

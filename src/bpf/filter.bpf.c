@@ -5,9 +5,10 @@
  * else to the kernel untouched.
  *
  * To the sockets go:
- *   - IPv4 TCP/UDP to a VIP on a redirected port, sent to the VRRP virtual
- *     MAC, but only while the "active" flag is set (this node is the Active
- *     Director). A backup director or a scanning node passes these frames, so
+ *   - IPv4 to a VIP sent to the VRRP virtual MAC, but only while the
+ *     "active" flag is set (this node is the Active Director): TCP/UDP on a
+ *     redirected port is balanced by the workers, anything else (ICMP, other
+ *     ports) is handed by them to the local stack. A backup director or a scanning node passes these frames, so
  *     the redirected frames a scanning node receives under its own MAC reach
  *     its kernel and its proxy.
  *   - ARP requests whose target address is a VIP, also only while active
@@ -246,19 +247,29 @@ int proxyha_filter(struct xdp_md *ctx)
 		if (!mac_eq(eth->dst, cfg->vmac))
 			return pass();
 		if (ip->frag_off & bpf_htons(0x1fff))
-			return pass();
+			break;
 		if ((void *)(l4 + 4) > end)
-			return pass();
+			break;
 		if (!is_vip(ip->daddr))
 			return pass();
 		__u16 dport = ((__u16)l4[2] << 8) | l4[3];
 		if (!port_set(ip->protocol, dport))
-			return pass();
+			break;
 		return to_xsk(ctx, STAT_TO_XSK_VIP);
 	}
 	default:
-		return pass();
+		break;
 	}
+	/*
+	 * Anything else sent to the virtual MAC for a VIP while active (ICMP,
+	 * other ports, fragments): the kernel would drop it as PACKET_OTHERHOST,
+	 * since the virtual MAC is not the device's address, so it goes to the
+	 * worker too, which hands it to the local stack through the TAP with the
+	 * destination MAC rewritten. That is how the Active Director answers
+	 * ping to the VIP.
+	 */
+	if ((cfg->flags & FLAG_ACTIVE) && mac_eq(eth->dst, cfg->vmac) &&
+	    is_vip(ip->daddr))
+		return to_xsk(ctx, STAT_TO_XSK_VIP);
+	return pass();
 }
-
-char _license[] SEC("license") = "Dual MIT/GPL";

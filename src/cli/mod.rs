@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod check;
+pub mod stats;
 pub mod status;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +25,117 @@ pub enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+
+    /// Run one node in the foreground (as root).
+    ///
+    /// The priority in the config decides the role: 1..254 makes a director
+    /// (VRRP election, balancing, scanning), 0 a scanning node only. Logs go to
+    /// stderr; SIGINT or SIGTERM stops the node cleanly (a director sends its
+    /// priority-0 advert, the XDP program is detached, the VIP is removed from lo).
+    Run {
+        /// The node's TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+
+    /// Show every node's role and state, as the original's `mfend-lb -s`.
+    ///
+    /// Asks the running daemon over its control socket. Each director appears
+    /// twice (its director entry and its scanning entry); this node's own
+    /// scanning entry is `__SELF__`. The five `stats` are: established
+    /// connections to the proxy port, CPU load (per mille), capacity,
+    /// heartbeats received, heartbeats missed. This node's VRRP state, VRID,
+    /// priority, master IP and LBID follow.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Dump the dataplane counters of a running node.
+    ///
+    /// With --watch, print per-second rates until interrupted (or --count times).
+    Stats {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON instead.
+        #[arg(long)]
+        json: bool,
+        /// Print rates every --interval seconds.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between --watch samples.
+        #[arg(long, default_value_t = 1.0, value_parser = parse_interval)]
+        interval: f64,
+        /// Stop --watch after this many samples.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+
+    /// Check the local proxy service, as the original's `mwg-mon -c`.
+    ///
+    /// Connects to every port redirect's proxy port on the VIP (from --config)
+    /// or to 127.0.0.1:--port. Prints `current state: ok` and one `port N
+    /// reachable` line per port; exits 1 with `current state: failed` when a
+    /// port does not answer.
+    Check {
+        /// Take the proxy ports and the VIP from this config.
+        #[arg(long, short, conflicts_with = "port")]
+        config: Option<PathBuf>,
+        /// Check 127.0.0.1:PORT instead (default 9090).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Connect timeout in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        timeout_ms: u64,
+    },
+}
+
+/// Which node's daemon to ask.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The node's name: its socket is /run/proxyha/NAME.sock.
+    #[arg(long, conflicts_with = "socket")]
+    pub node: Option<String>,
+    /// The control socket's path (node.control_socket in the config).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+}
+
+impl Target {
+    fn path(&self) -> Result<PathBuf, String> {
+        match (&self.node, &self.socket) {
+            (_, Some(p)) => Ok(p.clone()),
+            (Some(n), None) => Ok(crate::config::default_socket(n)),
+            (None, None) => {
+                // A single daemon on this machine needs no name.
+                let socks: Vec<PathBuf> = std::fs::read_dir("/run/proxyha")
+                    .map(|d| {
+                        d.filter_map(Result::ok)
+                            .map(|e| e.path())
+                            .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                match socks.as_slice() {
+                    [one] => Ok(one.clone()),
+                    [] => Err("no daemon socket in /run/proxyha; give --node or --socket".into()),
+                    _ => Err("several daemons run here; give --node NAME or --socket PATH".into()),
+                }
+            }
+        }
+    }
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.1..=3600.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be 0.1..3600 seconds".into())
+    }
 }
 
 /// `proxyha config ...`
@@ -47,6 +160,37 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Config(ConfigCommand::Check { file, json }) => config_check(&file, json),
+        Command::Run { config } => run(&config),
+        Command::Status { target, json } => status::command(&target, json),
+        Command::Stats {
+            target,
+            json,
+            watch,
+            interval,
+            count,
+        } => stats::command(&target, json, watch, interval, count),
+        Command::Check {
+            config,
+            port,
+            timeout_ms,
+        } => check::command(config.as_deref(), port, timeout_ms),
+    }
+}
+
+fn run(file: &std::path::Path) -> i32 {
+    let cfg = match crate::config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("proxyha: {e}");
+            return 1;
+        }
+    };
+    match crate::daemon::run(cfg) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("proxyha: {e}");
+            1
+        }
     }
 }
 

@@ -4,6 +4,43 @@ use std::fmt::Write;
 
 use crate::report::{Entry, Status};
 
+/// `proxyha status`.
+pub fn command(target: &super::Target, json: bool) -> i32 {
+    let path = match target.path() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("proxyha: {e}");
+            return 1;
+        }
+    };
+    let answer = match crate::ctl::request(&path, "status") {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("proxyha: {e}");
+            return 1;
+        }
+    };
+    let st: Status = match serde_json::from_str(&answer) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("proxyha: unexpected answer from {}: {e}", path.display());
+            return 1;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&st) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("proxyha: {e}");
+                return 1;
+            }
+        }
+    } else {
+        print!("{}", render(&st));
+    }
+    0
+}
+
 /// Renders one node entry exactly as the original lays it out.
 pub fn render_entry(e: &Entry, out: &mut String) {
     let mac: String = e.mac.iter().map(|b| format!("{b:02x}")).collect();
@@ -78,7 +115,7 @@ pub fn ctime(secs: u64) -> String {
 }
 
 /// Howard Hinnant's days-to-civil conversion (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -1,5 +1,564 @@
-//! The control plane: glues the sans-IO VRRP and heartbeat machines to the
-//! dataplane's queues and to timers, writes the node-health table and
-//! publishes Maglev tables.
+//! The control plane: glues the sans-IO VRRP ([`crate::vrrp`]) and heartbeat
+//! ([`crate::heartbeat`]) machines to the dataplane's frames and to timers,
+//! writes the node-health table and publishes Maglev tables.
+//!
+//! [`Plane`] is itself free of I/O and clocks, like the machines it drives:
+//!
+//! * feed it every control frame the workers queued ([`Plane::handle_frame`]),
+//!   the local probe results ([`Plane::set_local_health`]), whether the
+//!   dataplane is healthy ([`Plane::set_dataplane_healthy`]), and call
+//!   [`Plane::handle_timeout`] when [`Plane::poll_timeout`] has passed;
+//! * then send every frame from [`Plane::poll_transmit`] through a worker's
+//!   TX queue, and apply [`Plane::is_master`] to the XDP filter's active flag.
+//!
+//! The daemon ([`crate::daemon`]) does exactly that with real time and real
+//! queues; tests run several planes on one simulated segment.
+//!
+//! **Membership → Maglev.** The heartbeat machine says which nodes to balance
+//! over (on the active director its own view, on a passive director exactly
+//! the active director's announcement). Each change is written to the
+//! node-health table (members `Up`, or `Draining` at weight 0; nodes that
+//! left `Failed`, so their flows move), then a Maglev table is built from the
+//! `Up` members in node-id order and published with one pointer swap.
 
 pub mod frames;
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::balance::{health, maglev};
+use crate::config::{Config, VrrpVersion};
+use crate::dataplane::classify::Filter;
+use crate::dataplane::worker::{ControlKind, Shared};
+use crate::heartbeat::{self, LocalHealth};
+use crate::log;
+use crate::report;
+use crate::vrrp;
+use crate::wire::{arp, ethernet, ipv4};
+
+/// Why the control plane could not start.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("vrrp: {0}")]
+    Vrrp(#[from] vrrp::Error),
+    #[error("heartbeat: {0}")]
+    Heartbeat(#[from] heartbeat::Error),
+    #[error("maglev: {0}")]
+    Maglev(#[from] maglev::Error),
+}
+
+/// Counters of the glue itself (the machines keep their own).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    /// Control frames that did not parse as Ethernet/IPv4 (or ARP).
+    pub drop_malformed: u64,
+    /// ARP requests for a VIP answered as Master.
+    pub arp_replies: u64,
+    /// ARP requests for a VIP ignored (not Master, or not a request).
+    pub arp_ignored: u64,
+    /// Maglev tables published.
+    pub maglev_published: u64,
+}
+
+/// One node's control plane.
+pub struct Plane {
+    cfg: Config,
+    our_mac: [u8; 6],
+    vmac: ethernet::Address,
+    vips: Vec<Ipv4Addr>,
+    vrrp: Option<vrrp::Instance>,
+    hb: heartbeat::Machine,
+    shared: Shared,
+    tx: VecDeque<Vec<u8>>,
+    master: bool,
+    membership_generation: Option<u64>,
+    dataplane_healthy: bool,
+    counters: Counters,
+}
+
+/// The node id of this node: its management IPv4 as a number, so every
+/// director orders nodes the same way.
+pub fn node_id(cfg: &Config) -> u32 {
+    heartbeat::node_id_from_ipv4(cfg.node.management_ip)
+}
+
+/// The VRRP settings for `cfg`.
+pub fn vrrp_config(cfg: &Config) -> vrrp::Config {
+    let v = &cfg.vrrp;
+    let mut c = vrrp::Config::new(
+        v.vrid,
+        cfg.node.priority,
+        cfg.node.management_ip,
+        cfg.virtual_ips
+            .iter()
+            .map(|x| x.address.address())
+            .collect(),
+    );
+    c.version = match v.version {
+        VrrpVersion::V2 => vrrp::Version::V2,
+        VrrpVersion::V3 => vrrp::Version::V3,
+    };
+    c.adver_int = v.advert_interval;
+    c.preempt = v.preempt;
+    c.preempt_delay = v.preempt_delay;
+    c.garp_count = v.garp_count;
+    c.garp_refresh = v.garp_refresh;
+    c.auth = v.auth_pass;
+    c
+}
+
+/// The heartbeat settings for `cfg`, with this node's MAC.
+pub fn heartbeat_config(cfg: &Config, mac: [u8; 6]) -> heartbeat::Config {
+    let mut c = heartbeat::Config::new(
+        cfg.node.lbid,
+        node_id(cfg),
+        &cfg.node.name,
+        cfg.node.priority,
+        cfg.node.management_ip,
+        mac,
+    );
+    c.capacity = cfg.node.capacity;
+    c.interval = cfg.heartbeat.interval;
+    c.misses = cfg.heartbeat.misses;
+    c.key = cfg.heartbeat.key.clone();
+    c
+}
+
+impl Plane {
+    /// A control plane for `cfg` on an interface with MAC `our_mac`,
+    /// publishing into `shared`. `unix_ms` is the wall clock at `now`.
+    pub fn new(
+        cfg: Config,
+        our_mac: [u8; 6],
+        shared: Shared,
+        now: Instant,
+        unix_ms: u64,
+    ) -> Result<Plane, Error> {
+        let vrrp = if cfg.node.is_director() {
+            Some(vrrp::Instance::new(vrrp_config(&cfg))?)
+        } else {
+            None
+        };
+        let hb = heartbeat::Machine::new(heartbeat_config(&cfg, our_mac), now, unix_ms)?;
+        let vips = cfg
+            .virtual_ips
+            .iter()
+            .map(|v| v.address.address())
+            .collect();
+        let vmac = ethernet::Address::vrrp_virtual(cfg.vrrp.vrid);
+        let mut p = Plane {
+            cfg,
+            our_mac,
+            vmac,
+            vips,
+            vrrp,
+            hb,
+            shared,
+            tx: VecDeque::new(),
+            master: false,
+            membership_generation: None,
+            dataplane_healthy: true,
+            counters: Counters::default(),
+        };
+        p.publish_filter(None);
+        p.drain(now);
+        Ok(p)
+    }
+
+    /// The VRRP Startup event (directors only).
+    pub fn start(&mut self, now: Instant) {
+        if let Some(v) = self.vrrp.as_mut() {
+            v.handle_startup(now);
+        }
+        self.drain(now);
+    }
+
+    /// The VRRP Shutdown event: a priority-0 advert, so that the Backup takes
+    /// over after Skew_Time.
+    pub fn shutdown(&mut self, now: Instant) {
+        if let Some(v) = self.vrrp.as_mut() {
+            v.handle_shutdown(now);
+        }
+        self.drain(now);
+    }
+
+    /// Whether this node is the Active Director.
+    pub fn is_master(&self) -> bool {
+        self.master
+    }
+
+    /// The glue's counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The earliest instant at which [`Plane::handle_timeout`] must run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let a = self.vrrp.as_ref().and_then(vrrp::Instance::poll_timeout);
+        let b = self.hb.poll_timeout();
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next whole Ethernet frame to transmit.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.tx.pop_front()
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(v) = self.vrrp.as_mut()
+            && v.poll_timeout().is_some_and(|t| t <= now)
+        {
+            v.handle_timeout(now);
+        }
+        if self.hb.poll_timeout().is_some_and(|t| t <= now) {
+            self.hb.handle_timeout(now);
+        }
+        self.drain(now);
+    }
+
+    /// A frame a worker queued for the control plane.
+    pub fn handle_frame(&mut self, now: Instant, kind: ControlKind, frame: &[u8]) {
+        match kind {
+            ControlKind::Arp => self.handle_arp(frame),
+            ControlKind::Vrrp | ControlKind::Heartbeat => {
+                let Ok(ip) = frames::parse_ipv4(frame) else {
+                    self.counters.drop_malformed += 1;
+                    return;
+                };
+                match (kind, self.vrrp.as_mut()) {
+                    (ControlKind::Vrrp, Some(v)) => {
+                        let meta = vrrp::IpMeta {
+                            src: ip.src,
+                            dst: ip.dst,
+                            ttl: ip.ttl,
+                            protocol: ip.protocol.into(),
+                        };
+                        if let Err(r) = v.handle_packet(now, &meta, ip.payload)
+                            && r.log
+                        {
+                            log!(
+                                "vrrp",
+                                "dropped advert from {}: {:?} (logged once per reason and peer)",
+                                r.peer,
+                                r.reason
+                            );
+                        }
+                    }
+                    (ControlKind::Vrrp, None) => {}
+                    _ => self.hb.handle_heartbeat(now, ip.src, ip.payload),
+                }
+            }
+        }
+        self.drain(now);
+    }
+
+    /// RFC 5798 §6.4.3: as Master, "MUST respond to ARP requests for the
+    /// IPv4 address(es) associated with the virtual router" with the virtual
+    /// MAC. A Backup "MUST NOT respond to ARP requests".
+    fn handle_arp(&mut self, frame: &[u8]) {
+        let Ok(eth) = ethernet::Packet::new_checked(frame) else {
+            self.counters.drop_malformed += 1;
+            return;
+        };
+        let Ok(pkt) = arp::Packet::new_checked(eth.payload()) else {
+            self.counters.drop_malformed += 1;
+            return;
+        };
+        let Ok(req) = arp::Repr::parse(&pkt) else {
+            self.counters.drop_malformed += 1;
+            return;
+        };
+        if !self.master
+            || req.operation != arp::Operation::Request
+            || !self.vips.contains(&req.target_ip)
+            || req.is_gratuitous()
+        {
+            self.counters.arp_ignored += 1;
+            return;
+        }
+        self.counters.arp_replies += 1;
+        self.tx
+            .push_back(arp::Repr::reply(&req, self.vmac).to_frame(eth.vlan_id()));
+    }
+
+    /// The latest local probe results.
+    pub fn set_local_health(&mut self, now: Instant, health: LocalHealth) {
+        self.hb.set_local_health(now, health);
+        self.drain(now);
+    }
+
+    /// Node health drives priority: a director whose workers stopped or
+    /// whose interface is down must not stay Master, so it resigns with
+    /// priority 0 and takes its configured priority back once healthy.
+    pub fn set_dataplane_healthy(&mut self, now: Instant, healthy: bool) {
+        if healthy == self.dataplane_healthy {
+            return;
+        }
+        self.dataplane_healthy = healthy;
+        if let Some(v) = self.vrrp.as_mut() {
+            if healthy {
+                log!(
+                    "vrrp",
+                    "dataplane healthy again: priority back to {}",
+                    self.cfg.node.priority
+                );
+                v.set_priority(now, self.cfg.node.priority);
+            } else {
+                log!("vrrp", "dataplane unhealthy: resigning with priority 0");
+                v.set_priority(now, 0);
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Runs every pending action and event of both machines.
+    fn drain(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some(a) = self.vrrp.as_mut().and_then(vrrp::Instance::poll_action) {
+                progressed = true;
+                self.vrrp_action(now, a);
+            }
+            while let Some(t) = self.hb.poll_transmit() {
+                progressed = true;
+                self.tx.push_back(frames::build_ipv4(
+                    ethernet::Address(self.our_mac),
+                    ethernet::Address(t.dst_mac),
+                    t.src,
+                    t.dst,
+                    ipv4::Protocol::Heartbeat,
+                    255,
+                    &t.payload,
+                ));
+            }
+            while let Some(e) = self.hb.poll_event() {
+                progressed = true;
+                self.heartbeat_event(e);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let generation = self.hb.membership().generation;
+        if self.membership_generation != Some(generation) {
+            self.membership_generation = Some(generation);
+            self.apply_membership();
+        }
+    }
+
+    fn vrrp_action(&mut self, now: Instant, a: vrrp::Action) {
+        match a {
+            vrrp::Action::SendAdvert { priority } => {
+                let Some(v) = self.vrrp.as_ref() else { return };
+                let repr = v.advert_repr(priority);
+                let src = self.cfg.node.management_ip;
+                let dst = Ipv4Addr::new(224, 0, 0, 18);
+                let mut payload = vec![0u8; repr.buffer_len()];
+                let mut pkt = crate::wire::vrrp::Packet::new_unchecked(&mut payload[..]);
+                if let Err(e) = repr.emit(&mut pkt, src, dst) {
+                    log!("vrrp", "cannot build advert: {e}");
+                    return;
+                }
+                // RFC 5798 §7.3: the source MAC of an advert is the virtual
+                // router MAC; the destination is the multicast MAC of 224.0.0.18.
+                self.tx.push_back(frames::build_ipv4(
+                    self.vmac,
+                    ethernet::Address::ipv4_multicast(dst),
+                    src,
+                    dst,
+                    ipv4::Protocol::Vrrp,
+                    255,
+                    &payload,
+                ));
+            }
+            vrrp::Action::BecomeMaster { reason } => {
+                log!("vrrp", "became Master (Active Director): {reason:?}");
+                self.master = true;
+                if let Err(e) = self.hb.set_active(now, true) {
+                    log!("heartbeat", "cannot become active: {e}");
+                }
+            }
+            vrrp::Action::BecomeBackup { reason } => {
+                if self.master {
+                    log!("vrrp", "became Backup (Passive Director): {reason:?}");
+                } else {
+                    log!("vrrp", "Backup (Passive Director): {reason:?}");
+                }
+                self.master = false;
+                let _ = self.hb.set_active(now, false);
+            }
+            vrrp::Action::BecomeInitialize { reason } => {
+                log!("vrrp", "left the election: {reason:?}");
+                self.master = false;
+                let _ = self.hb.set_active(now, false);
+            }
+            vrrp::Action::SendGratuitousArp { vip } => {
+                self.tx
+                    .push_back(arp::Repr::gratuitous(self.vmac, vip).to_frame(None));
+            }
+        }
+    }
+
+    fn heartbeat_event(&mut self, e: heartbeat::Event) {
+        match e {
+            heartbeat::Event::Discovered { id, name, ip } => {
+                log!("heartbeat", "discovered node {name} ({ip}, id {id})");
+            }
+            heartbeat::Event::StateChanged { name, from, to, .. } => {
+                log!("heartbeat", "node {name}: {from} -> {to}");
+            }
+            heartbeat::Event::MembershipChanged { generation } => {
+                log!(
+                    "heartbeat",
+                    "balancing set changed (generation {generation})"
+                );
+            }
+            heartbeat::Event::Rejected { reason, source } => {
+                log!(
+                    "heartbeat",
+                    "dropped heartbeat from {source}: {} (logged once per reason and source)",
+                    reason.as_str()
+                );
+            }
+            heartbeat::Event::Forgotten { id } => {
+                log!("heartbeat", "forgot node id {id}");
+            }
+        }
+    }
+
+    /// Writes the membership into the health table and publishes Maglev.
+    fn apply_membership(&mut self) {
+        let m = self.hb.membership().clone();
+        let table = &self.shared.health;
+        let members: std::collections::BTreeSet<u64> =
+            m.nodes.iter().map(|n| u64::from(n.id)).collect();
+        for (slot, n) in table.nodes() {
+            if !members.contains(&n.id) && n.state != health::State::Failed {
+                let _ = table.set_state(slot, health::State::Failed);
+            }
+        }
+        for n in &m.nodes {
+            let info = health::NodeInfo {
+                id: u64::from(n.id),
+                mac: n.mac,
+                ip: n.ip,
+                state: if n.weight > 0 {
+                    health::State::Up
+                } else {
+                    health::State::Draining
+                },
+                weight: n.weight,
+                connections: 0,
+            };
+            if let Err(e) = table.upsert(info) {
+                log!("balance", "node table full, {} left out: {e}", n.ip);
+            }
+        }
+        let backends = maglev::backends_from_health(table);
+        match self
+            .shared
+            .maglev
+            .rebuild_if_changed(&backends, self.cfg.dataplane.maglev_table_size)
+        {
+            Ok(true) => {
+                self.counters.maglev_published += 1;
+                log!(
+                    "balance",
+                    "Maglev table published: {} nodes, generation {}",
+                    backends.len(),
+                    m.generation
+                );
+            }
+            Ok(false) => {}
+            Err(e) => log!("balance", "Maglev rebuild failed: {e}"),
+        }
+        let own = table.find(u64::from(node_id(&self.cfg)));
+        self.publish_filter(own.and_then(|s| u16::try_from(s).ok()));
+    }
+
+    fn publish_filter(&self, local_slot: Option<u16>) {
+        let mut f = Filter::new(self.cfg.vrrp.vrid, self.our_mac).with_local_slot(local_slot);
+        for v in &self.vips {
+            f = f.with_vip(*v);
+        }
+        let mut ports = Vec::new();
+        for r in &self.cfg.port_redirects {
+            for &(lo, hi) in &r.original_ports {
+                ports.extend(lo..=hi);
+            }
+        }
+        f = f.with_ports(ports);
+        self.shared.filter.store(Arc::new(f));
+    }
+
+    /// The `proxyha status` answer.
+    pub fn status(&self, now: Instant) -> report::Status {
+        let hb = self.hb.status();
+        let entries = hb
+            .nodes
+            .iter()
+            .map(|n| report::Entry {
+                device: n.device.clone(),
+                statechange: n.statechange,
+                ip: n.ip,
+                ip6: n.ip6,
+                protocols: 1,
+                mac: n.mac,
+                state: n.state.as_str().to_string(),
+                stats: n.stats,
+                statusvalid: u8::from(n.statusvalid),
+                kind: match n.kind {
+                    heartbeat::NodeType::Director => "director",
+                    heartbeat::NodeType::Redundant => "redundant",
+                    heartbeat::NodeType::Scanning => "scanning",
+                }
+                .to_string(),
+            })
+            .collect();
+        let (vrrp_state, master_ip, vrrp_json) = match &self.vrrp {
+            Some(v) => {
+                let s = v.status(now);
+                (
+                    format!("{:?}", s.state),
+                    s.master_ip,
+                    serde_json::to_value(&s).unwrap_or_default(),
+                )
+            }
+            None => ("scanning".to_string(), None, serde_json::Value::Null),
+        };
+        let mut hb_json = serde_json::to_value(&hb).unwrap_or_default();
+        if let Some(o) = hb_json.as_object_mut() {
+            o.remove("nodes");
+            o.insert(
+                "control".into(),
+                serde_json::to_value(self.counters).unwrap_or_default(),
+            );
+        }
+        report::Status {
+            node: self.cfg.node.name.clone(),
+            lbid: self.cfg.node.lbid,
+            vrid: self.cfg.vrrp.vrid,
+            priority: self.cfg.node.priority,
+            vrrp_state,
+            master_ip,
+            authenticated: hb.authenticated,
+            entries,
+            vrrp: vrrp_json,
+            heartbeat: hb_json,
+        }
+    }
+
+    /// How long the daemon may sleep without missing a timer.
+    pub fn sleep_budget(&self, now: Instant, max: Duration) -> Duration {
+        self.poll_timeout()
+            .map_or(max, |t| t.saturating_duration_since(now).min(max))
+    }
+}

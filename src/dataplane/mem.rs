@@ -42,7 +42,7 @@ pub enum Owner {
 pub struct Config {
     /// Number of frames.
     pub frames: usize,
-    /// Bytes per frame.
+    /// Bytes per frame (rounded up to a power of two, at least 64).
     pub frame_size: usize,
     /// Capacity of each ring (fill, RX, TX, completion).
     pub ring_size: usize,
@@ -113,6 +113,7 @@ pub enum Error {
 pub struct MemPort {
     mem: Vec<u8>,
     frame_size: usize,
+    frame_shift: u32,
     ring_size: usize,
     owner: Vec<Owner>,
     free: Vec<u64>,
@@ -134,11 +135,12 @@ impl MemPort {
     /// the rest in the free pool.
     pub fn new(cfg: Config) -> MemPort {
         let frames = cfg.frames.max(1);
-        let frame_size = cfg.frame_size.max(64);
+        let frame_size = cfg.frame_size.max(64).next_power_of_two();
         let ring_size = cfg.ring_size.max(1);
         let mut p = MemPort {
             mem: vec![0; frames * frame_size],
             frame_size,
+            frame_shift: frame_size.trailing_zeros(),
             ring_size,
             owner: vec![Owner::Free; frames],
             free: Vec::with_capacity(frames),
@@ -165,10 +167,11 @@ impl MemPort {
         }
     }
 
+    #[inline]
     fn index(&self, addr: u64) -> Option<usize> {
         let a = usize::try_from(addr).ok()?;
-        (a % self.frame_size == 0 && a / self.frame_size < self.owner.len())
-            .then_some(a / self.frame_size)
+        let i = a >> self.frame_shift;
+        (a & (self.frame_size - 1) == 0 && i < self.owner.len()).then_some(i)
     }
 
     /// Moves `frame` from `from` to `to` if the caller-visible state allows.
@@ -305,10 +308,11 @@ impl MemPort {
         Ok(())
     }
 
+    #[inline]
     fn range(&self, frame: Frame, full: bool) -> std::ops::Range<usize> {
         match self.index(frame.addr) {
             Some(i) => {
-                let start = i * self.frame_size;
+                let start = i << self.frame_shift;
                 let len = if full {
                     self.frame_size
                 } else {
@@ -322,6 +326,7 @@ impl MemPort {
 }
 
 impl Port for MemPort {
+    #[inline]
     fn recv(&mut self, out: &mut [Frame]) -> usize {
         let n = out.len().min(self.rx.len());
         for slot in out.iter_mut().take(n) {
@@ -335,10 +340,12 @@ impl Port for MemPort {
         n
     }
 
+    #[inline]
     fn data(&self, frame: Frame) -> &[u8] {
         &self.mem[self.range(frame, false)]
     }
 
+    #[inline]
     fn buffer_mut(&mut self, frame: Frame) -> &mut [u8] {
         let r = self.range(frame, true);
         &mut self.mem[r]

@@ -161,7 +161,7 @@ const PICK_PROBES: usize = 8;
 
 impl flow::Backends for Nodes<'_> {
     #[inline]
-    fn usable(&mut self, slot: u16, generation: u64) -> Option<u64> {
+    fn usable(&mut self, slot: u16, generation: u16) -> Option<u64> {
         self.health.usable_mac(usize::from(slot), generation)
     }
 
@@ -185,7 +185,7 @@ impl flow::Backends for Nodes<'_> {
             {
                 return Some(flow::Target {
                     slot,
-                    generation: n.generation,
+                    generation: n.generation as u16,
                     mac: health::mac_to_u64(n.mac),
                 });
             }
@@ -350,8 +350,9 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
             };
             control_out += 1;
             let Some(mut fr) = self.port.alloc() else {
+                // No free frame now: this one is lost, the rest wait.
                 bump(&c.tx_control_dropped, 1);
-                continue;
+                break;
             };
             let buf = self.port.buffer_mut(fr);
             match buf.get_mut(..pkt.len()) {
@@ -381,20 +382,23 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
             maglev: table,
         };
 
-        // Pass 1: classify, hash, touch the flow buckets.
+        // Pass 1: classify and hash (the frames are in cache).
         self.verdicts.clear();
-        let mut touch = 0u64;
         for &fr in &self.rx[..n] {
             let v = classify::classify(filter, self.port.data(fr));
             let h = match v {
-                Verdict::ProxyFlow(p) => {
-                    let h = p.key.hash();
-                    touch ^= self.flows.prefetch(h);
-                    h
-                }
+                Verdict::ProxyFlow(p) => p.key.hash(),
                 _ => 0,
             };
             self.verdicts.push((v, h));
+        }
+        // Touch every flow's bucket in a tight loop, so that the cache misses
+        // of the whole batch are in flight together.
+        let mut touch = 0u64;
+        for &(v, h) in &self.verdicts {
+            if matches!(v, Verdict::ProxyFlow(_)) {
+                touch ^= self.flows.prefetch(h);
+            }
         }
         std::hint::black_box(touch);
 
@@ -405,9 +409,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
             let (verdict, hash) = self.verdicts[i];
             match verdict {
                 Verdict::ProxyFlow(p) => {
-                    let s = self
-                        .flows
-                        .steer(&p.key, hash, p.segment, now_ms, &mut nodes);
+                    let s = self.flows.steer(hash, p.segment, now_ms, &mut nodes);
                     match s.outcome {
                         flow::Outcome::Hit => bump(&c.flow_hits, 1),
                         flow::Outcome::Miss => bump(&c.flow_misses, 1),

@@ -499,6 +499,23 @@ pub(crate) mod tests {
     ];
 
     #[test]
+    fn kernel_captured_frames() {
+        use crate::wire::pcap::captured;
+        let f = captured::hex(captured::ECHO_REQUEST);
+        let p = Packet::new_checked(&f[..]).unwrap();
+        assert_eq!(p.dst_addr().to_string(), "f2:8c:7b:10:e2:01");
+        assert_eq!(p.src_addr().to_string(), "6e:6c:d7:c9:94:1e");
+        assert_eq!(
+            (p.ethertype(), p.vlan_id(), p.payload().len()),
+            (EtherType::Ipv4, None, 84)
+        );
+        let r = Repr::parse(&p).unwrap();
+        let mut out = [0u8; 14];
+        r.emit(&mut Packet::new_unchecked(&mut out[..]));
+        assert_eq!(out[..], f[..14]);
+    }
+
+    #[test]
     fn deconstruct_untagged() {
         let p = Packet::new_checked(&UNTAGGED[..]).unwrap();
         assert_eq!(p.dst_addr(), Address::BROADCAST);

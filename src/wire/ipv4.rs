@@ -711,9 +711,9 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The header of a captured UDP datagram 192.168.0.1 -> 192.168.0.199
-    /// (total length 115, DF, TTL 64), with its checksum 0xb861 as captured
-    /// (the worked example in Wikipedia's "IPv4 header checksum" article).
+    /// The worked example of Wikipedia's "IPv4 header checksum" article: a
+    /// UDP datagram 192.168.0.1 -> 192.168.0.199 (total length 115, DF,
+    /// TTL 64) with checksum 0xb861. Kernel captures are in `pcap::captured`.
     /// The 95 payload bytes are not part of the fixture; tests pad zeros.
     static CAPTURED_HEADER: [u8; 20] = [
         0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00,
@@ -733,6 +733,73 @@ pub(crate) mod tests {
         0x46, 0xc0, 0x00, 0x20, 0x00, 0x00, 0x40, 0x00, 0x01, 0x02, 0x3d, 0xe8, 198, 18, 0, 7, 224,
         0, 0, 22, 0x94, 0x04, 0x00, 0x00, 0x16, 0x00, 0xfa, 0x04, 0xe0, 0x00, 0x00, 0x16,
     ];
+
+    use crate::wire::pcap::captured;
+
+    /// The IPv4 packet inside a captured Ethernet frame.
+    fn ip_of(frame_hex: &str) -> Vec<u8> {
+        captured::hex(frame_hex)[14..].to_vec()
+    }
+
+    #[test]
+    fn kernel_captured_echo_request() {
+        let buf = ip_of(captured::ECHO_REQUEST);
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(
+            (p.header_len(), p.total_len(), p.ident(), p.ttl()),
+            (20, 84, 8, 64)
+        );
+        assert!(p.dont_frag() && !p.is_fragment());
+        assert_eq!(p.protocol(), Protocol::Icmp);
+        assert_eq!(p.checksum(), 0xac79);
+        assert!(p.verify_checksum());
+        assert_eq!(p.src_addr(), Ipv4Addr::new(198, 18, 1, 1));
+        assert_eq!(p.dst_addr(), Ipv4Addr::new(198, 18, 1, 2));
+        assert_eq!(p.payload().len(), 64);
+        let repr = Repr::parse(&p).unwrap();
+        // Our emit reproduces the kernel's header byte for byte, checksum included.
+        let mut out = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut Packet::new_unchecked(&mut out[..]));
+        assert_eq!(out[..20], buf[..20]);
+
+        let reply = ip_of(captured::ECHO_REPLY);
+        let p = Packet::new_checked(&reply[..]).unwrap();
+        assert_eq!(
+            (p.checksum(), p.ident(), p.dont_frag()),
+            (0x8828, 25689, false)
+        );
+        let repr = Repr::parse(&p).unwrap();
+        repr.emit(&mut Packet::new_unchecked(&mut out[..]));
+        assert_eq!(out[..20], reply[..20]);
+    }
+
+    #[test]
+    fn kernel_captured_record_route_options() {
+        let buf = ip_of(captured::ECHO_REQUEST_RR);
+        let p = Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.header_len(), 60);
+        assert_eq!(p.total_len(), 124);
+        assert_eq!(p.checksum(), 0xb32d);
+        assert!(p.verify_checksum());
+        // NOP, then RR: type 7, length 39, pointer 8, first slot 198.18.1.1.
+        assert_eq!(p.options()[..8], [0x01, 0x07, 0x27, 0x08, 198, 18, 1, 1]);
+        assert_eq!(p.options().len(), 40);
+        assert_eq!(p.payload().len(), 64);
+        assert_eq!(p.payload()[0], 8); // ICMP echo request
+        let repr = Repr::parse(&p).unwrap();
+        assert_eq!(repr.options.len(), 40);
+        let mut out = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut Packet::new_unchecked(&mut out[..]));
+        assert_eq!(out[..60], buf[..60]);
+        // One flipped bit anywhere in the header breaks the checksum.
+        for i in 0..60 {
+            let mut b = buf.clone();
+            b[i] ^= 0x10;
+            if let Ok(p) = Packet::new_checked(&b[..]) {
+                assert!(!p.verify_checksum(), "bit flip at {i} not detected");
+            }
+        }
+    }
 
     #[test]
     fn deconstruct_captured_header() {

@@ -2,9 +2,16 @@
 //! `new_checked` guarantees that no accessor panics afterwards, and `Repr`
 //! types that `parse` and `emit` (smoltcp style).
 
+pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod heartbeat;
 pub mod ipv4;
+pub mod ipv6;
+pub mod pcap;
+pub mod tcp;
+pub mod udp;
+pub mod vrrp;
 
 use thiserror::Error;
 

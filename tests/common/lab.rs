@@ -1,0 +1,293 @@
+//! Drives `scripts/lab.sh` from integration tests: one lab per test, with its
+//! own namespace prefix and directory, torn down on drop even when the test
+//! fails. Tests that use it run one at a time (see [`serial`]).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Holds the lab lock: this machine has 2 cores, so labs never overlap.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether the namespace tests can run here; prints why not.
+pub fn can_run(test: &str) -> bool {
+    let uid = Command::new("id").arg("-u").output().ok();
+    let root = uid.is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        eprintln!("SKIP {test}: needs root (network namespaces, XDP); run scripts/test.sh as root");
+        return false;
+    }
+    for tool in ["ip", "squid", "curl", "python3"] {
+        let ok = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            panic!("{test}: `{tool}` is missing: run scripts/setup.sh");
+        }
+    }
+    true
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The proxyha binary built for this test run.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_proxyha"))
+}
+
+/// A running lab.
+pub struct Lab {
+    pub prefix: String,
+    pub dir: PathBuf,
+    pub vrrp_version: u8,
+}
+
+pub struct Options {
+    pub prefix: &'static str,
+    /// 2 (1 s adverts) or 3 (10 cs adverts).
+    pub vrrp_version: u8,
+    pub group_b: bool,
+    pub start_proxyha: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            prefix: "phe",
+            vrrp_version: 2,
+            group_b: false,
+            start_proxyha: true,
+        }
+    }
+}
+
+fn sh(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+impl Lab {
+    pub fn up(opts: Options) -> Lab {
+        let dir = std::env::temp_dir().join(format!("proxyha-test-{}", opts.prefix));
+        let lab = Lab {
+            prefix: opts.prefix.to_string(),
+            dir,
+            vrrp_version: opts.vrrp_version,
+        };
+        let mut args = vec!["up".to_string()];
+        if !opts.start_proxyha {
+            args.push("--no-proxyha".into());
+        }
+        args.push("--version".into());
+        args.push(opts.vrrp_version.to_string());
+        if opts.group_b {
+            args.push("--group-b".into());
+        }
+        let out = sh(lab.script().args(&args));
+        if !out.status.success() {
+            let logs = lab.logs();
+            panic!(
+                "lab.sh up failed:\n{}\n{}\n{logs}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        lab
+    }
+
+    fn script(&self) -> Command {
+        let mut c = Command::new(root().join("scripts/lab.sh"));
+        c.env("LAB_PREFIX", &self.prefix)
+            .env("LAB_DIR", &self.dir)
+            .env("LAB_SOCK_DIR", self.dir.join("sock"))
+            .env("PROXYHA", binary())
+            .current_dir(root());
+        c
+    }
+
+    /// Every node's proxyha log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for n in ["director-a", "director-b", "scanner-c"] {
+            let p = self.dir.join(n).join("proxyha.log");
+            if let Ok(t) = std::fs::read_to_string(&p) {
+                let tail: Vec<&str> = t.lines().rev().take(30).collect();
+                s.push_str(&format!("--- {n} proxyha.log (last lines)\n"));
+                for l in tail.iter().rev() {
+                    s.push_str(l);
+                    s.push('\n');
+                }
+            }
+        }
+        s
+    }
+
+    pub fn ns(&self, node: &str) -> String {
+        let sfx = match node {
+            "director-a" => "dira",
+            "director-b" => "dirb",
+            "scanner-c" => "scan",
+            "b-director-a" => "bdira",
+            "b-scanner-c" => "bscan",
+            other => other,
+        };
+        format!("{}-{sfx}", self.prefix)
+    }
+
+    pub fn exec(&self, node: &str, args: &[&str]) -> Output {
+        sh(Command::new("ip")
+            .args(["netns", "exec", &self.ns(node)])
+            .args(args))
+    }
+
+    /// The socket of a node's daemon (the lab rewrites it per prefix).
+    pub fn socket(&self, node: &str) -> PathBuf {
+        self.dir.join("sock").join(format!("{node}.sock"))
+    }
+
+    /// `proxyha status --json` of a node, or None when it does not answer.
+    pub fn status(&self, node: &str) -> Option<serde_json::Value> {
+        let out = Command::new(binary())
+            .args(["status", "--json", "--socket"])
+            .arg(self.socket(node))
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn vrrp_state(&self, node: &str) -> String {
+        self.status(node)
+            .and_then(|v| v["vrrp_state"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "down".into())
+    }
+
+    /// Waits until `node` reports `state`; returns how long it took.
+    pub fn wait_state(&self, node: &str, state: &str, limit: Duration) -> Option<Duration> {
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            if self.vrrp_state(node) == state {
+                return Some(t.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn pid(&self, node: &str, what: &str) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join(node).join(format!("{what}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn kill9(&self, node: &str) {
+        if let Some(pid) = self.pid(node, "proxyha") {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+
+    pub fn sigterm(&self, node: &str) {
+        if let Some(pid) = self.pid(node, "proxyha") {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+
+    pub fn kill_squid(&self, node: &str) {
+        if let Some(pid) = self.pid(node, "squid") {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        // squid's worker processes are its children; kill what is left in the namespace.
+        let out = sh(Command::new("ip").args(["netns", "pids", &self.ns(node)]));
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let cmdline =
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline.contains("squid") || cmdline.contains("pinger") {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+    }
+
+    pub fn restart(&self, node: &str) {
+        let out = sh(self.script().args(["restart", node]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// One proxied request from the client; returns the node that served it.
+    pub fn request(&self, path: &str, timeout_s: f32) -> Option<String> {
+        let out = self.exec(
+            "client",
+            &[
+                "curl",
+                "-s",
+                "-m",
+                &timeout_s.to_string(),
+                "-o",
+                "/dev/null",
+                "-D",
+                "-",
+                "-x",
+                "http://198.18.0.250:9090",
+                &format!("http://198.18.0.200{path}"),
+            ],
+        );
+        if !out.status.success() {
+            return None;
+        }
+        served_by(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// The node named in squid's `X-Cache: MISS from NODE` header.
+pub fn served_by(headers: &str) -> Option<String> {
+    headers
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("x-cache:"))
+        .and_then(|l| l.split_whitespace().last())
+        .map(str::to_string)
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.script().arg("down").output();
+        if let Ok(o) = out
+            && !o.status.success()
+        {
+            eprintln!("lab.sh down: {}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+}
+
+/// Namespaces whose name starts with `prefix-`.
+pub fn namespaces(prefix: &str) -> Vec<String> {
+    let out = sh(Command::new("ip").args(["netns", "list"]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("{prefix}-")))
+        .map(str::to_string)
+        .collect()
+}
