@@ -102,7 +102,7 @@ const SRC_BASE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 128);
 const SPORT_BASE: u16 = 1024;
 const PORTS_PER_IP: u32 = 64_512;
 /// The AF_XDP director child's control socket.
-const DIRECTOR_SOCKET: &str = "/run/proxyha/perflab-director.sock";
+const DIRECTOR_SOCKET: &str = "/run/proxyha-perflab/director.sock";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -388,7 +388,7 @@ impl Setup {
             Setup::Child(_) => {
                 let reply = proxyha::ctl::request(Path::new(DIRECTOR_SOCKET), "stats").ok()?;
                 let v: serde_json::Value = serde_json::from_str(&reply).ok()?;
-                v.get("counters")?.get("rx_frames")?.as_u64()
+                v.get("total")?.get("rx_frames")?.as_u64()
             }
             _ => None,
         }
@@ -479,6 +479,7 @@ impl DirectorChild {
             .filter_map(|t| t.parse().ok())
             .collect();
         this.stdout = stdout;
+        eprintln!("perflab: live rates: proxyha stats --socket {DIRECTOR_SOCKET} --watch");
         Ok(this)
     }
 
