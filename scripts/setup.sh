@@ -7,9 +7,9 @@ PKGS=(
   # build: xsk-rs builds libbpf/libxdp from source; build.rs compiles the XDP program
   libelf-dev clang llvm m4 libpcap-dev zlib1g-dev pkg-config make gcc
   # lab and tests
-  iproute2 tcpdump nftables curl squid procps psmisc iputils-ping python3
-  # perf lab: plot text (plotters + ab_glyph reads DejaVuSans.ttf), taskset/renice, veth channels
-  fonts-dejavu-core util-linux ethtool
+  iproute2 tcpdump nftables curl squid procps psmisc iputils-ping python3 ethtool
+  # perf lab: plot text (plotters + ab_glyph reads DejaVuSans.ttf), taskset/renice
+  fonts-dejavu-core util-linux
 )
 
 missing=()

@@ -13,9 +13,10 @@
 //!   low bit) and transmits: the AF_XDP I/O ceiling with no processing.
 //!
 //! While it runs, its control socket (`--socket`, the daemon's one-line
-//! protocol from `proxyha::ctl`) answers `stats` with the workers' summed
-//! counters, so rates can be watched live; the harness samples it at the
-//! start and end of every repeat.
+//! protocol from `proxyha::ctl`) answers `stats` with the daemon's own report
+//! (`proxyha::daemon::StatsReport`), so `proxyha stats --socket PATH --watch`
+//! shows live rates; the harness samples it at the start and end of every
+//! repeat.
 //!
 //! Protocol with the harness: the child prints `ready <tid> <tid>...` (its
 //! worker threads) on stdout once its sockets are in the XSKMAP, runs until
@@ -30,10 +31,11 @@ use std::thread;
 use std::time::Duration;
 
 use proxyha::balance::{health, maglev};
+use proxyha::daemon::StatsReport;
 use proxyha::dataplane::classify::Filter as Classifier;
 use proxyha::dataplane::port::{Frame, Port};
 use proxyha::dataplane::redirect::MemorySink;
-use proxyha::dataplane::stats::{Latency, Stats, bump};
+use proxyha::dataplane::stats::{Latency, Snapshot, Stats, bump};
 use proxyha::dataplane::worker::{self, Polling, Queues, Shared, Worker};
 use proxyha::xsk;
 
@@ -72,7 +74,8 @@ pub struct Args {
     pub flow_capacity: usize,
     /// Control socket answering `stats` with the workers' summed counters
     /// (the daemon's protocol, `proxyha::ctl`), for live rates during a run.
-    #[arg(long, default_value = "/run/proxyha/perflab-director.sock")]
+    /// Not under /run/proxyha, where `proxyha` looks for its daemons.
+    #[arg(long, default_value = "/run/proxyha-perflab/director.sock")]
     pub socket: std::path::PathBuf,
 }
 
@@ -207,21 +210,50 @@ pub fn run(args: Args) -> Result<(), Error> {
         );
     }
     drop(tid_tx);
+    // `proxyha stats --socket PATH [--watch]` reads this: the daemon's own
+    // report type, filled from this director's workers and filter.
+    let batch = Arc::new(std::sync::Mutex::new(Latency::default()));
+    let filter = Arc::new(filter);
     let server = {
         let all_stats = all_stats.clone();
+        let batch = batch.clone();
+        let filter = filter.clone();
+        let bound = bound.clone();
         let start = std::time::Instant::now();
+        let slots: Vec<(u16, Ipv4Addr)> = shared
+            .health
+            .nodes()
+            .into_iter()
+            .filter_map(|(slot, n)| Some((u16::try_from(slot).ok()?, n.ip)))
+            .collect();
         proxyha::ctl::Server::bind(&args.socket, move |req| match req {
             "stats" => {
-                let mut sum = proxyha::dataplane::stats::Snapshot::default();
+                let mut total = Snapshot::default();
+                let mut per_worker = Vec::new();
+                let mut lat = batch.lock().unwrap_or_else(|e| e.into_inner());
                 for st in &all_stats {
-                    sum.add(&st.snapshot());
+                    lat.collect(st);
+                    let s = st.snapshot();
+                    total.add(&s);
+                    per_worker.push(s);
                 }
-                serde_json::json!({
-                    "uptime_s": start.elapsed().as_secs_f64(),
-                    "workers": all_stats.len(),
-                    "counters": sum,
-                })
-                .to_string()
+                let report = StatsReport {
+                    node: "perflab-director".into(),
+                    uptime_ms: start.elapsed().as_millis() as u64,
+                    workers: all_stats.len(),
+                    xdp_mode: filter.mode().to_string(),
+                    bind_mode: vec![bound.clone(); all_stats.len()],
+                    total,
+                    per_worker,
+                    batch_time: lat.summary(),
+                    xdp: filter
+                        .stats()
+                        .map(|s| serde_json::to_value(s).unwrap_or_default())
+                        .unwrap_or_default(),
+                    slots: slots.clone(),
+                    control_tx_dropped: 0,
+                };
+                serde_json::to_string(&report).unwrap_or_default()
             }
             other => {
                 serde_json::json!({ "error": format!("unknown request {other:?}") }).to_string()
@@ -252,11 +284,11 @@ pub fn run(args: Args) -> Result<(), Error> {
             eof.store(true, Ordering::Relaxed);
         });
     }
-    let mut batch = Latency::default();
     while !eof.load(Ordering::Relaxed) && !sig.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(20));
+        let mut lat = batch.lock().unwrap_or_else(|e| e.into_inner());
         for st in &all_stats {
-            batch.collect(st);
+            lat.collect(st);
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -272,10 +304,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         total.flow_hits += r.flow_hits;
         total.flow_misses += r.flow_misses;
     }
-    for st in &all_stats {
-        batch.collect(st);
-    }
-    let b = batch.summary();
+    let b = {
+        let mut lat = batch.lock().unwrap_or_else(|e| e.into_inner());
+        for st in &all_stats {
+            lat.collect(st);
+        }
+        lat.summary()
+    };
     total.batch_p50_ns = b.p50_ns;
     total.batch_p99_ns = b.p99_ns;
     drop(server);

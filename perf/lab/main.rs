@@ -102,7 +102,7 @@ const SRC_BASE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 128);
 const SPORT_BASE: u16 = 1024;
 const PORTS_PER_IP: u32 = 64_512;
 /// The AF_XDP director child's control socket.
-const DIRECTOR_SOCKET: &str = "/run/proxyha/perflab-director.sock";
+const DIRECTOR_SOCKET: &str = "/run/proxyha-perflab/director.sock";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -388,7 +388,7 @@ impl Setup {
             Setup::Child(_) => {
                 let reply = proxyha::ctl::request(Path::new(DIRECTOR_SOCKET), "stats").ok()?;
                 let v: serde_json::Value = serde_json::from_str(&reply).ok()?;
-                v.get("counters")?.get("rx_frames")?.as_u64()
+                v.get("total")?.get("rx_frames")?.as_u64()
             }
             _ => None,
         }
@@ -479,6 +479,7 @@ impl DirectorChild {
             .filter_map(|t| t.parse().ok())
             .collect();
         this.stdout = stdout;
+        eprintln!("perflab: live rates: proxyha stats --socket {DIRECTOR_SOCKET} --watch");
         Ok(this)
     }
 
@@ -980,8 +981,15 @@ impl Lab {
         if !perfgen::is_root() {
             bail!("the perf lab needs root (network namespaces, XDP, BPF_PROG_TEST_RUN)");
         }
-        topo("up")?;
+        // The guard tears down whatever exists, also after a failed `up`.
         let guard = TopoGuard;
+        // `ip netns add` can race with other users' namespace operations on
+        // a shared machine (seen once: "Invalid netns value"): retry once.
+        if let Err(e) = topo("up") {
+            eprintln!("perflab: {e}; retrying once");
+            thread::sleep(Duration::from_secs(1));
+            topo("up")?;
+        }
         let sinks = [
             Sink::attach(NS_S1, IF_S1, PORT).context("sink 1")?,
             Sink::attach(NS_S2, IF_S2, PORT).context("sink 2")?,
@@ -1277,6 +1285,9 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         let placement = lab.place(case)?;
         let mut repeats = Vec::new();
         for i in 0..args.repeats.max(1) {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
             let r = lab.repeat(case, &setup)?;
             eprintln!(
                 "perflab: {:>5} #{}: offered {:.3} Mpps, on wire {:.3}, at sinks {:.3} Mpps (split {}/{}), loss {:.1}%, director {:.0} ns/pkt ({:.0}% CPU, rx {}); CPUs busy {:?}; generator ran {:.0}%, waited {:.0}%",
@@ -1353,6 +1364,9 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
             let setup = setup_case(case, &args)?;
             lab.place(case)?;
             for frac in [0.5, 0.9] {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 let p = lab.latency(case, ref_mpps * 1e6 * frac, frac)?;
                 eprintln!(
                     "perflab: {:>5} latency at {:.0}% of {} max ({:.3} Mpps asked, {:.3} offered, {:.3} received; generator ran {:.0}% waited {:.0}%): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us ({} samples)",

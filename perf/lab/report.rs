@@ -59,9 +59,25 @@ pub fn utc_now() -> String {
 pub fn commit() -> String {
     let head =
         capture("git", &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = capture("git", &["status", "--porcelain", "--untracked-files=no"])
-        .is_some_and(|s| !s.is_empty());
-    if dirty { format!("{head}-dirty") } else { head }
+    // The harness's own outputs do not make the code dirty.
+    match capture(
+        "git",
+        &[
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!perf/RESULTS.md",
+            ":!perf/results",
+        ],
+    ) {
+        Some(s) if !s.is_empty() => {
+            let files: Vec<&str> = s.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
+            format!("{head}-dirty ({})", files.join(", "))
+        }
+        _ => head,
+    }
 }
 
 /// The markdown tables of a run.
@@ -164,28 +180,49 @@ const END: &str = "<!-- perflab:end -->";
 /// are appended when missing), leaving the rest of the file alone.
 pub fn update_results_md(md: &Path, run: &RunResult, json: &Path, png: &Path) -> Result<(), Error> {
     let old = std::fs::read_to_string(md).unwrap_or_default();
-    let base = md.parent().unwrap_or(Path::new("."));
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let base = abs(md.parent().unwrap_or(Path::new("."))).join("");
     let rel = |p: &Path| {
-        p.strip_prefix(base)
-            .unwrap_or(p)
-            .to_string_lossy()
-            .into_owned()
+        let p = abs(p);
+        p.strip_prefix(&base)
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| p.to_string_lossy().into_owned())
     };
     let placement = run
         .cases
         .first()
         .map(|c| {
-            let napi: Vec<String> = c
-                .placement
-                .napi
+            // NAPI threads exist only while XDP runs on a veth: take every case's.
+            let all: std::collections::BTreeMap<&String, &String> = run
+                .cases
                 .iter()
-                .map(|(k, v)| format!("`{k}` → {v}"))
+                .flat_map(|c| c.placement.napi.iter())
+                .collect();
+            // `napi/IF-ID` → the CPUs its threads were pinned to over the cases.
+            let mut by_if: std::collections::BTreeMap<String, std::collections::BTreeSet<&String>> =
+                std::collections::BTreeMap::new();
+            for (k, v) in all.iter().filter(|(_, v)| v.starts_with("CPU")) {
+                let base = k.rsplit_once('-').map_or(k.as_str(), |(b, _)| b).to_owned();
+                by_if.entry(base).or_default().insert(v);
+            }
+            let pinned: Vec<String> = by_if
+                .iter()
+                .map(|(k, v)| {
+                    let cpus: Vec<&str> = v.iter().map(|s| s.as_str()).collect();
+                    format!("`{k}` → {}", cpus.join(" and "))
+                })
+                .collect();
+            let softirq: Vec<String> = all
+                .iter()
+                .filter(|(_, v)| !v.starts_with("CPU"))
+                .map(|(k, _)| k.trim_end_matches(" (softirq)").to_owned())
                 .collect();
             format!(
-                "all lab threads at nice -20 (the machine is shared); generator thread pinned to CPU{}; the director's receive NAPI (threaded) and its workers on CPU{}; {}",
+                "all lab threads at nice -20 (the machine is shared); generator thread pinned to CPU{}; AF_XDP workers on CPU{} (a2: CPU1 and CPU0, with pdir0's second NAPI thread); threaded NAPI pinned: {}; NAPI in softirq on the CPU that queued the frame: {}.",
                 c.placement.generator_cpu,
                 c.placement.director_cpu,
-                napi.join(", ")
+                pinned.join(", "),
+                softirq.join(", ")
             )
         })
         .unwrap_or_default();
@@ -210,7 +247,7 @@ pub fn update_results_md(md: &Path, run: &RunResult, json: &Path, png: &Path) ->
     let _ = writeln!(sec, "- **CPU placement:** {placement}");
     let _ = writeln!(
         sec,
-        "- **Reproduce (as root):** `{}`",
+        "- **Reproduce (as root, from the repository root):** `scripts/setup.sh && cargo build --release --bin proxyha-perflab && {}`",
         run.command.replace(env!("CARGO_MANIFEST_DIR"), ".")
     );
     let _ = writeln!(sec, "- **Raw results:** `{}`\n", rel(json));
@@ -219,12 +256,9 @@ pub fn update_results_md(md: &Path, run: &RunResult, json: &Path, png: &Path) ->
     let _ = writeln!(sec, "{END}");
     let new = match (old.find(BEGIN), old.find(END)) {
         (Some(b), Some(e)) if e > b => {
-            format!(
-                "{}{}{}",
-                &old[..b],
-                sec,
-                &old[e + END.len()..].trim_start_matches('\n')
-            )
+            let rest = old[e + END.len()..].trim_start_matches('\n');
+            let sep = if rest.is_empty() { "" } else { "\n" };
+            format!("{}{}{}{}", &old[..b], sec, sep, rest)
         }
         _ => {
             let mut o = old;

@@ -15,9 +15,10 @@
 # for this host in the kernel baselines too.
 #
 # Usage: topo.sh up | down | status
-# `up` first removes any leftover lab. XDP programs (sinks, peer stubs, the
+# `up` first removes any leftover lab, and removes what it built if a step
+# fails. XDP programs (sinks, peer stubs, the
 # director's) are attached by the harness (proxyha-perflab), not here.
-set -euo pipefail
+set -Eeuo pipefail
 
 NSES=(phperf-sw phperf-gen phperf-dir phperf-s1 phperf-s2)
 
@@ -52,6 +53,8 @@ node() {
 
 up() {
   down
+  # A half-built lab is removed if any step fails.
+  trap 'echo "topo.sh: setup failed; removing the lab" >&2; down' ERR
   ip netns add phperf-sw
   ip -n phperf-sw link set lo up
   ip netns exec phperf-sw sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
@@ -75,6 +78,7 @@ up() {
   ip -n phperf-dir neigh replace 198.19.0.11 lladdr 02:50:19:00:00:11 dev pdir0 nud permanent
   ip -n phperf-dir neigh replace 198.19.0.12 lladdr 02:50:19:00:00:12 dev pdir0 nud permanent
   ip -n phperf-gen neigh replace 198.19.0.2 lladdr 00:00:5e:00:01:33 dev pgen0 nud permanent
+  trap - ERR
 }
 
 status() {

@@ -754,6 +754,45 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever arrives, the table never tracks more than its entries,
+        /// `len` stays exact, and a live established flow is only ever hit
+        /// (never evicted) by later SYNs of other tuples.
+        #[test]
+        fn bounded_and_established_survive(
+            ops in proptest::collection::vec((0u32..64, 0u8..3, 0u32..50), 1..400),
+        ) {
+            let mut t = Table::new(8, Timeouts { unconfirmed_ms: 100, established_ms: 1_000_000, closing_ms: 100 });
+            let mut n = Nodes::new(3);
+            // One flow established first, then anything else happens.
+            let keep = key(1000);
+            steer(&mut t, &keep, Segment::Open, 0, &mut n);
+            steer(&mut t, &keep, Segment::Data, 0, &mut n);
+            let pinned = t.get(&keep, 0).unwrap();
+            let mut now = 0u32;
+            for (i, seg, dt) in ops {
+                now += dt;
+                let seg = [Segment::Open, Segment::Data, Segment::Close][seg as usize];
+                let _ = steer(&mut t, &key(i), if seg == Segment::Data { Segment::Open } else { seg }, now, &mut n);
+                proptest::prop_assert!(t.len() <= t.slots());
+                let live = t.buckets_len();
+                proptest::prop_assert_eq!(live, t.len());
+            }
+            proptest::prop_assert_eq!(t.get(&keep, now), Some(pinned));
+        }
+    }
+
+    impl Table {
+        fn buckets_len(&self) -> usize {
+            self.storage
+                .get()
+                .iter()
+                .flat_map(|b| b.0.iter())
+                .filter(|e| e.state != EMPTY)
+                .count()
+        }
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(std::mem::size_of::<Entry>(), 16);

@@ -350,8 +350,9 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
             };
             control_out += 1;
             let Some(mut fr) = self.port.alloc() else {
+                // No free frame now: this one is lost, the rest wait.
                 bump(&c.tx_control_dropped, 1);
-                continue;
+                break;
             };
             let buf = self.port.buffer_mut(fr);
             match buf.get_mut(..pkt.len()) {

@@ -580,6 +580,31 @@ impl Generator {
         })
     }
 
+    /// Loads `perf_gen` for [`Generator::frame`] only (no interface: frames
+    /// are returned, not sent).
+    pub fn detached(config: &GenConfig) -> Result<Self> {
+        let obj = Object::load("perf_gen", objects::GEN)?;
+        let prog_fd = obj.program_fd("perf_gen")?;
+        let cfg = obj.map("perf_gen_cfg")?;
+        let state = obj.map("perf_gen_state")?;
+        cfg.set(0, &config.to_bytes(0)?)?;
+        Ok(Generator {
+            _obj: obj,
+            prog_fd,
+            cfg,
+            state,
+            ifindex: 0,
+            config: config.clone(),
+        })
+    }
+
+    /// Runs the program once in ordinary (not live) test mode and returns the
+    /// frame it built, with its XDP verdict. Advances the sequence like a
+    /// sent frame. For tests of what the generator puts on the wire.
+    pub fn frame(&mut self) -> Result<(u32, Vec<u8>)> {
+        test_run_once(self.prog_fd, &TEMPLATE)
+    }
+
     /// Changes what is sent (e.g. the destination MAC between cases).
     pub fn configure(&mut self, config: &GenConfig) -> Result<()> {
         self.cfg.set(0, &config.to_bytes(0)?)?;
@@ -672,7 +697,8 @@ impl Generator {
 /// Baseline (b): the director's MAC rewrite done in the kernel with XDP_TX.
 #[derive(Debug)]
 pub struct Rewriter {
-    _attach: XdpAttachment,
+    _attach: Option<XdpAttachment>,
+    prog_fd: i32,
     stats: Map,
     _obj: Object,
 }
@@ -696,6 +722,19 @@ impl Rewriter {
     /// Loads `perf_rewrite`, configures it and attaches it (native mode) to
     /// `ifname` in `ns`.
     pub fn attach(ns: &str, ifname: &str, config: &RewriteConfig) -> Result<Self> {
+        let mut rw = Rewriter::detached(config)?;
+        rw._attach = Some(XdpAttachment::attach(ns, ifname, rw.prog_fd, false)?);
+        Ok(rw)
+    }
+
+    /// Runs the program once on `frame` (ordinary test mode): its verdict and
+    /// the frame as it left it. For tests.
+    pub fn run_once(&self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        test_run_once(self.prog_fd, frame)
+    }
+
+    /// Loads and configures `perf_rewrite` without attaching it.
+    pub fn detached(config: &RewriteConfig) -> Result<Self> {
         if config.backends.is_empty() || config.backends.len() > 8 {
             return Err(Error::Config(format!(
                 "{} backends: must be 1..=8",
@@ -716,9 +755,9 @@ impl Rewriter {
         b.resize(cfg.value_size(), 0);
         cfg.set(0, &b)?;
         let stats = obj.map("perf_rw_stats")?;
-        let attach = XdpAttachment::attach(ns, ifname, obj.program_fd("perf_rewrite")?, false)?;
         Ok(Rewriter {
-            _attach: attach,
+            _attach: None,
+            prog_fd: obj.program_fd("perf_rewrite")?,
             stats,
             _obj: obj,
         })
@@ -756,6 +795,29 @@ impl PassStub {
             _obj: obj,
         })
     }
+}
+
+/// Runs program `prog_fd` once on a copy of `frame` in ordinary
+/// `BPF_PROG_TEST_RUN` mode and returns its verdict and the frame as the
+/// program left it.
+pub(crate) fn test_run_once(prog_fd: i32, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+    let mut out = vec![0u8; frame.len() + 256];
+    // SAFETY: an all-zero `bpf_test_run_opts` is its default; we set sz.
+    let mut opts: sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<sys::bpf_test_run_opts>();
+    opts.data_in = frame.as_ptr().cast();
+    opts.data_size_in = frame.len() as u32;
+    opts.data_out = out.as_mut_ptr().cast();
+    opts.data_size_out = out.len() as u32;
+    opts.repeat = 1;
+    // SAFETY: `opts` points at `frame` (read) and `out` (written, its length
+    // given), both alive across the call.
+    let rc = unsafe { sys::bpf_prog_test_run_opts(prog_fd, &mut opts) };
+    if rc != 0 {
+        return Err(Error::TestRun(std::io::Error::from_raw_os_error(-rc)));
+    }
+    out.truncate((opts.data_size_out as usize).min(out.len()));
+    Ok((opts.retval, out))
 }
 
 /// The native-endian `u64` at `off` in `b` (0 when out of range).
@@ -843,6 +905,98 @@ mod tests {
         assert_eq!(parse_cpu_list("0"), Some(1));
         assert_eq!(parse_cpu_list("0-3,5"), Some(6));
         assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn generated_frames_are_valid_tcp_syn_then_data_when_root() {
+        use crate::wire::{checksum, ethernet, ipv4};
+        if !is_root() {
+            eprintln!("skipped: not root");
+            return;
+        }
+        let mut c = cfg();
+        c.flows = 3;
+        c.ports_per_ip = 2;
+        let mut g = Generator::detached(&c).unwrap();
+        let mut last_ts = 0u64;
+        for n in 0..7u32 {
+            let (verdict, f) = g.frame().unwrap();
+            assert_eq!(verdict, 3, "XDP_TX");
+            assert_eq!(f.len(), 64);
+            let eth = ethernet::Packet::new_checked(&f[..]).unwrap();
+            assert_eq!(eth.dst_addr().as_bytes(), &c.dst_mac);
+            assert_eq!(eth.src_addr().as_bytes(), &c.src_mac);
+            let ip = ipv4::Packet::new_checked(eth.payload()).unwrap();
+            assert!(ip.verify_checksum(), "frame {n}: IPv4 checksum");
+            // Flow n % 3: source address base + flow / 2, port base + flow % 2.
+            let flow = n % 3;
+            let src = Ipv4Addr::from(u32::from(c.src_ip) + flow / 2);
+            assert_eq!(ip.src_addr(), src);
+            let seg = ip.payload();
+            assert_eq!(seg.len(), 30);
+            let pseudo = checksum::pseudo_header_v4(src, c.dst_ip, 6, 30);
+            assert_eq!(
+                checksum::finish(checksum::accumulate(pseudo, seg)),
+                0,
+                "frame {n}: TCP checksum"
+            );
+            assert_eq!(
+                u16::from_be_bytes([seg[0], seg[1]]),
+                1024 + (flow % 2) as u16
+            );
+            assert_eq!(u16::from_be_bytes([seg[2], seg[3]]), 9090);
+            let flags = seg[13];
+            if n < 3 {
+                assert_eq!(flags, 0x02, "frame {n}: the first pass is SYN");
+            } else {
+                assert_eq!(flags, 0x18, "frame {n}: then ACK|PSH");
+            }
+            let payload = &seg[20..];
+            assert_eq!(u32::from_be_bytes(payload[..4].try_into().unwrap()), n);
+            let mut ts = [0u8; 8];
+            ts[2..].copy_from_slice(&payload[4..10]);
+            let ts = u64::from_be_bytes(ts);
+            assert!(ts >= last_ts, "timestamps never go back");
+            last_ts = ts;
+        }
+        assert_eq!(g.seq().unwrap(), 7);
+    }
+
+    #[test]
+    fn rewrite_baseline_sets_macs_and_keeps_the_ip_packet_when_root() {
+        if !is_root() {
+            eprintln!("skipped: not root");
+            return;
+        }
+        let c = cfg();
+        let (s1, s2) = ([2, 0x50, 0x19, 0, 0, 0x11], [2, 0x50, 0x19, 0, 0, 0x12]);
+        let rw = Rewriter::detached(&RewriteConfig {
+            vmac: c.dst_mac,
+            own_mac: [2, 0x50, 0x19, 0, 0, 2],
+            vip: c.dst_ip,
+            port: 9090,
+            backends: vec![s1, s2],
+        })
+        .unwrap();
+        let mut g = Generator::detached(&c).unwrap();
+        let mut seen = [false; 2];
+        for _ in 0..64 {
+            let (_, f) = g.frame().unwrap();
+            let (verdict, out) = rw.run_once(&f).unwrap();
+            assert_eq!(verdict, 3, "XDP_TX");
+            assert_eq!(&out[6..12], &[2, 0x50, 0x19, 0, 0, 2]);
+            assert!(out[..6] == s1 || out[..6] == s2);
+            seen[usize::from(out[..6] == s2)] = true;
+            assert_eq!(&out[12..], &f[12..], "the IP packet is unchanged");
+        }
+        assert_eq!(seen, [true, true], "both backends get flows");
+        // Not to the VIP's port: passed untouched.
+        let (_, mut f) = g.frame().unwrap();
+        f[37] ^= 1;
+        let (verdict, out) = rw.run_once(&f).unwrap();
+        assert_eq!(verdict, 2, "XDP_PASS");
+        assert_eq!(out, f);
+        assert_eq!(rw.counts().unwrap(), (64, 1));
     }
 
     #[test]

@@ -74,7 +74,8 @@ pub struct Counts {
 /// The drop-and-count program attached to one sink interface.
 #[derive(Debug)]
 pub struct Sink {
-    _attach: XdpAttachment,
+    _attach: Option<XdpAttachment>,
+    prog_fd: i32,
     cfg: Map,
     stats: Map,
     lat: Map,
@@ -90,8 +91,10 @@ impl Sink {
         let cfg = obj.map("perf_sink_cfg")?;
         let stats = obj.map("perf_sink_stats")?;
         let lat = obj.map("perf_sink_lat")?;
+        let prog_fd = obj.program_fd("perf_sink")?;
         let sink = Sink {
-            _attach: XdpAttachment::attach(ns, ifname, obj.program_fd("perf_sink")?, false)?,
+            _attach: Some(XdpAttachment::attach(ns, ifname, prog_fd, false)?),
+            prog_fd,
             cfg,
             stats,
             lat,
@@ -100,6 +103,28 @@ impl Sink {
         };
         sink.set_latency(false)?;
         Ok(sink)
+    }
+
+    /// Loads `perf_sink` without attaching it, for [`Sink::run_once`].
+    pub fn detached(port: u16) -> Result<Self> {
+        let obj = Object::load("perf_sink", objects::SINK)?;
+        let sink = Sink {
+            _attach: None,
+            prog_fd: obj.program_fd("perf_sink")?,
+            cfg: obj.map("perf_sink_cfg")?,
+            stats: obj.map("perf_sink_stats")?,
+            lat: obj.map("perf_sink_lat")?,
+            port,
+            _obj: obj,
+        };
+        sink.set_latency(false)?;
+        Ok(sink)
+    }
+
+    /// Runs the program once on `frame` (ordinary test mode) and returns its
+    /// XDP verdict. For tests.
+    pub fn run_once(&self, frame: &[u8]) -> Result<u32> {
+        super::perfgen::test_run_once(self.prog_fd, frame).map(|(verdict, _)| verdict)
     }
 
     /// Turns latency recording on or off (it costs a clock read per frame).
@@ -207,6 +232,52 @@ mod tests {
         assert!((p50 - 10_000.0).abs() / 10_000.0 < 0.07, "{p50}");
         let max = h.max() as f64;
         assert!((max - 1_000_000.0).abs() / 1_000_000.0 < 0.07, "{max}");
+    }
+
+    #[test]
+    fn sink_counts_lab_frames_and_their_latency_when_root() {
+        use crate::xsk::perfgen::{GenConfig, Generator, is_root};
+        use std::net::Ipv4Addr;
+        if !is_root() {
+            eprintln!("skipped: not root");
+            return;
+        }
+        let mut g = Generator::detached(&GenConfig {
+            dst_mac: [0, 0, 0x5e, 0, 1, 0x33],
+            src_mac: [2, 0x50, 0x19, 0, 0, 1],
+            src_ip: Ipv4Addr::new(198, 19, 0, 128),
+            dst_ip: Ipv4Addr::new(198, 19, 0, 250),
+            dst_port: 9090,
+            sport_base: 1024,
+            flows: 10,
+            ports_per_ip: 10,
+            redirect_ifindex: 0,
+            syn_first: true,
+        })
+        .unwrap();
+        let sink = Sink::detached(9090).unwrap();
+        sink.reset().unwrap();
+        sink.set_latency(true).unwrap();
+        for _ in 0..5 {
+            let (_, f) = g.frame().unwrap();
+            assert_eq!(sink.run_once(&f).unwrap(), 1, "XDP_DROP");
+        }
+        // Not a lab frame: another port.
+        let (_, mut f) = g.frame().unwrap();
+        f[34 + 3] ^= 1;
+        sink.run_once(&f).unwrap();
+        let c = sink.counts().unwrap();
+        assert_eq!(c.frames, 5);
+        assert_eq!(c.other, 1);
+        assert_eq!(c.bytes, 5 * 64);
+        assert_eq!(c.lat_samples, 5);
+        assert_eq!(c.last_seq, 4);
+        let h = sink.latency().unwrap();
+        assert_eq!(h.len(), 5);
+        // Built and counted in the same process moments apart: well under 1 s.
+        assert!(h.max() < 1_000_000_000, "{}", h.max());
+        sink.reset().unwrap();
+        assert_eq!(sink.counts().unwrap(), Counts::default());
     }
 
     proptest! {
