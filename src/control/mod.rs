@@ -62,6 +62,8 @@ pub struct Counters {
     pub arp_ignored: u64,
     /// Maglev tables published.
     pub maglev_published: u64,
+    /// Heartbeats dropped because their TTL was not 255 (not from this segment).
+    pub drop_heartbeat_ttl: u64,
 }
 
 /// One node's control plane.
@@ -253,6 +255,19 @@ impl Plane {
                         }
                     }
                     (ControlKind::Vrrp, None) => {}
+                    // Heartbeats are sent with TTL 255 and never routed: a
+                    // lower TTL came from off the segment (as VRRP's check).
+                    _ if ip.ttl != 255 => {
+                        self.counters.drop_heartbeat_ttl += 1;
+                        if self.counters.drop_heartbeat_ttl == 1 {
+                            log!(
+                                "heartbeat",
+                                "dropped heartbeat from {} with TTL {} (logged once)",
+                                ip.src,
+                                ip.ttl
+                            );
+                        }
+                    }
                     _ => self.hb.handle_heartbeat(now, ip.src, ip.payload),
                 }
             }
