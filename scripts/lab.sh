@@ -13,7 +13,7 @@
 #   scripts/lab.sh status                               show what runs where
 #   scripts/lab.sh restart NODE                         (re)start proxyha on one node
 #
-# Topology (the original's 10.1.1.0/24 becomes 198.18.0.0/24):
+# Topology (the original's example segment becomes 198.18.0.0/24):
 #
 #   pha-sw      the L2 segment: bridge br0 (in its own namespace)
 #   pha-client  198.18.0.100   the client, uses 198.18.0.250:9090 as its proxy
