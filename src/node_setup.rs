@@ -11,6 +11,8 @@
 //!   so the kernel translates the reply back.
 //!
 //! Everything goes through `ip`, `nft` and `/proc/sys`, never a shell string.
+//! The VIPs on lo are always removed on exit, also one a crashed run left
+//! behind; sysctls are restored only where this run changed them.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -145,6 +147,8 @@ pub fn apply(cfg: &Config) -> Result<Guard, Error> {
     }
     g.sysctl(&format!("net.ipv4.conf.{ifname}.arp_ignore"), "1")?;
     g.sysctl(&format!("net.ipv4.conf.{ifname}.arp_announce"), "2")?;
+    // The VIPs are this node's: one left on lo by a crashed run is taken over
+    // and removed on exit like one added now.
     for v in &cfg.virtual_ips {
         let a = v.address.address();
         if !on_lo(a) {
@@ -153,8 +157,8 @@ pub fn apply(cfg: &Config) -> Result<Guard, Error> {
                 &["addr", "add", &format!("{a}/32"), "dev", "lo"],
                 None,
             )?;
-            g.added_vips.push(a);
         }
+        g.added_vips.push(a);
     }
     let table = format!("proxyha_{}", cfg.node.lbid);
     if let Some(rules) = nft_ruleset(cfg, &table) {

@@ -443,10 +443,13 @@ fn v2_election_balancing_failover_preemption() {
     assert!(
         wait_until(Duration::from_secs(5), || {
             let l = lab.exec("director-a", &["ip", "-d", "link", "show", "eth0"]);
+            // The VIP the crashed run left on lo was taken over and removed too.
+            let a = lab.exec("director-a", &["ip", "-4", "addr", "show", "dev", "lo"]);
             !String::from_utf8_lossy(&l.stdout).contains("prog/xdp")
+                && !String::from_utf8_lossy(&a.stdout).contains("198.18.0.250")
         })
         .is_some(),
-        "XDP program still attached after SIGTERM"
+        "XDP program or VIP still there after SIGTERM"
     );
     let samples = sampler.finish();
     // The two directors are asked one after the other, a few ms apart, so a
