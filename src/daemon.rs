@@ -230,7 +230,12 @@ fn spawn_worker(
 
 /// The probe thread: every heartbeat interval, checks the proxy ports,
 /// counts established connections and samples CPU load.
-fn spawn_prober(cfg: &Config, out: Arc<Mutex<Option<LocalHealth>>>, stop: Arc<AtomicBool>) {
+fn spawn_prober(
+    cfg: &Config,
+    out: Arc<Mutex<Option<LocalHealth>>>,
+    stop: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
+) {
     let ports: Vec<u16> = cfg.port_redirects.iter().map(|r| r.proxy_port).collect();
     let vip = cfg.virtual_ips[0].address.address();
     let interval = cfg.heartbeat.interval;
@@ -242,7 +247,7 @@ fn spawn_prober(cfg: &Config, out: Arc<Mutex<Option<LocalHealth>>>, stop: Arc<At
             probe.timeout = (interval / 4).min(Duration::from_millis(250));
             let mut logged = false;
             while !stop.load(Ordering::Relaxed) {
-                let (health, err) = probe.sample(false);
+                let (health, err) = probe.sample(draining.load(Ordering::Relaxed));
                 if let Some(e) = err
                     && !logged
                 {
@@ -356,7 +361,10 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let start = Instant::now();
     let mut plane = Plane::new(cfg.clone(), iface.mac, shared.clone(), start, unix_ms())?;
     let probe = Arc::new(Mutex::new(None));
-    spawn_prober(&cfg, probe.clone(), stop.clone());
+    // Set by `proxyha drain`: the node then reports DRAINING in its
+    // heartbeats, takes no new flows and keeps the ones it has.
+    let draining = Arc::new(AtomicBool::new(false));
+    spawn_prober(&cfg, probe.clone(), stop.clone(), draining.clone());
 
     // The control socket reads snapshots the loop refreshes.
     let status_json = Arc::new(Mutex::new(String::from("{}")));
@@ -365,6 +373,17 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let _server = ctl::Server::bind(&cfg.node.control_socket, move |req| match req {
         "status" => s1.lock().map(|s| s.clone()).unwrap_or_default(),
         "stats" => s2.lock().map(|s| s.clone()).unwrap_or_default(),
+        "drain on" | "drain off" => {
+            let on = req == "drain on";
+            if draining.swap(on, Ordering::Relaxed) != on {
+                log!(
+                    "node",
+                    "draining {}",
+                    if on { "on: no new flows" } else { "off" }
+                );
+            }
+            serde_json::json!({ "draining": on }).to_string()
+        }
         other => serde_json::json!({ "error": format!("unknown request {other:?}") }).to_string(),
     })?;
     log!(

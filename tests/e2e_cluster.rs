@@ -565,6 +565,33 @@ fn scanning_node_dies_and_rejoins() {
         "current state: ok\nport 9090 reachable\n"
     );
 
+    // Drain: scanner-c reports DRAINING, takes no new flows, then comes back.
+    let drain = |state: &str| {
+        let o = Command::new(lab::binary())
+            .args(["drain", state, "--socket"])
+            .arg(lab.socket("scanner-c"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    drain("on");
+    assert!(
+        wait_until(Duration::from_secs(5), || scanner_state() == "DRAINING").is_some(),
+        "scanner-c not DRAINING\n{}",
+        lab.logs()
+    );
+    thread::sleep(Duration::from_millis(300));
+    for i in 0..40 {
+        let n = lab
+            .request("/index.html", 3.0)
+            .unwrap_or_else(|| panic!("request {i} failed"));
+        assert_ne!(n, "scanner-c", "a draining node took a new flow");
+    }
+    drain("off");
+    assert!(wait_until(Duration::from_secs(8), || scanner_state() == "OK").is_some());
+    let back = (0..60).any(|_| lab.request("/index.html", 3.0).as_deref() == Some("scanner-c"));
+    assert!(back, "scanner-c takes no new flows after drain off");
+
     let dls = start_downloads(&lab, 6);
     thread::sleep(Duration::from_secs(2));
     let killed = unix_now();

@@ -74,6 +74,19 @@ pub enum Command {
         count: Option<u64>,
     },
 
+    /// Drain a running node (no new flows, established ones stay) or undo it.
+    ///
+    /// The node reports DRAINING in its heartbeats within one interval; the
+    /// Active Director then gives it weight 0 in Maglev, so new connections go
+    /// to the other nodes while its established ones keep their node.
+    Drain {
+        #[command(flatten)]
+        target: Target,
+        /// `on` to drain, `off` to take new flows again.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+
     /// Check the local proxy service, as the original's `mwg-mon -c`.
     ///
     /// Connects to every port redirect's proxy port on the VIP (from --config)
@@ -169,11 +182,40 @@ pub fn main() -> i32 {
             interval,
             count,
         } => stats::command(&target, json, watch, interval, count),
+        Command::Drain { target, state } => drain(&target, &state),
         Command::Check {
             config,
             port,
             timeout_ms,
         } => check::command(config.as_deref(), port, timeout_ms),
+    }
+}
+
+fn drain(target: &Target, state: &str) -> i32 {
+    let path = match target.path() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("proxyha: {e}");
+            return 1;
+        }
+    };
+    match crate::ctl::request(&path, &format!("drain {state}")) {
+        Ok(a) if a.contains("\"draining\"") => {
+            println!("draining: {state}");
+            0
+        }
+        Ok(a) => {
+            eprintln!(
+                "proxyha: unexpected answer from {}: {}",
+                path.display(),
+                a.trim()
+            );
+            1
+        }
+        Err(e) => {
+            eprintln!("proxyha: {e}");
+            1
+        }
     }
 }
 
