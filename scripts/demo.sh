@@ -72,6 +72,8 @@ step "proxyha status on director-a (Active Director)"
 st director-a
 step "proxyha status on director-b (Passive Director)"
 st director-b
+step "proxyha check on scanner-c (the original's mwg-mon -c)"
+$LAB exec scan "$PROXYHA" check --config "$LAB_DIR/scanner-c/node.toml"
 step "proxyha stats on director-a"
 "$PROXYHA" stats --node director-a
 

@@ -83,6 +83,34 @@ pub fn render(s: &Status) -> String {
         s.master_ip.map_or("unknown".to_string(), |a| a.to_string())
     );
     let _ = writeln!(out, "lbid: {}", s.lbid);
+    if let Some(v) = s.vrrp.as_object() {
+        let ms = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+        let mut timers = Vec::new();
+        for (label, key) in [
+            ("advert interval", "advertisement_interval_ms"),
+            ("master advert interval", "master_adver_interval_ms"),
+            ("skew", "skew_time_ms"),
+            ("master down interval", "master_down_interval_ms"),
+            ("master down timer", "master_down_timer_ms"),
+            ("advert timer", "adver_timer_ms"),
+        ] {
+            if let Some(n) = ms(key) {
+                timers.push(format!("{label} {n} ms"));
+            }
+        }
+        if !timers.is_empty() {
+            let _ = writeln!(out, "vrrp timers: {}", timers.join(", "));
+        }
+        if let Some(c) = v.get("counters").and_then(serde_json::Value::as_object) {
+            let nz: Vec<String> = c
+                .iter()
+                .filter_map(|(k, n)| n.as_u64().filter(|n| *n > 0).map(|n| format!("{k} {n}")))
+                .collect();
+            if !nz.is_empty() {
+                let _ = writeln!(out, "vrrp counters: {}", nz.join(", "));
+            }
+        }
+    }
     if !s.authenticated {
         let _ = writeln!(
             out,
@@ -140,6 +168,39 @@ mod tests {
         assert_eq!(ctime(0), "Thu Jan 1 00:00:00 1970");
         assert_eq!(ctime(951_782_400), "Tue Feb 29 00:00:00 2000");
         assert_eq!(ctime(1_795_651_200), "Thu Nov 26 00:00:00 2026");
+    }
+
+    #[test]
+    fn summary_shows_vrrp_timers_and_counters() {
+        let st = Status {
+            node: "director-a".into(),
+            lbid: 10,
+            vrid: 51,
+            priority: 99,
+            vrrp_state: "Master".into(),
+            master_ip: Some(Ipv4Addr::new(198, 18, 0, 1)),
+            authenticated: true,
+            entries: Vec::new(),
+            vrrp: serde_json::json!({
+                "advertisement_interval_ms": 1000, "skew_time_ms": 613,
+                "master_down_interval_ms": 3613, "adver_timer_ms": 420,
+                "counters": {"tx_adverts": 12, "rx_adverts": 0, "drop_bad_ttl": 1}
+            }),
+            heartbeat: serde_json::Value::Null,
+        };
+        let out = render(&st);
+        assert!(
+            out.contains(
+                "vrrp state: Master\nvrid: 51\npriority: 99\nmaster ip: 198.18.0.1\nlbid: 10\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("vrrp timers: advert interval 1000 ms, skew 613 ms, master down interval 3613 ms, advert timer 420 ms\n"), "{out}");
+        assert!(
+            out.contains("vrrp counters: drop_bad_ttl 1, tx_adverts 12\n"),
+            "{out}"
+        );
+        assert!(!out.contains("warning"), "{out}");
     }
 
     #[test]
