@@ -29,7 +29,7 @@ step "installing packages (scripts/setup.sh)"
 scripts/setup.sh
 
 step "building proxyha (release)"
-cargo build --quiet --release
+cargo build --quiet --release --bin proxyha
 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
