@@ -47,8 +47,8 @@ wait_state() { # node state seconds
   done
   return 1
 }
-served_by() { # one request; prints the node that served it or FAIL
-  $LAB exec client curl -s -m 2 -o /dev/null -D - -x "http://$VIP:9090" "$URL" 2>/dev/null \
+served_by() { # [timeout] one request; prints the node that served it or FAIL
+  $LAB exec client curl -s -m "${1:-2}" -o /dev/null -D - -x "http://$VIP:9090" "$URL" 2>/dev/null \
     | tr -d '\r' | awk '/^X-Cache:/ {print $NF; found=1} END {if (!found) print "FAIL"}' || true
 }
 
@@ -83,7 +83,7 @@ LOOP_LOG=$LAB_DIR/failover.log
 (
   end=$(( $(date +%s) + 12 ))
   while [ "$(date +%s)" -lt "$end" ]; do
-    n=$(served_by)
+    n=$(served_by 0.5)
     echo "$(date +%s.%N) $n" >> "$LOOP_LOG"
     sleep 0.1
   done
