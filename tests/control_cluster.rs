@@ -185,6 +185,16 @@ fn election_discovery_and_identical_tables() {
             "{n} not discovered: {kinds:?}"
         );
     }
+    // Every node names the Active Director, the scanning node too.
+    for (i, n) in seg.nodes.iter().enumerate() {
+        let st = n.plane.status(seg.now);
+        assert_eq!(
+            st.master_ip,
+            Some("198.18.0.1".parse().unwrap()),
+            "node {i}"
+        );
+    }
+    assert_eq!(seg.nodes[2].plane.status(seg.now).vrrp_state, "scanning");
 
     // Both directors balance over the same 3 nodes with the same table.
     let a = seg.table_by_id(0);

@@ -547,7 +547,15 @@ impl Plane {
                     serde_json::to_value(&s).unwrap_or_default(),
                 )
             }
-            None => ("scanning".to_string(), None, serde_json::Value::Null),
+            // A scanning node knows the Active Director from its heartbeats.
+            None => (
+                "scanning".to_string(),
+                hb.nodes
+                    .iter()
+                    .find(|n| n.kind == heartbeat::NodeType::Director)
+                    .map(|n| n.ip),
+                serde_json::Value::Null,
+            ),
         };
         let mut hb_json = serde_json::to_value(&hb).unwrap_or_default();
         if let Some(o) = hb_json.as_object_mut() {
