@@ -368,6 +368,19 @@ fn v2_election_balancing_failover_preemption() {
         mdi + 1.0
     );
     assert!(dt <= mdi + 1.0, "downtime {dt:.2}s > {:.2}s", mdi + 1.0);
+    // VRRP itself: the Backup is Master within 3 x interval + skew + 10%
+    // of the kill (from director-b's log, so no polling delay counts).
+    let became = log_time(&lab, "director-b", "became Master").expect("takeover logged");
+    eprintln!(
+        "v2 takeover from director-b's log: {:.3}s after kill -9 (limit {:.3}s)",
+        became - killed,
+        mdi * 1.1
+    );
+    assert!(
+        became - killed <= mdi * 1.1,
+        "takeover took {:.3}s",
+        became - killed
+    );
     // Once the new master is up, no request fails (allow the in-flight one).
     let failed_after: Vec<_> = results
         .iter()
@@ -523,6 +536,19 @@ fn v3_fast_failover() {
         takeover.as_secs_f64()
     );
     assert!(dt <= 1.0, "v3 downtime {dt:.3}s > 1s");
+    // Master_Down_Interval at 10 cs for priority 89: 3 x 0.1 + (256-89)/256 x 0.1 s.
+    let mdi = 0.3 + (256.0 - 89.0) / 256.0 * 0.1;
+    let became = log_time(&lab, "director-b", "became Master").expect("takeover logged");
+    eprintln!(
+        "v3 takeover from director-b's log: {:.3}s after kill -9 (limit {:.3}s)",
+        became - killed,
+        mdi * 1.1
+    );
+    assert!(
+        became - killed <= mdi * 1.1,
+        "takeover took {:.3}s",
+        became - killed
+    );
 }
 
 #[test]
