@@ -910,6 +910,21 @@ fn fmt_duration(d: Duration) -> String {
 }
 
 impl Config {
+    /// The virtual IPv4 addresses, in config order.
+    pub fn vip_addrs(&self) -> Vec<Ipv4Addr> {
+        self.virtual_ips
+            .iter()
+            .map(|v| v.address.address())
+            .collect()
+    }
+
+    /// Every original destination port of every port redirect, expanded.
+    pub fn redirected_ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.port_redirects
+            .iter()
+            .flat_map(|r| r.original_ports.iter().flat_map(|&(lo, hi)| lo..=hi))
+    }
+
     /// The resolved settings, as `proxyha config check` prints them.
     pub fn render(&self) -> String {
         let n = &self.node;

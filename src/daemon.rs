@@ -313,17 +313,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         iface.name,
         filter.mode()
     );
-    let vips: Vec<Ipv4Addr> = cfg
-        .virtual_ips
-        .iter()
-        .map(|v| v.address.address())
-        .collect();
-    let mut ports = Vec::new();
-    for r in &cfg.port_redirects {
-        for &(lo, hi) in &r.original_ports {
-            ports.extend(lo..=hi);
-        }
-    }
+    let vips = cfg.vip_addrs();
+    let ports: Vec<u16> = cfg.redirected_ports().collect();
     filter.set_vips(&vips)?;
     filter.set_ports(xsk::L4::Tcp, &ports)?;
     let mut fcfg = xsk::FilterConfig::director(cfg.vrrp.vrid, false);

@@ -102,11 +102,7 @@ impl Guard {
 
 /// The nftables ruleset for the redirects whose ports differ, or `None`.
 pub fn nft_ruleset(cfg: &Config, table: &str) -> Option<String> {
-    let vips: Vec<String> = cfg
-        .virtual_ips
-        .iter()
-        .map(|v| v.address.address().to_string())
-        .collect();
+    let vips = cfg.vip_addrs();
     let mut rules = String::new();
     for r in &cfg.port_redirects {
         let differs = r
@@ -149,8 +145,7 @@ pub fn apply(cfg: &Config) -> Result<Guard, Error> {
     g.sysctl(&format!("net.ipv4.conf.{ifname}.arp_announce"), "2")?;
     // The VIPs are this node's: one left on lo by a crashed run is taken over
     // and removed on exit like one added now.
-    for v in &cfg.virtual_ips {
-        let a = v.address.address();
+    for a in cfg.vip_addrs() {
         if !on_lo(a) {
             run(
                 "ip",

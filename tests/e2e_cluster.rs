@@ -236,16 +236,29 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// VRRP itself: director-b is Master within Master_Down_Interval + 10% of
+/// `killed`, timed from its own log so that no polling delay counts.
+fn assert_takeover(lab: &Lab, killed: f64, mdi: f64, label: &str) {
+    let became = log_time(lab, "director-b", "became Master").expect("takeover logged");
+    let took = became - killed;
+    eprintln!(
+        "{label} takeover from director-b's log: {took:.3}s after kill -9 (limit {:.3}s)",
+        mdi * 1.1
+    );
+    assert!(took <= mdi * 1.1, "{label} takeover took {took:.3}s");
+}
+
 #[test]
 fn v2_election_balancing_failover_preemption() {
-    let _g = lab::serial();
-    if !lab::can_run("v2_election_balancing_failover_preemption") {
+    let Some((_g, lab)) = Lab::start(
+        "v2_election_balancing_failover_preemption",
+        Options {
+            prefix: "phe2",
+            ..Options::default()
+        },
+    ) else {
         return;
-    }
-    let lab = Lab::up(Options {
-        prefix: "phe2",
-        ..Options::default()
-    });
+    };
     // Election: 99 becomes Master after Master_Down_Interval, 89 stays Backup.
     let t = lab
         .wait_state("director-a", "Master", Duration::from_secs(15))
@@ -370,17 +383,7 @@ fn v2_election_balancing_failover_preemption() {
     assert!(dt <= mdi + 1.0, "downtime {dt:.2}s > {:.2}s", mdi + 1.0);
     // VRRP itself: the Backup is Master within 3 x interval + skew + 10%
     // of the kill (from director-b's log, so no polling delay counts).
-    let became = log_time(&lab, "director-b", "became Master").expect("takeover logged");
-    eprintln!(
-        "v2 takeover from director-b's log: {:.3}s after kill -9 (limit {:.3}s)",
-        became - killed,
-        mdi * 1.1
-    );
-    assert!(
-        became - killed <= mdi * 1.1,
-        "takeover took {:.3}s",
-        became - killed
-    );
+    assert_takeover(&lab, killed, mdi, "v2");
     // Once the new master is up, no request fails (allow the in-flight one).
     let failed_after: Vec<_> = results
         .iter()
@@ -499,15 +502,16 @@ fn v2_election_balancing_failover_preemption() {
 
 #[test]
 fn v3_fast_failover() {
-    let _g = lab::serial();
-    if !lab::can_run("v3_fast_failover") {
+    let Some((_g, lab)) = Lab::start(
+        "v3_fast_failover",
+        Options {
+            prefix: "phe3",
+            vrrp_version: 3,
+            ..Options::default()
+        },
+    ) else {
         return;
-    }
-    let lab = Lab::up(Options {
-        prefix: "phe3",
-        vrrp_version: 3,
-        ..Options::default()
-    });
+    };
     lab.wait_state("director-a", "Master", Duration::from_secs(10))
         .unwrap_or_else(|| panic!("director-a never became Master\n{}", lab.logs()));
     assert!(
@@ -538,29 +542,20 @@ fn v3_fast_failover() {
     assert!(dt <= 1.0, "v3 downtime {dt:.3}s > 1s");
     // Master_Down_Interval at 10 cs for priority 89: 3 x 0.1 + (256-89)/256 x 0.1 s.
     let mdi = 0.3 + (256.0 - 89.0) / 256.0 * 0.1;
-    let became = log_time(&lab, "director-b", "became Master").expect("takeover logged");
-    eprintln!(
-        "v3 takeover from director-b's log: {:.3}s after kill -9 (limit {:.3}s)",
-        became - killed,
-        mdi * 1.1
-    );
-    assert!(
-        became - killed <= mdi * 1.1,
-        "takeover took {:.3}s",
-        became - killed
-    );
+    assert_takeover(&lab, killed, mdi, "v3");
 }
 
 #[test]
 fn scanning_node_dies_and_rejoins() {
-    let _g = lab::serial();
-    if !lab::can_run("scanning_node_dies_and_rejoins") {
+    let Some((_g, lab)) = Lab::start(
+        "scanning_node_dies_and_rejoins",
+        Options {
+            prefix: "phe4",
+            ..Options::default()
+        },
+    ) else {
         return;
-    }
-    let lab = Lab::up(Options {
-        prefix: "phe4",
-        ..Options::default()
-    });
+    };
     lab.wait_state("director-a", "Master", Duration::from_secs(15))
         .unwrap_or_else(|| panic!("no Master\n{}", lab.logs()));
     let scanner_state = || {
@@ -716,15 +711,16 @@ fn scanning_node_dies_and_rejoins() {
 
 #[test]
 fn two_lbid_groups_do_not_mix() {
-    let _g = lab::serial();
-    if !lab::can_run("two_lbid_groups_do_not_mix") {
+    let Some((_g, lab)) = Lab::start(
+        "two_lbid_groups_do_not_mix",
+        Options {
+            prefix: "phe5",
+            group_b: true,
+            ..Options::default()
+        },
+    ) else {
         return;
-    }
-    let lab = Lab::up(Options {
-        prefix: "phe5",
-        group_b: true,
-        ..Options::default()
-    });
+    };
     lab.wait_state("director-a", "Master", Duration::from_secs(15))
         .unwrap_or_else(|| panic!("no Master in group A\n{}", lab.logs()));
     lab.wait_state("b-director-a", "Master", Duration::from_secs(15))
@@ -757,24 +753,9 @@ fn two_lbid_groups_do_not_mix() {
     );
     // Group B's VIP is served by group B only.
     for _ in 0..20 {
-        let out = lab.exec(
-            "client",
-            &[
-                "curl",
-                "-s",
-                "-m",
-                "3",
-                "-o",
-                "/dev/null",
-                "-D",
-                "-",
-                "-x",
-                "http://198.18.0.251:9090",
-                "http://198.18.0.200/index.html",
-            ],
-        );
-        let n =
-            lab::served_by(&String::from_utf8_lossy(&out.stdout)).expect("group B request failed");
+        let n = lab
+            .request_via("198.18.0.251:9090", "/index.html", 3.0)
+            .expect("group B request failed");
         assert!(n.starts_with("b-"), "group B's VIP served by {n}");
     }
 }
@@ -809,23 +790,8 @@ fn labs_leave_nothing_behind() {
         );
         let mut served = std::collections::BTreeSet::new();
         for i in 0..30 {
-            let out = lab.exec(
-                "client",
-                &[
-                    "curl",
-                    "-s",
-                    "-m",
-                    "3",
-                    "-o",
-                    "/dev/null",
-                    "-D",
-                    "-",
-                    "-x",
-                    "http://198.18.0.250:80",
-                    "http://198.18.0.200/index.html",
-                ],
-            );
-            let n = lab::served_by(&String::from_utf8_lossy(&out.stdout))
+            let n = lab
+                .request_via("198.18.0.250:80", "/index.html", 3.0)
                 .unwrap_or_else(|| panic!("request {i} to VIP:80 failed\n{}", lab.logs()));
             served.insert(n);
         }

@@ -1,41 +1,16 @@
 /* SPDX-License-Identifier: (MIT OR Apache-2.0) */
 /*
- * Self-contained definitions for the perf lab's XDP programs (perf_*.bpf.c),
- * so that they build with clang alone. Values are the stable kernel UAPI ones
- * (include/uapi/linux/bpf.h).
+ * Definitions for the perf lab's XDP programs (perf_*.bpf.c), on top of
+ * bpf_defs.h, so that they build with clang alone. Values are the stable
+ * kernel UAPI ones (include/uapi/linux/bpf.h).
  */
 #ifndef PROXYHA_PERF_DEFS_H
 #define PROXYHA_PERF_DEFS_H
 
-typedef unsigned char __u8;
-typedef unsigned short __u16;
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
+/* The UAPI types, XDP actions, map types and libbpf conventions are the
+ * filter's (bpf_defs.h); the perf programs add two helpers of their own. */
+#include "bpf_defs.h"
 
-#define XDP_ABORTED 0
-#define XDP_DROP 1
-#define XDP_PASS 2
-#define XDP_TX 3
-#define XDP_REDIRECT 4
-
-#define BPF_MAP_TYPE_ARRAY 2
-#define BPF_MAP_TYPE_PERCPU_ARRAY 6
-
-struct xdp_md {
-	__u32 data;
-	__u32 data_end;
-	__u32 data_meta;
-	__u32 ingress_ifindex;
-	__u32 rx_queue_index;
-	__u32 egress_ifindex;
-};
-
-#define SEC(name) __attribute__((section(name), used))
-#define __uint(name, val) int(*name)[val]
-#define __type(name, val) typeof(val) *name
-#define __always_inline inline __attribute__((always_inline))
-
-static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
 static long (*bpf_redirect)(__u32 ifindex, __u64 flags) = (void *)23;
 

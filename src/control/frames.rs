@@ -73,8 +73,8 @@ pub fn build_ipv4(
         options: ipv4::Options::NONE,
     };
     let total = eth.header_len() + ip.buffer_len();
+    // Zero-padded to the 60-byte Ethernet minimum.
     let mut buf = vec![0u8; total.max(60)];
-    buf.truncate(total.max(60));
     {
         let mut e = ethernet::Packet::new_unchecked(&mut buf[..]);
         eth.emit(&mut e);

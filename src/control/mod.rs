@@ -95,10 +95,7 @@ pub fn vrrp_config(cfg: &Config) -> vrrp::Config {
         v.vrid,
         cfg.node.priority,
         cfg.node.management_ip,
-        cfg.virtual_ips
-            .iter()
-            .map(|x| x.address.address())
-            .collect(),
+        cfg.vip_addrs(),
     );
     c.version = match v.version {
         VrrpVersion::V2 => vrrp::Version::V2,
@@ -146,11 +143,7 @@ impl Plane {
             None
         };
         let hb = heartbeat::Machine::new(heartbeat_config(&cfg, our_mac), now, unix_ms)?;
-        let vips = cfg
-            .virtual_ips
-            .iter()
-            .map(|v| v.address.address())
-            .collect();
+        let vips = cfg.vip_addrs();
         let vmac = ethernet::Address::vrrp_virtual(cfg.vrrp.vrid);
         let mut p = Plane {
             cfg,
@@ -504,13 +497,7 @@ impl Plane {
         for v in &self.vips {
             f = f.with_vip(*v);
         }
-        let mut ports = Vec::new();
-        for r in &self.cfg.port_redirects {
-            for &(lo, hi) in &r.original_ports {
-                ports.extend(lo..=hi);
-            }
-        }
-        f = f.with_ports(ports);
+        f = f.with_ports(self.cfg.redirected_ports());
         self.shared.filter.store(Arc::new(f));
     }
 

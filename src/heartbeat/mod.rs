@@ -37,7 +37,6 @@
 //! Maglev table when its generation changed) and [`Machine::poll_timeout`].
 
 pub mod local;
-pub mod log_once;
 pub mod weight;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -49,8 +48,8 @@ use thiserror::Error;
 
 use crate::wire::heartbeat as wire;
 
+pub use crate::log::Once as LogOnce;
 pub use crate::wire::heartbeat::{Ports, Role, State};
-pub use log_once::LogOnce;
 
 /// Default request interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);

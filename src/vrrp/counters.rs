@@ -1,7 +1,6 @@
 //! Counters (plain data, owned by the control-plane thread) and the
 //! log-once-per-reason-and-peer filter.
 
-use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
@@ -93,10 +92,13 @@ impl Counters {
 /// once full, new pairs are not logged (they are still counted in
 /// [`Counters`] and in [`DropLog::unlogged`]), so a flood of spoofed sources
 /// cannot grow memory or the log.
-#[derive(Debug, Clone, Default)]
-pub struct DropLog {
-    seen: HashSet<(Drop, Ipv4Addr)>,
-    unlogged: u64,
+#[derive(Debug, Clone)]
+pub struct DropLog(crate::log::Once<(Drop, Ipv4Addr)>);
+
+impl Default for DropLog {
+    fn default() -> Self {
+        DropLog(crate::log::Once::new(Self::CAPACITY))
+    }
 }
 
 impl DropLog {
@@ -111,29 +113,22 @@ impl DropLog {
     /// True only the first time `(reason, peer)` is seen, and only while
     /// fewer than [`CAPACITY`](Self::CAPACITY) pairs are remembered.
     pub fn should_log(&mut self, reason: Drop, peer: Ipv4Addr) -> bool {
-        if self.seen.contains(&(reason, peer)) {
-            return false;
-        }
-        if self.seen.len() >= Self::CAPACITY {
-            self.unlogged += 1;
-            return false;
-        }
-        self.seen.insert((reason, peer))
+        self.0.first((reason, peer))
     }
 
     /// New pairs that were not logged because the set was full.
     pub fn unlogged(&self) -> u64 {
-        self.unlogged
+        self.0.suppressed()
     }
 
     /// How many pairs are remembered.
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.0.len()
     }
 
     /// Whether nothing has been logged yet.
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.0.is_empty()
     }
 }
 

@@ -240,6 +240,11 @@ impl Lab {
 
     /// One proxied request from the client; returns the node that served it.
     pub fn request(&self, path: &str, timeout_s: f32) -> Option<String> {
+        self.request_via("198.18.0.250:9090", path, timeout_s)
+    }
+
+    /// One request from the client through the proxy at `proxy` (VIP:port).
+    pub fn request_via(&self, proxy: &str, path: &str, timeout_s: f32) -> Option<String> {
         let out = self.exec(
             "client",
             &[
@@ -252,7 +257,7 @@ impl Lab {
                 "-D",
                 "-",
                 "-x",
-                "http://198.18.0.250:9090",
+                &format!("http://{proxy}"),
                 &format!("http://198.18.0.200{path}"),
             ],
         );
@@ -260,6 +265,16 @@ impl Lab {
             return None;
         }
         served_by(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// Takes the lab lock and brings a lab up, or returns `None` (after
+    /// saying why) where the namespace tests cannot run.
+    pub fn start(test: &str, opts: Options) -> Option<(MutexGuard<'static, ()>, Lab)> {
+        let guard = serial();
+        if !can_run(test) {
+            return None;
+        }
+        Some((guard, Lab::up(opts)))
     }
 
     pub fn path(&self) -> &Path {
