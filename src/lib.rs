@@ -28,6 +28,7 @@ pub mod dataplane;
 pub mod heartbeat;
 pub mod ifinfo;
 pub mod log;
+pub mod node;
 pub mod node_setup;
 pub mod report;
 pub mod vrrp;

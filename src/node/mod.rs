@@ -1,0 +1,4 @@
+//! The per-node runtime: everything `proxyha run` does around the sans-IO
+//! state machines and the dataplane.
+
+pub mod prereq;
