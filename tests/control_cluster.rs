@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use proxyha::balance::health;
 use proxyha::control::Plane;
 use proxyha::dataplane::classify::Filter;
-use proxyha::dataplane::worker::{ControlKind, Shared};
+use proxyha::dataplane::{ControlKind, Shared};
 use proxyha::heartbeat::{LocalHealth, Ports};
 use proxyha::wire::arp;
 use proxyha::wire::ethernet::Address;

@@ -110,7 +110,7 @@ impl Sampler {
             let t = Instant::now();
             while !s.load(Ordering::Relaxed) && t.elapsed() < Duration::from_secs(120) {
                 let st = |p: &std::path::Path| {
-                    proxyha::ctl::request(p, "status")
+                    proxyha::node::admin::ask(p, proxyha::node::admin::Request::Status)
                         .ok()
                         .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
                         .and_then(|v| v["vrrp_state"].as_str().map(str::to_string))

@@ -15,7 +15,8 @@ use proxyha::dataplane::mem::{self, MemPort};
 use proxyha::dataplane::port::Port;
 use proxyha::dataplane::redirect::MemorySink;
 use proxyha::dataplane::stats::{Latency, Stats};
-use proxyha::dataplane::worker::{self, ControlKind, Polling, Queues, Shared, Worker};
+use proxyha::dataplane::worker::{self, Polling, Worker};
+use proxyha::dataplane::{ControlKind, Queues, Shared};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 250);
 const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];

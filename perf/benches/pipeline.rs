@@ -12,7 +12,8 @@ use proxyha::dataplane::mem::{self, MemPort};
 use proxyha::dataplane::port::{Frame, Port};
 use proxyha::dataplane::redirect::{MemorySink, rewrite_macs};
 use proxyha::dataplane::stats::Stats;
-use proxyha::dataplane::worker::{self, Polling, Queues, Shared, Worker};
+use proxyha::dataplane::worker::{self, Polling, Worker};
+use proxyha::dataplane::{Queues, Shared};
 
 mod common;
 use common::*;

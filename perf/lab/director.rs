@@ -13,8 +13,8 @@
 //!   low bit) and transmits: the AF_XDP I/O ceiling with no processing.
 //!
 //! While it runs, its control socket (`--socket`, the daemon's one-line
-//! protocol from `proxyha::ctl`) answers `stats` with the daemon's own report
-//! (`proxyha::daemon::StatsReport`), so `proxyha stats --socket PATH --watch`
+//! protocol from `proxyha::node::admin`) answers `stats` with the daemon's own report
+//! (`proxyha::node::report::StatsReport`), so `proxyha stats --socket PATH --watch`
 //! shows live rates; the harness samples it at the start and end of every
 //! repeat.
 //!
@@ -31,12 +31,13 @@ use std::thread;
 use std::time::Duration;
 
 use proxyha::balance::{health, maglev};
-use proxyha::daemon::StatsReport;
 use proxyha::dataplane::classify::Filter as Classifier;
 use proxyha::dataplane::port::{Frame, Port};
 use proxyha::dataplane::redirect::MemorySink;
-use proxyha::dataplane::stats::{Latency, Snapshot, Stats, bump};
-use proxyha::dataplane::worker::{self, Polling, Queues, Shared, Worker};
+use proxyha::dataplane::stats::{Latency, Stats, bump};
+use proxyha::dataplane::worker::{self, Polling, Worker};
+use proxyha::dataplane::{Queues, Shared};
+use proxyha::node::report::{Sources, StatsReport};
 use proxyha::xsk;
 
 use crate::anyhow_lite::{Context, Error, bail};
@@ -73,7 +74,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1 << 20)]
     pub flow_capacity: usize,
     /// Control socket answering `stats` with the workers' summed counters
-    /// (the daemon's protocol, `proxyha::ctl`), for live rates during a run.
+    /// (the daemon's protocol, `proxyha::node::admin`), for live rates during a run.
     /// Not under /run/proxyha, where `proxyha` looks for its daemons.
     #[arg(long, default_value = "/run/proxyha-perflab/director.sock")]
     pub socket: std::path::PathBuf,
@@ -220,39 +221,21 @@ pub fn run(args: Args) -> Result<(), Error> {
         let filter = filter.clone();
         let bound = bound.clone();
         let start = std::time::Instant::now();
-        let slots: Vec<(u16, Ipv4Addr)> = shared
-            .health
-            .nodes()
-            .into_iter()
-            .filter_map(|(slot, n)| Some((u16::try_from(slot).ok()?, n.ip)))
-            .collect();
-        proxyha::ctl::Server::bind(&args.socket, move |req| match req {
+        let health = shared.health.clone();
+        proxyha::node::admin::Server::bind(&args.socket, move |req| match req {
             "stats" => {
-                let mut total = Snapshot::default();
-                let mut per_worker = Vec::new();
-                let mut lat = batch.lock().unwrap_or_else(|e| e.into_inner());
-                for st in &all_stats {
-                    lat.collect(st);
-                    let s = st.snapshot();
-                    total.add(&s);
-                    per_worker.push(s);
-                }
-                let report = StatsReport {
-                    node: "perflab-director".into(),
-                    uptime_ms: start.elapsed().as_millis() as u64,
-                    workers: all_stats.len(),
-                    xdp_mode: filter.mode().to_string(),
-                    bind_mode: vec![bound.clone(); all_stats.len()],
-                    total,
-                    per_worker,
-                    batch_time: lat.summary(),
-                    xdp: filter
-                        .stats()
-                        .map(|s| serde_json::to_value(s).unwrap_or_default())
-                        .unwrap_or_default(),
-                    slots: slots.clone(),
+                let mut latency = batch.lock().unwrap_or_else(|e| e.into_inner());
+                let report = StatsReport::collect(Sources {
+                    node: "perflab-director",
+                    uptime: start.elapsed(),
+                    xdp_mode: &filter.mode().to_string(),
+                    bind_mode: &vec![bound.clone(); all_stats.len()],
+                    workers: &all_stats,
+                    latency: &mut latency,
+                    xdp: filter.stats().ok(),
+                    health: &health,
                     control_tx_dropped: 0,
-                };
+                });
                 serde_json::to_string(&report).unwrap_or_default()
             }
             other => {

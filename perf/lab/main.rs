@@ -386,9 +386,14 @@ impl Setup {
     fn live_rx(&self) -> Option<u64> {
         match self {
             Setup::Child(_) => {
-                let reply = proxyha::ctl::request(Path::new(DIRECTOR_SOCKET), "stats").ok()?;
-                let v: serde_json::Value = serde_json::from_str(&reply).ok()?;
-                v.get("total")?.get("rx_frames")?.as_u64()
+                let reply = proxyha::node::admin::ask(
+                    Path::new(DIRECTOR_SOCKET),
+                    proxyha::node::admin::Request::Stats,
+                )
+                .ok()?;
+                let report: proxyha::node::report::StatsReport =
+                    serde_json::from_str(&reply).ok()?;
+                Some(report.total.rx_frames)
             }
             _ => None,
         }

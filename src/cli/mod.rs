@@ -199,7 +199,8 @@ fn drain(target: &Target, state: &str) -> i32 {
             return 1;
         }
     };
-    match crate::ctl::request(&path, &format!("drain {state}")) {
+    let on = state == "on";
+    match crate::node::admin::ask(&path, crate::node::admin::Request::Drain(on)) {
         Ok(a) if a.contains("\"draining\"") => {
             println!("draining: {state}");
             0
@@ -227,7 +228,7 @@ fn run(file: &std::path::Path) -> i32 {
             return 1;
         }
     };
-    match crate::daemon::run(cfg) {
+    match crate::node::run(cfg) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("proxyha: {e}");

@@ -3,129 +3,89 @@
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use crate::node::admin::{self, Request};
+use crate::node::report::StatsReport;
 
-/// Counters shown first, in this order; the rest follow alphabetically.
-const ORDER: &[&str] = &[
-    "rx_frames",
-    "tx_frames",
-    "tx_local",
-    "passed",
-    "rx_vrrp",
-    "rx_heartbeat",
-    "rx_arp",
-    "tx_control",
-    "flow_hits",
-    "flow_misses",
-    "flow_evictions",
-    "flow_moved",
-    "flow_untracked",
-    "ring_full",
-    "batches",
-    "idle_waits",
-];
+/// How many leading counters a rate dump always shows, even at zero
+/// (`rx_frames`, `tx_frames`, `tx_local`, `passed`).
+const ALWAYS_SHOWN: usize = 4;
 
-fn fetch(path: &std::path::Path) -> Result<Value, String> {
-    let a = crate::ctl::request(path, "stats").map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_str(&a)
-        .map_err(|e| format!("unexpected answer from {}: {e}", path.display()))?;
-    if v.get("total").is_none() {
-        return Err(format!("unexpected answer from {}: {a}", path.display()));
-    }
-    Ok(v)
+fn fetch(path: &std::path::Path) -> Result<StatsReport, String> {
+    let a = admin::ask(path, Request::Stats).map_err(|e| e.to_string())?;
+    serde_json::from_str(&a).map_err(|e| {
+        format!(
+            "unexpected answer from {}: {e}: {}",
+            path.display(),
+            a.trim()
+        )
+    })
 }
 
-fn counters(v: &Value) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    let Some(t) = v.get("total").and_then(Value::as_object) else {
-        return out;
-    };
-    for k in ORDER {
-        if let Some(n) = t.get(*k).and_then(Value::as_u64) {
-            out.push((k.to_string(), n));
-        }
-    }
-    for (k, val) in t {
-        if ORDER.contains(&k.as_str()) {
-            continue;
-        }
-        if let Some(n) = val.as_u64() {
-            out.push((k.clone(), n));
-        }
-    }
-    if let Some(d) = t.get("drops").and_then(Value::as_object) {
-        for (k, n) in d {
-            out.push((k.clone(), n.as_u64().unwrap_or(0)));
-        }
-    }
-    let slots: Vec<(u64, String)> = v
-        .get("slots")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| Some((p.get(0)?.as_u64()?, p.get(1)?.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(r) = t.get("tx_redirected").and_then(Value::as_object) {
-        for (slot, n) in r {
-            let ip = slots
-                .iter()
-                .find(|(s, _)| s.to_string() == *slot)
-                .map_or(format!("slot {slot}"), |(_, ip)| ip.clone());
-            out.push((format!("tx_redirected[{ip}]"), n.as_u64().unwrap_or(0)));
-        }
+/// Every counter of the report by name: the workers' counters in their
+/// declared order, the drops by reason, then the frames redirected to each
+/// node (named by its IPv4 address).
+fn counters(r: &StatsReport) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = r
+        .total
+        .counters()
+        .into_iter()
+        .map(|(k, n)| (k.to_owned(), n))
+        .collect();
+    for (slot, n) in &r.total.tx_redirected {
+        let node = r
+            .slot_ip(*slot)
+            .map_or(format!("slot {slot}"), |ip| ip.to_string());
+        out.push((format!("tx_redirected[{node}]"), *n));
     }
     out
 }
 
 /// Renders one dump.
-pub fn render(v: &Value) -> String {
+pub fn render(r: &StatsReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         "node: {}  uptime: {:.1}s  workers: {}  xdp: {}  sockets: {}",
-        v["node"].as_str().unwrap_or("?"),
-        v["uptime_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
-        v["workers"].as_u64().unwrap_or(0),
-        v["xdp_mode"].as_str().unwrap_or("?"),
-        v["bind_mode"]
-            .as_array()
-            .map(|a| a
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","))
-            .unwrap_or_default()
+        r.node,
+        r.uptime_ms as f64 / 1000.0,
+        r.workers,
+        r.xdp_mode,
+        r.bind_mode.join(",")
     );
-    for (k, n) in counters(v) {
+    for (k, n) in counters(r) {
         let _ = writeln!(s, "  {k:<34}{n:>14}");
     }
-    let b = &v["batch_time"];
+    let b = &r.batch_time;
     let _ = writeln!(
         s,
         "  batch time (ns): p50 {}  p99 {}  p99.9 {}  max {}  ({} batches)",
-        b["p50_ns"], b["p99_ns"], b["p999_ns"], b["max_ns"], b["batches"]
+        b.p50_ns, b.p99_ns, b.p999_ns, b.max_ns, b.batches
     );
-    if let Some(x) = v["xdp"].as_object() {
-        let parts: Vec<String> = x.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        let _ = writeln!(s, "  xdp program: {}", parts.join("  "));
+    if let Some(x) = &r.xdp {
+        let _ = writeln!(
+            s,
+            "  xdp program: rx_frames {}  to_xsk_vip {}  to_xsk_arp {}  to_xsk_vrrp {}  \
+             to_xsk_heartbeat {}  passed {}  no_socket {}",
+            x.rx_frames,
+            x.to_xsk_vip,
+            x.to_xsk_arp,
+            x.to_xsk_vrrp,
+            x.to_xsk_heartbeat,
+            x.passed,
+            x.no_socket
+        );
     }
     s
 }
 
 /// Renders per-second rates between two dumps.
-pub fn render_rates(prev: &Value, cur: &Value, secs: f64) -> String {
+pub fn render_rates(prev: &StatsReport, cur: &StatsReport, secs: f64) -> String {
     let before: std::collections::BTreeMap<String, u64> = counters(prev).into_iter().collect();
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{} rates over {secs:.1}s:",
-        cur["node"].as_str().unwrap_or("?")
-    );
-    for (k, n) in counters(cur) {
+    let _ = writeln!(s, "{} rates over {secs:.1}s:", cur.node);
+    for (i, (k, n)) in counters(cur).into_iter().enumerate() {
         let d = n.saturating_sub(before.get(&k).copied().unwrap_or(0));
-        if d > 0 || ORDER[..4].contains(&k.as_str()) {
+        if d > 0 || i < ALWAYS_SHOWN {
             let _ = writeln!(s, "  {k:<34}{:>14.0}/s", d as f64 / secs);
         }
     }
@@ -199,16 +159,24 @@ pub fn command(
 mod tests {
     use super::*;
 
-    fn sample(rx: u64) -> Value {
-        serde_json::json!({
+    fn sample(rx: u64) -> StatsReport {
+        serde_json::from_value(serde_json::json!({
             "node": "director-a", "uptime_ms": 1500, "workers": 1, "xdp_mode": "native",
             "bind_mode": ["copy"],
             "total": {"rx_frames": rx, "tx_frames": 5, "tx_local": 1, "passed": 0,
+                      "local_sink_full": 0, "rx_vrrp": 0, "rx_heartbeat": 0, "rx_arp": 0,
+                      "control_queue_full": 0, "tx_control": 0, "tx_control_dropped": 0,
+                      "flow_hits": 0, "flow_misses": 0, "flow_evictions": 0, "flow_moved": 0,
+                      "flow_untracked": 0, "ring_full": 0, "batches": 0, "idle_waits": 0,
                       "drops": {"drop_runt": 2}, "tx_redirected": {"1": 4}},
+            "per_worker": [],
             "slots": [[1, "198.18.0.3"]],
             "batch_time": {"p50_ns": 100, "p99_ns": 200, "p999_ns": 300, "max_ns": 400, "batches": 9},
-            "xdp": {"rx_frames": 10}
-        })
+            "xdp": {"rx_frames": 10, "to_xsk_vip": 0, "to_xsk_arp": 0, "to_xsk_vrrp": 0,
+                    "to_xsk_heartbeat": 0, "passed": 0, "no_socket": 0},
+            "control_tx_dropped": 0
+        }))
+        .expect("a report as the daemon writes it")
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{Entry, Status};
+use crate::control::status::{Entry, Status};
 
 /// `proxyha status`.
 pub fn command(target: &super::Target, json: bool) -> i32 {
@@ -13,7 +13,7 @@ pub fn command(target: &super::Target, json: bool) -> i32 {
             return 1;
         }
     };
-    let answer = match crate::ctl::request(&path, "status") {
+    let answer = match crate::node::admin::ask(&path, crate::node::admin::Request::Status) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("proxyha: {e}");

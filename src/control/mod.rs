@@ -11,7 +11,7 @@
 //! * then send every frame from [`Plane::poll_transmit`] through a worker's
 //!   TX queue, and apply [`Plane::is_master`] to the XDP filter's active flag.
 //!
-//! The daemon ([`crate::daemon`]) does exactly that with real time and real
+//! The daemon ([`crate::node`]) does exactly that with real time and real
 //! queues; tests run several planes on one simulated segment.
 //!
 //! **Membership → Maglev.** The heartbeat machine says which nodes to balance
@@ -22,6 +22,7 @@
 //! `Up` members in node-id order and published with one pointer swap.
 
 pub mod frames;
+pub mod status;
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -33,10 +34,9 @@ use thiserror::Error;
 use crate::balance::{health, maglev};
 use crate::config::{Config, VrrpVersion};
 use crate::dataplane::classify::Filter;
-use crate::dataplane::worker::{ControlKind, Shared};
+use crate::dataplane::{ControlKind, Shared};
 use crate::heartbeat::{self, LocalHealth};
 use crate::log;
-use crate::report;
 use crate::vrrp;
 use crate::wire::{arp, ethernet, ipv4};
 
@@ -502,12 +502,12 @@ impl Plane {
     }
 
     /// The `proxyha status` answer.
-    pub fn status(&self, now: Instant) -> report::Status {
+    pub fn status(&self, now: Instant) -> status::Status {
         let hb = self.hb.status();
         let entries = hb
             .nodes
             .iter()
-            .map(|n| report::Entry {
+            .map(|n| status::Entry {
                 device: n.device.clone(),
                 statechange: n.statechange,
                 ip: n.ip,
@@ -552,7 +552,7 @@ impl Plane {
                 serde_json::to_value(self.counters).unwrap_or_default(),
             );
         }
-        report::Status {
+        status::Status {
             node: self.cfg.node.name.clone(),
             lbid: self.cfg.node.lbid,
             vrid: self.cfg.vrrp.vrid,

@@ -6,7 +6,9 @@ pub mod classify;
 pub mod mem;
 pub mod port;
 pub mod redirect;
+pub mod shared;
 pub mod stats;
 pub mod worker;
 
 pub use classify::{Filter, Verdict};
+pub use shared::{ControlFrame, ControlKind, Queues, Shared};

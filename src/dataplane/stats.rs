@@ -19,7 +19,7 @@ use std::time::Duration;
 use crossbeam::queue::ArrayQueue;
 use crossbeam::utils::CachePadded;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::classify::DropReason;
 use crate::balance::health;
@@ -57,11 +57,11 @@ macro_rules! counters {
 
         /// A copy of counters at one moment (or a delta between two), ready
         /// for `--json`.
-        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
         pub struct Snapshot {
             $($(#[$doc])* pub $name: u64,)*
             /// Drops per reason, by counter name (`drop_runt`, ...), non-zero only.
-            pub drops: BTreeMap<&'static str, u64>,
+            pub drops: BTreeMap<String, u64>,
             /// Redirected frames per node slot, non-zero only.
             pub tx_redirected: BTreeMap<u16, u64>,
         }
@@ -73,7 +73,7 @@ macro_rules! counters {
                     $($name: self.$name.load(Ordering::Relaxed),)*
                     drops: DropReason::ALL
                         .iter()
-                        .map(|&r| (r.name(), self.drops[r as usize].load(Ordering::Relaxed)))
+                        .map(|&r| (r.name().to_owned(), self.drops[r as usize].load(Ordering::Relaxed)))
                         .filter(|&(_, v)| v != 0)
                         .collect(),
                     tx_redirected: self
@@ -97,11 +97,19 @@ macro_rules! counters {
                 }
             }
 
+            /// Every plain counter by name, in declaration order (the order
+            /// `proxyha stats` shows them in), then the drops by reason.
+            pub fn counters(&self) -> Vec<(&str, u64)> {
+                let mut out = vec![$((stringify!($name), self.$name),)*];
+                out.extend(self.drops.iter().map(|(k, v)| (k.as_str(), *v)));
+                out
+            }
+
             /// Adds `other` into `self` (summing workers).
             pub fn add(&mut self, other: &Snapshot) {
                 $(self.$name += other.$name;)*
                 for (k, v) in &other.drops {
-                    *self.drops.entry(k).or_default() += v;
+                    *self.drops.entry(k.clone()).or_default() += v;
                 }
                 for (k, v) in &other.tx_redirected {
                     *self.tx_redirected.entry(*k).or_default() += v;
@@ -111,9 +119,9 @@ macro_rules! counters {
     };
 }
 
-fn sub_maps<K: Ord + Copy>(a: &BTreeMap<K, u64>, b: &BTreeMap<K, u64>) -> BTreeMap<K, u64> {
+fn sub_maps<K: Ord + Clone>(a: &BTreeMap<K, u64>, b: &BTreeMap<K, u64>) -> BTreeMap<K, u64> {
     a.iter()
-        .map(|(k, v)| (*k, v.saturating_sub(b.get(k).copied().unwrap_or(0))))
+        .map(|(k, v)| (k.clone(), v.saturating_sub(b.get(k).copied().unwrap_or(0))))
         .filter(|&(_, v)| v != 0)
         .collect()
 }
@@ -200,7 +208,7 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// Percentiles of batch processing time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatencySummary {
     /// Batches recorded.
     pub batches: u64,

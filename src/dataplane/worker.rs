@@ -23,13 +23,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Cache};
-use crossbeam::queue::ArrayQueue;
+
 use hdrhistogram::Histogram;
 
 use super::classify::{self, DropReason, Filter, Verdict};
 use super::port::{Frame, Port};
 use super::redirect::{self, LocalSink};
 use super::stats::{self, Stats, bump};
+use super::{ControlFrame, ControlKind, Queues, Shared};
 use crate::balance::{flow, health, maglev};
 
 /// The default batch size.
@@ -79,71 +80,6 @@ impl Default for Config {
             polling: Polling::default(),
             flow_capacity: flow::DEFAULT_CAPACITY,
             timeouts: flow::Timeouts::default(),
-        }
-    }
-}
-
-/// What kind of frame went to the control plane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ControlKind {
-    /// VRRP for our VRID.
-    Vrrp,
-    /// A protocol-253 heartbeat.
-    Heartbeat,
-    /// ARP for a VIP.
-    Arp,
-}
-
-/// A received frame copied for the control plane.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ControlFrame {
-    /// What it is.
-    pub kind: ControlKind,
-    /// The whole Ethernet frame.
-    pub data: Vec<u8>,
-}
-
-/// The state the control plane publishes and every worker reads.
-#[derive(Debug, Clone)]
-pub struct Shared {
-    /// Classifier settings (VIPs, ports, VRID, MACs, local slot).
-    pub filter: Arc<ArcSwap<Filter>>,
-    /// The node-health table.
-    pub health: Arc<health::Table>,
-    /// The published Maglev table.
-    pub maglev: maglev::Shared,
-    /// Set to stop [`Worker::run`].
-    pub stop: Arc<AtomicBool>,
-}
-
-impl Shared {
-    /// Shared state around `filter` with an empty health table and an empty
-    /// Maglev table of `size` (prime).
-    pub fn new(filter: Filter, size: u32) -> Result<Shared, maglev::Error> {
-        Ok(Shared {
-            filter: Arc::new(ArcSwap::from_pointee(filter)),
-            health: Arc::new(health::Table::new()),
-            maglev: maglev::Shared::new(maglev::Table::empty(size)?),
-            stop: Arc::new(AtomicBool::new(false)),
-        })
-    }
-}
-
-/// The two bounded queues between a worker and the control plane.
-#[derive(Debug, Clone)]
-pub struct Queues {
-    /// Worker → control plane: received VRRP, heartbeat and ARP frames.
-    pub to_control: Arc<ArrayQueue<ControlFrame>>,
-    /// Control plane → worker: whole Ethernet frames to transmit.
-    pub from_control: Arc<ArrayQueue<Vec<u8>>>,
-}
-
-impl Queues {
-    /// Two queues of `capacity` each.
-    pub fn new(capacity: usize) -> Queues {
-        Queues {
-            to_control: Arc::new(ArrayQueue::new(capacity.max(1))),
-            from_control: Arc::new(ArrayQueue::new(capacity.max(1))),
         }
     }
 }

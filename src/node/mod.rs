@@ -1,4 +1,51 @@
 //! The per-node runtime: everything `proxyha run` does around the sans-IO
-//! state machines and the dataplane.
+//! state machines ([`crate::vrrp`], [`crate::heartbeat`], driven by
+//! [`crate::control`]) and the dataplane ([`crate::dataplane`] over
+//! [`crate::xsk`]). One concept per file:
+//!
+//! * [`run`]: start-up order and the run loop;
+//! * [`workers`]: one AF_XDP socket and one pinned worker per queue;
+//! * [`shutdown`]: signals and the graceful stop;
+//! * [`xdp`]: the filter program and the Master's unicast MAC;
+//! * [`setup`]: the scanning side (VIP on `lo`, sysctls, nftables);
+//! * [`iface`]: interface facts (index, MAC, queues, link state);
+//! * [`probe`]: the local proxy-port and load probe;
+//! * [`admin`]: the admin socket the CLI talks to;
+//! * [`report`]: the `proxyha stats` report;
+//! * [`prereq`]: root and tools, for the daemon and for tests.
 
+pub mod admin;
+pub mod iface;
 pub mod prereq;
+pub mod probe;
+pub mod report;
+pub mod run;
+pub mod setup;
+pub mod shutdown;
+pub mod workers;
+pub mod xdp;
+
+pub use run::run;
+
+use thiserror::Error;
+
+/// Why the node could not start.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{0}")]
+    Interface(#[from] iface::Error),
+    #[error("node setup: {0}")]
+    Setup(#[from] setup::Error),
+    #[error("XDP/AF_XDP: {0}")]
+    Xsk(#[from] crate::xsk::Error),
+    #[error("control plane: {0}")]
+    Control(#[from] crate::control::Error),
+    #[error("control socket: {0}")]
+    Admin(#[from] admin::Error),
+    #[error("signals: {0}")]
+    Signal(std::io::Error),
+    #[error("worker for queue {queue} failed to start: {detail}")]
+    Worker { queue: u32, detail: String },
+    #[error("{0}")]
+    Config(String),
+}

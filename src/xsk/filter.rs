@@ -144,7 +144,7 @@ pub enum Verdict {
 }
 
 /// The filter's counters, summed over CPUs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FilterStats {
     /// Frames the program saw.
     pub rx_frames: u64,

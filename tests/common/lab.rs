@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,25 +16,16 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Whether the namespace tests can run here; prints why not.
+/// Whether the namespace tests can run here: root and the lab's tools. Off
+/// CI it prints why not and the test returns; under `CI` or
+/// `PROXYHA_REQUIRE_ROOT=1` a missing prerequisite fails the test
+/// (`proxyha::node::prereq`).
 pub fn can_run(test: &str) -> bool {
-    let uid = Command::new("id").arg("-u").output().ok();
-    let root = uid.is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
-        eprintln!("SKIP {test}: needs root (network namespaces, XDP); run scripts/test.sh as root");
-        return false;
-    }
-    for tool in ["ip", "squid", "curl", "python3"] {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            panic!("{test}: `{tool}` is missing: run scripts/setup.sh");
-        }
-    }
-    true
+    use proxyha::node::prereq;
+    prereq::require_root(test)
+        && ["ip", "squid", "curl", "python3", "tcpdump", "nft"]
+            .iter()
+            .all(|tool| prereq::require_tool(test, tool))
 }
 
 pub fn root() -> PathBuf {

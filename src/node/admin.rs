@@ -1,10 +1,12 @@
-//! The control socket: a Unix stream socket per node over which the CLI asks
-//! the running daemon for its status and counters.
+//! The admin socket (`node.control_socket` in the config): a Unix stream
+//! socket per node over which the CLI asks the running daemon for its status
+//! and counters, and drains it. Not to be confused with the control plane
+//! ([`crate::control`]), which runs the protocols.
 //!
-//! The protocol is one request line (`status`, `stats`) answered by one JSON
-//! document, after which the daemon closes the connection. The daemon's
-//! handler never blocks the packet path: it reads snapshots the control plane
-//! publishes.
+//! The protocol is one request line ([`Request`]: `status`, `stats`,
+//! `drain on|off`) answered by one JSON document, after which the daemon
+//! closes the connection. The daemon's handler never blocks the packet
+//! path: it reads snapshots the control plane publishes.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -28,6 +30,45 @@ pub enum Error {
     /// The socket path is taken by a live daemon.
     #[error("control socket {path} is in use by a running daemon")]
     InUse { path: PathBuf },
+}
+
+/// A request line, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// `status`: the node list and the protocols' state.
+    Status,
+    /// `stats`: the dataplane counters.
+    Stats,
+    /// `drain on` / `drain off`.
+    Drain(bool),
+}
+
+impl Request {
+    /// Parses one request line (already trimmed).
+    pub fn parse(line: &str) -> Result<Request, String> {
+        match line {
+            "status" => Ok(Request::Status),
+            "stats" => Ok(Request::Stats),
+            "drain on" => Ok(Request::Drain(true)),
+            "drain off" => Ok(Request::Drain(false)),
+            other => Err(format!("unknown request {other:?}")),
+        }
+    }
+
+    /// The request line the client sends.
+    pub fn line(self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::Stats => "stats",
+            Request::Drain(true) => "drain on",
+            Request::Drain(false) => "drain off",
+        }
+    }
+}
+
+/// The JSON answer to a request the daemon does not know.
+pub fn error_answer(msg: &str) -> String {
+    serde_json::json!({ "error": msg }).to_string()
 }
 
 /// Longest accepted request line.
@@ -112,7 +153,12 @@ impl Drop for Server {
     }
 }
 
-/// Sends `request` to the daemon at `path` and returns its answer.
+/// Sends `req` to the daemon at `path` and returns its answer.
+pub fn ask(path: &Path, req: Request) -> Result<String, Error> {
+    request(path, req.line())
+}
+
+/// Sends a raw request line to the daemon at `path` and returns its answer.
 pub fn request(path: &Path, request: &str) -> Result<String, Error> {
     let s = UnixStream::connect(path).map_err(|source| Error::Connect {
         path: path.to_path_buf(),
@@ -136,6 +182,24 @@ pub fn request(path: &Path, request: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_parse_and_print_back() {
+        for r in [
+            Request::Status,
+            Request::Stats,
+            Request::Drain(true),
+            Request::Drain(false),
+        ] {
+            assert_eq!(Request::parse(r.line()), Ok(r));
+        }
+        assert!(
+            Request::parse("drain")
+                .unwrap_err()
+                .contains("unknown request")
+        );
+        assert!(Request::parse("").is_err());
+    }
 
     #[test]
     fn round_trip_and_cleanup() {

@@ -1,0 +1,214 @@
+//! `proxyha run`: one node in the foreground.
+//!
+//! Start-up, in order: signals ([`super::shutdown`]), the scanning side
+//! ([`super::setup`]), the XDP filter and its maps ([`super::xdp`]), one
+//! AF_XDP socket and one pinned worker per queue ([`super::workers`]), the
+//! probe thread ([`super::probe`]), the admin socket ([`super::admin`]),
+//! then the control loop ([`crate::control::Plane`]) on the main thread.
+//! SIGINT/SIGTERM stop it gracefully (see [`super::shutdown`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::Config;
+use crate::control::Plane;
+use crate::dataplane::Shared;
+use crate::dataplane::classify::Filter as DpFilter;
+use crate::dataplane::stats::{Latency, Stats};
+use crate::heartbeat::format_mac;
+use crate::log;
+
+use super::admin::{self, Request};
+use super::iface::Interface;
+use super::report::{Sources, StatsReport};
+use super::shutdown::{self, Drain};
+use super::xdp::Steering;
+use super::{Error, probe, setup, workers};
+
+/// How often the published status and stats snapshots are refreshed.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// How often the dataplane's health (workers alive, link up) is checked.
+const HEALTH_EVERY: Duration = Duration::from_millis(100);
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The JSON documents the admin socket serves, refreshed by the run loop.
+#[derive(Clone, Default)]
+struct Published {
+    status: Arc<Mutex<String>>,
+    stats: Arc<Mutex<String>>,
+}
+
+impl Published {
+    fn set(slot: &Mutex<String>, json: String) {
+        if let Ok(mut s) = slot.lock() {
+            *s = json;
+        }
+    }
+
+    fn get(slot: &Mutex<String>) -> String {
+        slot.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Answers one admin request.
+    fn answer(&self, line: &str, draining: &AtomicBool) -> String {
+        match Request::parse(line) {
+            Ok(Request::Status) => Self::get(&self.status),
+            Ok(Request::Stats) => Self::get(&self.stats),
+            Ok(Request::Drain(on)) => {
+                if draining.swap(on, Ordering::Relaxed) != on {
+                    log!(
+                        "node",
+                        "draining {}",
+                        if on { "on: no new flows" } else { "off" }
+                    );
+                }
+                serde_json::json!({ "draining": on }).to_string()
+            }
+            Err(e) => admin::error_answer(&e),
+        }
+    }
+}
+
+/// Runs one node until SIGINT or SIGTERM.
+pub fn run(cfg: Config) -> Result<(), Error> {
+    log::init(&cfg.node.name);
+    let stop = shutdown::register()?;
+    if cfg.vrrp.interface != cfg.dataplane.interface {
+        return Err(Error::Config(format!(
+            "vrrp.interface ({}) and dataplane.interface ({}) must be the same interface",
+            cfg.vrrp.interface, cfg.dataplane.interface
+        )));
+    }
+    let iface = Interface::lookup(&cfg.dataplane.interface)?;
+    let director = cfg.node.is_director();
+    log!(
+        "node",
+        "starting as {} (priority {}, LBID {}, VRID {}) on {} ({})",
+        if director {
+            "director"
+        } else {
+            "scanning node"
+        },
+        cfg.node.priority,
+        cfg.node.lbid,
+        cfg.vrrp.vrid,
+        iface.name,
+        format_mac(&iface.mac)
+    );
+    let setup = setup::apply(&cfg)?;
+    let mut steering = Steering::attach(&cfg, &iface, director)?;
+    let shared = Shared::new(
+        DpFilter::new(cfg.vrrp.vrid, iface.mac),
+        cfg.dataplane.maglev_table_size,
+    )
+    .map_err(crate::control::Error::Maglev)?;
+    let workers = workers::spawn_all(&cfg, &shared, &steering.filter, director)?;
+
+    let start = Instant::now();
+    let mut plane = Plane::new(cfg.clone(), iface.mac, shared.clone(), start, unix_ms())?;
+    // Set by `proxyha drain`: the node then reports DRAINING in its
+    // heartbeats, takes no new flows and keeps the ones it has.
+    let draining = Arc::new(AtomicBool::new(false));
+    let probe = probe::spawn(&cfg, stop.clone(), draining.clone());
+    let published = Published::default();
+    let _server = {
+        let published = published.clone();
+        admin::Server::bind(&cfg.node.control_socket, move |line| {
+            published.answer(line, &draining)
+        })?
+    };
+    log!(
+        "node",
+        "control socket {}",
+        cfg.node.control_socket.display()
+    );
+
+    plane.start(start);
+    let mut master = false;
+    let mut latency = Latency::default();
+    let mut control_tx_dropped = 0u64;
+    let mut last_publish = start - PUBLISH_EVERY;
+    let mut last_health = start;
+    let xdp_mode = steering.filter.mode().to_string();
+    let bind_mode: Vec<String> = workers.iter().map(|w| w.bound.clone()).collect();
+    let worker_stats: Vec<Arc<Stats>> = workers.iter().map(|w| w.stats.clone()).collect();
+    let mut drain = Drain::default();
+    loop {
+        let now = Instant::now();
+        if stop.load(Ordering::Relaxed) && !drain.started() {
+            drain.begin(&cfg, &mut plane, now);
+        }
+        if drain.done(now) {
+            break;
+        }
+        for w in &workers {
+            while let Some(cf) = w.queues.to_control.pop() {
+                plane.handle_frame(now, cf.kind, &cf.data);
+            }
+        }
+        if !drain.started()
+            && let Some(h) = probe::take(&probe)
+        {
+            plane.set_local_health(now, h);
+        }
+        if now.duration_since(last_health) >= HEALTH_EVERY {
+            last_health = now;
+            let alive = workers.iter().all(|w| !w.thread.is_finished());
+            plane.set_dataplane_healthy(now, alive && iface.is_up());
+        }
+        if plane.poll_timeout().is_some_and(|t| t <= now) {
+            plane.handle_timeout(now);
+        }
+        let mut publish_status = false;
+        if plane.is_master() != master {
+            master = plane.is_master();
+            // The CLI must never see a stale role: publish at once.
+            publish_status = true;
+            steering.set_master(master);
+        }
+        while let Some(f) = plane.poll_transmit() {
+            if workers[0].queues.from_control.push(f).is_err() {
+                control_tx_dropped += 1;
+            }
+        }
+        let publish_all = now.duration_since(last_publish) >= PUBLISH_EVERY;
+        if publish_status || publish_all {
+            let status = serde_json::to_string(&plane.status(now)).unwrap_or_default();
+            Published::set(&published.status, status);
+        }
+        if publish_all {
+            last_publish = now;
+            let report = StatsReport::collect(Sources {
+                node: &cfg.node.name,
+                uptime: now.duration_since(start),
+                xdp_mode: &xdp_mode,
+                bind_mode: &bind_mode,
+                workers: &worker_stats,
+                latency: &mut latency,
+                xdp: steering.filter.stats().ok(),
+                health: &shared.health,
+                control_tx_dropped,
+            });
+            Published::set(
+                &published.stats,
+                serde_json::to_string(&report).unwrap_or_default(),
+            );
+        }
+        let budget = plane.sleep_budget(Instant::now(), Duration::from_millis(1));
+        thread::sleep(budget.max(Duration::from_micros(200)));
+    }
+
+    log!("node", "drained; stopping the dataplane");
+    workers::stop_all(&shared, workers);
+    steering.release();
+    drop(setup);
+    log!("node", "stopped");
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! One AF_XDP socket and one pinned worker thread per queue.
+
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::config::{Config, PollMode, XdpMode};
+use crate::dataplane::redirect::LocalSink;
+use crate::dataplane::stats::Stats;
+use crate::dataplane::worker::{self, Worker};
+use crate::dataplane::{Queues, Shared};
+use crate::log;
+use crate::xsk;
+
+use super::Error;
+
+/// A worker's local sink: the TAP device into this node's own stack. The
+/// destination MAC is rewritten to the TAP's so the kernel accepts the frame.
+struct TapDelivery {
+    tap: xsk::TapSink,
+    buf: Vec<u8>,
+}
+
+impl LocalSink for TapDelivery {
+    fn deliver(&mut self, frame: &[u8]) -> bool {
+        if frame.len() < 14 {
+            return false;
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(frame);
+        self.buf[..6].copy_from_slice(&self.tap.mac());
+        self.tap.deliver(&self.buf).is_ok()
+    }
+}
+
+/// A frame sink for scanning nodes: they steer only heartbeats to their
+/// socket, so anything else reaching the worker is dropped and counted.
+struct NoLocal;
+
+impl LocalSink for NoLocal {
+    fn deliver(&mut self, _frame: &[u8]) -> bool {
+        false
+    }
+}
+
+/// The worker settings a node config asks for.
+pub fn worker_config(cfg: &Config) -> worker::Config {
+    let polling = match cfg.dataplane.poll {
+        PollMode::Busy => worker::Polling::Busy,
+        // Wake at least every 2 ms so that control frames (adverts at 10 cs
+        // in VRRPv3, heartbeats) queued while the worker sleeps go out
+        // promptly; an arriving frame wakes it at once anyway.
+        PollMode::Adaptive => worker::Polling::Adaptive {
+            idle_polls: 256,
+            wait: Duration::from_millis(2),
+        },
+    };
+    worker::Config {
+        batch: cfg.dataplane.batch_size as usize,
+        polling,
+        flow_capacity: cfg.dataplane.flow_capacity as usize,
+        ..worker::Config::default()
+    }
+}
+
+/// A running worker.
+pub struct Handle {
+    pub queue: u32,
+    pub queues: Queues,
+    pub stats: Arc<Stats>,
+    pub thread: JoinHandle<()>,
+    /// The socket's bind mode (copy or zero-copy).
+    pub bound: String,
+}
+
+/// Opens the socket for `queue` on the worker's own thread (pinned to
+/// `core`), registers it with the filter and starts polling. Returns once
+/// the worker reports that its socket is bound, or with its error.
+pub fn spawn(
+    cfg: &Config,
+    queue: u32,
+    core: Option<core_affinity::CoreId>,
+    shared: &Shared,
+    filter: &Arc<xsk::Filter>,
+    director: bool,
+) -> Result<Handle, Error> {
+    let ifname = cfg.dataplane.interface.clone();
+    let sock_cfg = xsk::SocketConfig {
+        mode: match cfg.dataplane.mode {
+            XdpMode::Auto => xsk::BindMode::Auto,
+            XdpMode::Copy => xsk::BindMode::Copy,
+            XdpMode::ZeroCopy => xsk::BindMode::ZeroCopy,
+        },
+        ..xsk::SocketConfig::default()
+    };
+    let queues = Queues::new(1024);
+    let stats = Arc::new(Stats::new());
+    let wcfg = worker_config(cfg);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<String, String>>();
+    let (shared2, queues2, stats2, filter2) = (
+        shared.clone(),
+        queues.clone(),
+        stats.clone(),
+        filter.clone(),
+    );
+    let thread = thread::Builder::new()
+        .name(format!("proxyha-w{queue}"))
+        .spawn(move || {
+            if let Some(c) = core
+                && !core_affinity::set_for_current(c)
+            {
+                log!(
+                    "dataplane",
+                    "worker {queue}: could not pin to core {}",
+                    c.id
+                );
+            }
+            let sock = match xsk::Socket::open(&ifname, queue, &sock_cfg) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            if let Err(e) = filter2.add_socket(&sock) {
+                let _ = ready_tx.send(Err(e.to_string()));
+                return;
+            }
+            let bound = sock.bound().to_string();
+            if director {
+                let tap = match xsk::TapSink::open(&format!("proxyha{queue}")) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(bound));
+                let sink = TapDelivery {
+                    tap,
+                    buf: Vec::with_capacity(2048),
+                };
+                Worker::new(sock, sink, wcfg, &shared2, queues2, stats2).run();
+            } else {
+                let _ = ready_tx.send(Ok(bound));
+                Worker::new(sock, NoLocal, wcfg, &shared2, queues2, stats2).run();
+            }
+            let _ = filter2.remove_socket(queue);
+        })
+        .map_err(|e| Error::Worker {
+            queue,
+            detail: e.to_string(),
+        })?;
+    match ready_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(bound)) => Ok(Handle {
+            queue,
+            queues,
+            stats,
+            thread,
+            bound,
+        }),
+        Ok(Err(detail)) => {
+            let _ = thread.join();
+            Err(Error::Worker { queue, detail })
+        }
+        Err(_) => Err(Error::Worker {
+            queue,
+            detail: "did not report within 10 s".into(),
+        }),
+    }
+}
+
+/// Starts a worker for every configured queue, each on its configured core
+/// (or the next core round-robin).
+pub fn spawn_all(
+    cfg: &Config,
+    shared: &Shared,
+    filter: &Arc<xsk::Filter>,
+    director: bool,
+) -> Result<Vec<Handle>, Error> {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let mut workers = Vec::new();
+    for (i, &q) in cfg.dataplane.queues.iter().enumerate() {
+        let core = match cfg.dataplane.cores.get(i) {
+            Some(&id) => Some(core_affinity::CoreId { id }),
+            None if !cores.is_empty() => Some(cores[i % cores.len()]),
+            None => None,
+        };
+        let w = spawn(cfg, q, core, shared, filter, director)?;
+        log!(
+            "dataplane",
+            "worker {q} on core {} ({} mode, {:?} polling, batch {})",
+            core.map_or("any".into(), |c| c.id.to_string()),
+            w.bound,
+            cfg.dataplane.poll,
+            cfg.dataplane.batch_size
+        );
+        workers.push(w);
+    }
+    Ok(workers)
+}
+
+/// Stops every worker (they watch `shared.stop`) and waits for them.
+pub fn stop_all(shared: &Shared, workers: Vec<Handle>) {
+    shared
+        .stop
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        if w.thread.join().is_err() {
+            log!("dataplane", "worker {} panicked", w.queue);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The node's XDP side: the filter program and its maps, and the unicast
+//! MAC entry that lets a real NIC accept the virtual MAC while this node is
+//! the VRRP Master.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::log;
+use crate::xsk;
+
+use super::Error;
+use super::iface::Interface;
+
+/// The attached filter plus the Master-only state.
+pub struct Steering {
+    pub filter: Arc<xsk::Filter>,
+    ifname: String,
+    vmac: [u8; 6],
+    unicast_mac: Option<xsk::UnicastMac>,
+}
+
+impl Steering {
+    /// Mounts bpffs when needed, detaches a program a crashed run left,
+    /// attaches the filter and fills its maps: the VIPs, the redirected TCP
+    /// ports, and what to steer (a scanning node: heartbeats only).
+    pub fn attach(cfg: &Config, iface: &Interface, director: bool) -> Result<Steering, Error> {
+        if xsk::ensure_bpffs()? {
+            log!("xdp", "mounted bpffs at /sys/fs/bpf");
+        }
+        let stale = xsk::detach_stale(&iface.name)?;
+        if stale > 0 {
+            log!(
+                "xdp",
+                "detached {stale} stale proxyha program(s) left by a crash"
+            );
+        }
+        let filter = xsk::Filter::attach(&iface.name, xsk::AttachMode::Auto)?;
+        log!(
+            "xdp",
+            "filter attached to {} in {} mode",
+            iface.name,
+            filter.mode()
+        );
+        filter.set_vips(&cfg.vip_addrs())?;
+        let ports: Vec<u16> = cfg.redirected_ports().collect();
+        filter.set_ports(xsk::L4::Tcp, &ports)?;
+        let mut fcfg = xsk::FilterConfig::director(cfg.vrrp.vrid, false);
+        if !director {
+            fcfg.flags = xsk::FLAG_HEARTBEAT;
+        }
+        filter.set_config(&fcfg)?;
+        Ok(Steering {
+            filter: Arc::new(filter),
+            ifname: iface.name.clone(),
+            vmac: cfg.vrrp.virtual_mac(),
+            unicast_mac: None,
+        })
+    }
+
+    /// On a VRRP role change: the filter steers VIP traffic only on the
+    /// Master, and only the Master holds the virtual MAC in the NIC's
+    /// unicast list. Failures are logged; the node keeps running.
+    pub fn set_master(&mut self, master: bool) {
+        if let Err(e) = self.filter.set_active(master) {
+            log!("xdp", "cannot set the active flag: {e}");
+        }
+        self.unicast_mac = None;
+        if master {
+            match xsk::UnicastMac::add(&self.ifname, self.vmac) {
+                Ok(m) => self.unicast_mac = Some(m),
+                Err(e) => log!("xdp", "cannot add the virtual MAC to {}: {e}", self.ifname),
+            }
+        }
+    }
+
+    /// Stops steering and detaches the program (call after the workers,
+    /// which hold clones of the filter, have stopped).
+    pub fn release(self) {
+        let _ = self.filter.set_active(false);
+        drop(self.unicast_mac);
+        match Arc::try_unwrap(self.filter) {
+            Ok(f) => {
+                if let Err(e) = f.detach() {
+                    log!("xdp", "detach failed: {e}");
+                }
+            }
+            Err(_) => log!("xdp", "filter still shared at exit; detached on drop"),
+        }
+    }
+}
