@@ -18,13 +18,15 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::bytes::{be16, be32, be64};
+use super::ipv4::Protocol;
 use super::{Error, Result, need};
 
 const WHAT: &str = "heartbeat";
 
 /// The IP protocol number heartbeats travel on (IANA: "use for
 /// experimentation and testing", RFC 3692), as in the original Proxy HA.
-pub const IP_PROTOCOL: u8 = 253;
+pub const IP_PROTOCOL: u8 = Protocol::Heartbeat.to_u8();
 /// The first four bytes of every heartbeat: ASCII `PXHB`.
 pub const MAGIC: u32 = 0x5058_4842;
 /// The format version this module speaks.
@@ -95,22 +97,6 @@ mod field {
     pub const ENTRY_WEIGHT: Field = 14..18;
 }
 
-fn be16(b: &[u8]) -> u16 {
-    let mut a = [0u8; 2];
-    a.copy_from_slice(b);
-    u16::from_be_bytes(a)
-}
-fn be32(b: &[u8]) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(b);
-    u32::from_be_bytes(a)
-}
-fn be64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(b);
-    u64::from_be_bytes(a)
-}
-
 type HmacSha256 = Hmac<Sha256>;
 
 fn mac_for(key: &[u8]) -> Result<HmacSha256> {
@@ -144,7 +130,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn check_len(&self) -> Result<()> {
         let buf = self.buffer.as_ref();
         need(WHAT, buf, HEADER_LEN)?;
-        let magic = be32(&buf[field::MAGIC]);
+        let magic = be32(buf, field::MAGIC);
         if magic != MAGIC {
             return Err(Error::BadMagic {
                 what: WHAT,
@@ -157,7 +143,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
                 value: buf[field::VERSION],
             });
         }
-        let flags = be16(&buf[field::FLAGS]);
+        let flags = be16(buf, field::FLAGS);
         if flags & !KNOWN_FLAGS != 0 {
             return Err(Error::BadField {
                 what: WHAT,
@@ -165,7 +151,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
                 value: u64::from(flags),
             });
         }
-        let len = usize::from(be16(&buf[field::LENGTH]));
+        let len = usize::from(be16(buf, field::LENGTH));
         if len < HEADER_LEN {
             return Err(Error::BadLength {
                 what: WHAT,
@@ -189,7 +175,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
                     value: len,
                 });
             }
-            let count = usize::from(be16(&buf[end + field::COUNT.start..end + field::COUNT.end]));
+            let count = usize::from(be16(buf, end + field::COUNT.start..end + field::COUNT.end));
             if count > MAX_MEMBERS {
                 return Err(Error::BadField {
                     what: WHAT,
@@ -222,7 +208,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The magic number (always [`MAGIC`] after `check_len`).
     pub fn magic(&self) -> u32 {
-        be32(&self.b()[field::MAGIC])
+        be32(self.b(), field::MAGIC)
     }
     /// The format version.
     pub fn version(&self) -> u8 {
@@ -234,7 +220,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// The flags word.
     pub fn flags(&self) -> u16 {
-        be16(&self.b()[field::FLAGS])
+        be16(self.b(), field::FLAGS)
     }
     /// Whether an HMAC trailer is present.
     pub fn has_auth(&self) -> bool {
@@ -246,27 +232,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// Total message length, trailer included.
     pub fn length(&self) -> u16 {
-        be16(&self.b()[field::LENGTH])
+        be16(self.b(), field::LENGTH)
     }
     /// The load-balancing group id.
     pub fn lbid(&self) -> u16 {
-        be16(&self.b()[field::LBID])
+        be16(self.b(), field::LBID)
     }
     /// The sender's node id.
     pub fn node_id(&self) -> u32 {
-        be32(&self.b()[field::NODE_ID])
+        be32(self.b(), field::NODE_ID)
     }
     /// The sender's sequence number.
     pub fn sequence(&self) -> u64 {
-        be64(&self.b()[field::SEQUENCE])
+        be64(self.b(), field::SEQUENCE)
     }
     /// The sender's clock, milliseconds since the Unix epoch.
     pub fn timestamp_ms(&self) -> u64 {
-        be64(&self.b()[field::TIMESTAMP])
+        be64(self.b(), field::TIMESTAMP)
     }
     /// Management IPv4 address.
     pub fn ipv4(&self) -> Ipv4Addr {
-        Ipv4Addr::from(be32(&self.b()[field::IPV4]))
+        Ipv4Addr::from(be32(self.b(), field::IPV4))
     }
     /// Management IPv6 address (`::` when none).
     pub fn ipv6(&self) -> Ipv6Addr {
@@ -302,19 +288,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// Bit `i` set: the `i`-th configured proxy port answered.
     pub fn ports_up(&self) -> u16 {
-        be16(&self.b()[field::PORTS_UP])
+        be16(self.b(), field::PORTS_UP)
     }
     /// CPU load, per-mille.
     pub fn load(&self) -> u16 {
-        be16(&self.b()[field::LOAD])
+        be16(self.b(), field::LOAD)
     }
     /// Established connections to the proxy port(s).
     pub fn connections(&self) -> u32 {
-        be32(&self.b()[field::CONNECTIONS])
+        be32(self.b(), field::CONNECTIONS)
     }
     /// Connections the node is sized for (from its config).
     pub fn capacity(&self) -> u32 {
-        be32(&self.b()[field::CAPACITY])
+        be32(self.b(), field::CAPACITY)
     }
     /// The name bytes (not yet checked as UTF-8).
     pub fn name(&self) -> &[u8] {
@@ -332,7 +318,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return 0;
         }
         let s = self.announce_start();
-        be64(&self.b()[s + field::GENERATION.start..s + field::GENERATION.end])
+        be64(
+            self.b(),
+            s + field::GENERATION.start..s + field::GENERATION.end,
+        )
     }
     /// Number of announcement entries (0 when there is no announcement).
     pub fn member_count(&self) -> usize {
@@ -340,9 +329,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return 0;
         }
         let s = self.announce_start();
-        usize::from(be16(
-            &self.b()[s + field::COUNT.start..s + field::COUNT.end],
-        ))
+        usize::from(be16(self.b(), s + field::COUNT.start..s + field::COUNT.end))
     }
     /// The announcement's reserved word (must be zero).
     pub fn announce_reserved(&self) -> u16 {
@@ -350,7 +337,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return 0;
         }
         let s = self.announce_start();
-        be16(&self.b()[s + field::RESERVED.start..s + field::RESERVED.end])
+        be16(self.b(), s + field::RESERVED.start..s + field::RESERVED.end)
     }
     /// Announcement entry `i`, or `None` past the end.
     pub fn entry(&self, i: usize) -> Option<Entry> {
@@ -362,10 +349,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let mut mac = [0u8; 6];
         mac.copy_from_slice(&e[field::ENTRY_MAC]);
         Some(Entry {
-            id: be32(&e[field::ENTRY_ID]),
-            ip: Ipv4Addr::from(be32(&e[field::ENTRY_IPV4])),
+            id: be32(e, field::ENTRY_ID),
+            ip: Ipv4Addr::from(be32(e, field::ENTRY_IPV4)),
             mac,
-            weight: be32(&e[field::ENTRY_WEIGHT]),
+            weight: be32(e, field::ENTRY_WEIGHT),
         })
     }
 

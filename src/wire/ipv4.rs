@@ -25,6 +25,7 @@ use core::fmt;
 use core::str::FromStr;
 use std::net::Ipv4Addr;
 
+use super::bytes::be16;
 use super::checksum;
 use super::{Error, Result, need};
 
@@ -126,12 +127,6 @@ const WHAT: &str = "ipv4";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
-}
-
-#[inline]
-fn be16(b: &[u8], r: core::ops::Range<usize>) -> u16 {
-    let s = &b[r];
-    u16::from_be_bytes([s[0], s[1]])
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {

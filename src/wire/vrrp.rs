@@ -43,10 +43,12 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
+use super::bytes::be16;
+use super::ipv4::Protocol;
 use super::{Error, Result, checksum, need};
 
 /// IP protocol number of VRRP (RFC 5798 §5.1.1.4).
-pub const PROTOCOL: u8 = 112;
+pub const PROTOCOL: u8 = Protocol::Vrrp.to_u8();
 /// The IPv4 multicast group adverts are sent to (RFC 5798 §5.1.1.2).
 pub const MULTICAST_ADDR: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// The TTL an advert is sent with and must arrive with (RFC 5798 §5.1.1.3).
@@ -235,14 +237,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// v3 Max Adver Int in centiseconds (low 12 bits of bytes 4..6).
     pub fn max_adver_int(&self) -> u16 {
-        let b = &self.buffer.as_ref()[field::RSVD_MAX_ADVER_INT];
-        u16::from_be_bytes([b[0], b[1]]) & MAX_ADVER_INT_CS
+        be16(self.buffer.as_ref(), field::RSVD_MAX_ADVER_INT) & MAX_ADVER_INT_CS
     }
 
     /// The checksum field.
     pub fn checksum(&self) -> u16 {
-        let b = &self.buffer.as_ref()[field::CHECKSUM];
-        u16::from_be_bytes([b[0], b[1]])
+        be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Length of the message as announced by the version and address count.
