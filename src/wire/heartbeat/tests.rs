@@ -60,6 +60,14 @@ const FIXTURE: [u8; 111] = [
     0xc6, 0x12, 0x00, 0x03, 198, 18, 0, 3, 0x02, 0, 0, 0, 0, 0x03, 0, 0, 0x03, 0x84,
 ];
 
+/// A placeholder announcement entry, for filling announcements up.
+const ENTRY: Entry = Entry {
+    id: 1,
+    ip: Ipv4Addr::UNSPECIFIED,
+    mac: [0; 6],
+    weight: 1,
+};
+
 #[test]
 fn deconstruct() {
     let p = Packet::new_checked(&FIXTURE[..]).unwrap();
@@ -212,15 +220,7 @@ fn emit_rejects_bad_values_and_short_buffers() {
         Err(Error::Truncated { .. })
     ));
     let mut r = fixture_repr();
-    r.announcement.as_mut().unwrap().entries = vec![
-        Entry {
-            id: 1,
-            ip: Ipv4Addr::UNSPECIFIED,
-            mac: [0; 6],
-            weight: 1
-        };
-        MAX_MEMBERS + 1
-    ];
+    r.announcement.as_mut().unwrap().entries = vec![ENTRY; MAX_MEMBERS + 1];
     assert!(r.to_bytes(None).is_err());
 }
 
@@ -228,15 +228,7 @@ fn emit_rejects_bad_values_and_short_buffers() {
 fn max_len_fits_16_bits_and_mtu() {
     let mut r = fixture_repr();
     r.name = "n".repeat(MAX_NAME_LEN);
-    r.announcement.as_mut().unwrap().entries = vec![
-        Entry {
-            id: 1,
-            ip: Ipv4Addr::UNSPECIFIED,
-            mac: [0; 6],
-            weight: 1
-        };
-        MAX_MEMBERS
-    ];
+    r.announcement.as_mut().unwrap().entries = vec![ENTRY; MAX_MEMBERS];
     let b = r.to_bytes(Some(b"k")).unwrap();
     assert_eq!(b.len(), MAX_LEN);
     const { assert!(MAX_LEN + 20 <= 1500) };

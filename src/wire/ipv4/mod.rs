@@ -308,32 +308,35 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Replaces the bits of `mask` in byte `at` with those of `bits`.
+    #[inline]
+    fn set_bits(&mut self, at: usize, mask: u8, bits: u8) {
+        let b = &mut self.buffer.as_mut()[at];
+        *b = (*b & !mask) | (bits & mask);
+    }
+
     /// Sets the version.
     #[inline]
     pub fn set_version(&mut self, v: u8) {
-        let b = &mut self.buffer.as_mut()[field::VER_IHL];
-        *b = (*b & 0x0f) | (v << 4);
+        self.set_bits(field::VER_IHL, 0xf0, v << 4);
     }
 
     /// Sets IHL from a header length in bytes (must be a multiple of 4, ≤ 60).
     #[inline]
     pub fn set_header_len(&mut self, len: usize) {
-        let b = &mut self.buffer.as_mut()[field::VER_IHL];
-        *b = (*b & 0xf0) | ((len / 4) as u8 & 0x0f);
+        self.set_bits(field::VER_IHL, 0x0f, (len / 4) as u8);
     }
 
     /// Sets DSCP (6 bits).
     #[inline]
     pub fn set_dscp(&mut self, dscp: u8) {
-        let b = &mut self.buffer.as_mut()[field::DSCP_ECN];
-        *b = (*b & 0x03) | (dscp << 2);
+        self.set_bits(field::DSCP_ECN, 0xfc, dscp << 2);
     }
 
     /// Sets ECN (2 bits).
     #[inline]
     pub fn set_ecn(&mut self, ecn: u8) {
-        let b = &mut self.buffer.as_mut()[field::DSCP_ECN];
-        *b = (*b & 0xfc) | (ecn & 0x03);
+        self.set_bits(field::DSCP_ECN, 0x03, ecn);
     }
 
     /// Sets Total Length.

@@ -2,7 +2,7 @@
 //! message, when tcpdump is not installed).
 
 use super::*;
-use std::process::Command;
+use crate::wire::pcap;
 
 const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 
@@ -26,73 +26,37 @@ fn frame(vrrp: &[u8], vrid: u8) -> Vec<u8> {
     f
 }
 
-fn pcap(frame: &[u8]) -> Vec<u8> {
-    let mut p = Vec::new();
-    p.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    p.extend_from_slice(&2u16.to_le_bytes());
-    p.extend_from_slice(&4u16.to_le_bytes());
-    for v in [0u32, 0, 65535, 1] {
-        p.extend_from_slice(&v.to_le_bytes());
-    }
-    let len = frame.len() as u32;
-    for v in [1_700_000_000u32, 0, len, len] {
-        p.extend_from_slice(&v.to_le_bytes());
-    }
-    p.extend_from_slice(frame);
-    p
-}
-
-fn tcpdump_line(repr: &Repr) -> Option<String> {
-    if Command::new("tcpdump").arg("--version").output().is_err() {
-        eprintln!("tcpdump not installed: skipping the tcpdump decode check");
-        return None;
-    }
+/// What tcpdump prints for the advert `version`/`adver_int` for VRID 51 at
+/// priority 99 announcing 198.18.0.250; `None` without tcpdump.
+fn tcpdump_output(version: Version, adver_int: u16) -> Option<String> {
+    let repr = Repr {
+        version,
+        vrid: 51,
+        priority: 99,
+        adver_int,
+        auth: Auth::None,
+        addrs: vec![Ipv4Addr::new(198, 18, 0, 250)],
+    };
     let bytes = repr.to_bytes(SRC, MULTICAST_ADDR).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("vrrp.pcap");
-    std::fs::write(&path, pcap(&frame(&bytes, repr.vrid))).unwrap();
-    let out = Command::new("tcpdump")
-        .args(["-n", "-r"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    pcap::tcpdump_decode(&[frame(&bytes, repr.vrid)])
 }
 
 #[test]
 fn tcpdump_decodes_our_v2_advert_as_the_original() {
-    let repr = Repr {
-        version: Version::V2,
-        vrid: 51,
-        priority: 99,
-        adver_int: 1,
-        auth: Auth::None,
-        addrs: vec![Ipv4Addr::new(198, 18, 0, 250)],
-    };
-    if let Some(line) = tcpdump_line(&repr) {
+    if let Some(out) = tcpdump_output(Version::V2, 1) {
         assert!(
-            line.contains(
-                "198.18.0.1 > 224.0.0.18: VRRPv2, Advertisement, vrid 51, prio 99, authtype none, intvl 1s, length 20"
-            ),
-            "tcpdump printed: {line}"
+            out.contains("198.18.0.1 > 224.0.0.18: VRRPv2, Advertisement, vrid 51, prio 99, authtype none, intvl 1s, length 20"),
+            "tcpdump printed: {out}"
         );
     }
 }
 
 #[test]
 fn tcpdump_decodes_our_v3_advert() {
-    let repr = Repr {
-        version: Version::V3,
-        vrid: 51,
-        priority: 99,
-        adver_int: 100,
-        auth: Auth::None,
-        addrs: vec![Ipv4Addr::new(198, 18, 0, 250)],
-    };
-    if let Some(line) = tcpdump_line(&repr) {
+    if let Some(out) = tcpdump_output(Version::V3, 100) {
         assert!(
-            line.contains("VRRPv3, Advertisement, vrid 51, prio 99, intvl 100cs, length 12"),
-            "tcpdump printed: {line}"
+            out.contains("VRRPv3, Advertisement, vrid 51, prio 99, intvl 100cs, length 12"),
+            "tcpdump printed: {out}"
         );
     }
 }
