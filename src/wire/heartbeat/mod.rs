@@ -85,6 +85,11 @@ mod field {
     pub const CAPACITY: Field = 72..76;
     pub const NAME: usize = 76;
 
+    /// Field `f` of a part that starts at `base` (the announcement, an entry).
+    pub const fn at(base: usize, f: Field) -> Field {
+        base + f.start..base + f.end
+    }
+
     // The announcement, relative to its start (just after the name).
     pub const GENERATION: Field = 0..8;
     pub const COUNT: Field = 8..10;
@@ -175,7 +180,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
                     value: len,
                 });
             }
-            let count = usize::from(be16(buf, end + field::COUNT.start..end + field::COUNT.end));
+            let count = usize::from(be16(buf, field::at(end, field::COUNT)));
             if count > MAX_MEMBERS {
                 return Err(Error::BadField {
                     what: WHAT,
@@ -318,10 +323,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return 0;
         }
         let s = self.announce_start();
-        be64(
-            self.b(),
-            s + field::GENERATION.start..s + field::GENERATION.end,
-        )
+        be64(self.b(), field::at(s, field::GENERATION))
     }
     /// Number of announcement entries (0 when there is no announcement).
     pub fn member_count(&self) -> usize {
@@ -329,7 +331,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return 0;
         }
         let s = self.announce_start();
-        usize::from(be16(self.b(), s + field::COUNT.start..s + field::COUNT.end))
+        usize::from(be16(self.b(), field::at(s, field::COUNT)))
     }
     /// The announcement's reserved word (must be zero).
     pub fn announce_reserved(&self) -> u16 {
@@ -337,7 +339,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return 0;
         }
         let s = self.announce_start();
-        be16(self.b(), s + field::RESERVED.start..s + field::RESERVED.end)
+        be16(self.b(), field::at(s, field::RESERVED))
     }
     /// Announcement entry `i`, or `None` past the end.
     pub fn entry(&self, i: usize) -> Option<Entry> {
@@ -806,9 +808,8 @@ impl Repr {
         b[off..off + self.name.len()].copy_from_slice(self.name.as_bytes());
         off += self.name.len();
         if let Some(a) = &self.announcement {
-            b[off + field::GENERATION.start..off + field::GENERATION.end]
-                .copy_from_slice(&a.generation.to_be_bytes());
-            b[off + field::COUNT.start..off + field::COUNT.end]
+            b[field::at(off, field::GENERATION)].copy_from_slice(&a.generation.to_be_bytes());
+            b[field::at(off, field::COUNT)]
                 .copy_from_slice(&(a.entries.len() as u16).to_be_bytes());
             off += ANNOUNCE_HEADER_LEN;
             for e in &a.entries {
