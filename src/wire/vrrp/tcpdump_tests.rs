@@ -1,5 +1,6 @@
 //! Checks our emitted adverts against tcpdump's decoder (skipped, with a
-//! message, when tcpdump is not installed).
+//! message, when tcpdump is not installed; failing then under CI, see
+//! `node::prereq`).
 
 use super::*;
 use crate::wire::pcap;
@@ -28,7 +29,7 @@ fn frame(vrrp: &[u8], vrid: u8) -> Vec<u8> {
 
 /// What tcpdump prints for the advert `version`/`adver_int` for VRID 51 at
 /// priority 99 announcing 198.18.0.250; `None` without tcpdump.
-fn tcpdump_output(version: Version, adver_int: u16) -> Option<String> {
+fn tcpdump_output(test: &str, version: Version, adver_int: u16) -> Option<String> {
     let repr = Repr {
         version,
         vrid: 51,
@@ -38,12 +39,16 @@ fn tcpdump_output(version: Version, adver_int: u16) -> Option<String> {
         addrs: vec![Ipv4Addr::new(198, 18, 0, 250)],
     };
     let bytes = repr.to_bytes(SRC, MULTICAST_ADDR).unwrap();
-    pcap::tcpdump_decode(&[frame(&bytes, repr.vrid)])
+    pcap::tcpdump_decode(test, &[frame(&bytes, repr.vrid)])
 }
 
 #[test]
 fn tcpdump_decodes_our_v2_advert_as_the_original() {
-    if let Some(out) = tcpdump_output(Version::V2, 1) {
+    if let Some(out) = tcpdump_output(
+        "wire::vrrp::tcpdump_tests::tcpdump_decodes_our_v2_advert_as_the_original",
+        Version::V2,
+        1,
+    ) {
         assert!(
             out.contains("198.18.0.1 > 224.0.0.18: VRRPv2, Advertisement, vrid 51, prio 99, authtype none, intvl 1s, length 20"),
             "tcpdump printed: {out}"
@@ -53,7 +58,11 @@ fn tcpdump_decodes_our_v2_advert_as_the_original() {
 
 #[test]
 fn tcpdump_decodes_our_v3_advert() {
-    if let Some(out) = tcpdump_output(Version::V3, 100) {
+    if let Some(out) = tcpdump_output(
+        "wire::vrrp::tcpdump_tests::tcpdump_decodes_our_v3_advert",
+        Version::V3,
+        100,
+    ) {
         assert!(
             out.contains("VRRPv3, Advertisement, vrid 51, prio 99, intvl 100cs, length 12"),
             "tcpdump printed: {out}"
