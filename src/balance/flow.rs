@@ -156,6 +156,29 @@ pub struct Steer {
     pub outcome: Outcome,
 }
 
+impl Steer {
+    /// To `target`, decided as `outcome`.
+    #[inline]
+    fn to(target: Target, outcome: Outcome) -> Steer {
+        Steer {
+            target: Some(target),
+            outcome,
+        }
+    }
+
+    /// To `target` without a flow entry ([`Outcome::Untracked`]), or
+    /// [`Outcome::NoBackend`] when there is none.
+    #[inline]
+    fn untracked(target: Option<Target>) -> Steer {
+        let outcome = if target.is_some() {
+            Outcome::Untracked
+        } else {
+            Outcome::NoBackend
+        };
+        Steer { target, outcome }
+    }
+}
+
 const EMPTY: u8 = 0;
 const UNCONFIRMED: u8 = 1;
 const ESTABLISHED: u8 = 2;
@@ -300,10 +323,7 @@ impl Table {
         let bi = self.bucket_index(hash);
         let timeouts = self.timeouts;
         let Some(bucket) = self.storage.get_mut().get_mut(bi) else {
-            return Steer {
-                target: None,
-                outcome: Outcome::NoBackend,
-            };
+            return Steer::untracked(None);
         };
         let found = bucket
             .0
@@ -313,47 +333,20 @@ impl Table {
             let e = &mut bucket.0[w];
             let stale = now.wrapping_sub(e.last_seen) > timeout_of(&timeouts, e.state);
             let reused = segment == Segment::Open && e.state != UNCONFIRMED;
-            if !stale && !reused {
-                if let Some(mac) = backends.usable(u16::from(e.slot), e.generation) {
-                    e.last_seen = now;
-                    e.state = next_state(e.state, segment);
-                    return Steer {
-                        target: Some(Target {
-                            slot: u16::from(e.slot),
-                            generation: e.generation,
-                            mac,
-                        }),
-                        outcome: Outcome::Hit,
-                    };
-                }
-                // Its node died: re-pick, keep the flow's state.
-                return match backends.pick(hash) {
-                    Some(t) if t.slot <= u16::from(u8::MAX) => {
-                        e.slot = t.slot as u8;
-                        e.generation = t.generation;
-                        e.last_seen = now;
-                        e.state = next_state(e.state, segment);
-                        Steer {
-                            target: Some(t),
-                            outcome: Outcome::Moved,
-                        }
-                    }
-                    other => {
-                        e.state = EMPTY;
-                        self.len -= 1;
-                        Steer {
-                            outcome: if other.is_some() {
-                                Outcome::Untracked
-                            } else {
-                                Outcome::NoBackend
-                            },
-                            target: other,
-                        }
-                    }
+            let live = !stale && !reused;
+            if live && let Some(mac) = backends.usable(u16::from(e.slot), e.generation) {
+                e.last_seen = now;
+                e.state = next_state(e.state, segment);
+                let target = Target {
+                    slot: u16::from(e.slot),
+                    generation: e.generation,
+                    mac,
                 };
+                return Steer::to(target, Outcome::Hit);
             }
-            // An idle flow, or a new connection on a reused tuple: a new flow
-            // in the same entry.
+            // Re-pick, in the same entry: a live flow whose node died keeps
+            // its state (Moved); an idle flow, or a new connection on a
+            // reused tuple, starts a new flow (Miss).
             return match backends.pick(hash) {
                 Some(t) if t.slot <= u16::from(u8::MAX) => {
                     *e = Entry {
@@ -361,38 +354,26 @@ impl Table {
                         last_seen: now,
                         generation: t.generation,
                         slot: t.slot as u8,
-                        state: initial_state(segment),
+                        state: if live {
+                            next_state(e.state, segment)
+                        } else {
+                            initial_state(segment)
+                        },
                     };
-                    Steer {
-                        target: Some(t),
-                        outcome: Outcome::Miss,
-                    }
+                    Steer::to(t, if live { Outcome::Moved } else { Outcome::Miss })
                 }
                 other => {
                     e.state = EMPTY;
                     self.len -= 1;
-                    Steer {
-                        outcome: if other.is_some() {
-                            Outcome::Untracked
-                        } else {
-                            Outcome::NoBackend
-                        },
-                        target: other,
-                    }
+                    Steer::untracked(other)
                 }
             };
         }
         let Some(t) = backends.pick(hash) else {
-            return Steer {
-                target: None,
-                outcome: Outcome::NoBackend,
-            };
+            return Steer::untracked(None);
         };
         if segment == Segment::Close || t.slot > u16::from(u8::MAX) {
-            return Steer {
-                target: Some(t),
-                outcome: Outcome::Untracked,
-            };
+            return Steer::untracked(Some(t));
         }
         // Choose an entry: empty, else the oldest idle one, else the least
         // recently seen unconfirmed/closing one. Never a live established flow.
@@ -421,10 +402,7 @@ impl Table {
         } else if let Some((w, _)) = weak {
             (w, Outcome::MissEvicted)
         } else {
-            return Steer {
-                target: Some(t),
-                outcome: Outcome::Untracked,
-            };
+            return Steer::untracked(Some(t));
         };
         bucket.0[w] = Entry {
             hash,
@@ -433,10 +411,7 @@ impl Table {
             slot: t.slot as u8,
             state: initial_state(segment),
         };
-        Steer {
-            target: Some(t),
-            outcome,
-        }
+        Steer::to(t, outcome)
     }
 
     /// The slot a flow is pinned to, if it has a live entry at `now`.

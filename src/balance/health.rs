@@ -74,9 +74,9 @@ impl State {
     }
 }
 
-/// A consistent copy of one slot.
+/// What the control plane writes for a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Node {
+pub struct NodeInfo {
     /// The node's stable identity (the Maglev hash input).
     pub id: u64,
     /// The node's MAC address, the redirect destination.
@@ -89,25 +89,26 @@ pub struct Node {
     pub weight: u32,
     /// Its active connection count, as last reported.
     pub connections: u32,
+}
+
+/// A consistent copy of one slot: the [`NodeInfo`] last written and the
+/// slot generation. It dereferences to the info (`node.state`, `node.mac`)
+/// and serializes as one flat object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Node {
+    /// What the control plane wrote.
+    #[serde(flatten)]
+    pub info: NodeInfo,
     /// The slot generation, see the module documentation.
     pub generation: u64,
 }
 
-/// What the control plane writes for a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NodeInfo {
-    /// The node's stable identity.
-    pub id: u64,
-    /// Its MAC address.
-    pub mac: [u8; 6],
-    /// Its IPv4 address.
-    pub ip: Ipv4Addr,
-    /// Its state.
-    pub state: State,
-    /// Its weight.
-    pub weight: u32,
-    /// Its connection count.
-    pub connections: u32,
+impl std::ops::Deref for Node {
+    type Target = NodeInfo;
+
+    fn deref(&self) -> &NodeInfo {
+        &self.info
+    }
 }
 
 /// Packs a MAC address into the low 48 bits of a `u64` (big-endian order).
@@ -181,27 +182,17 @@ impl Table {
     /// Lock-free: retries only while the control plane is writing that slot.
     #[inline]
     pub fn get(&self, slot: usize) -> Option<Node> {
-        let s = self.slots.get(slot)?;
-        loop {
-            let before = s.seq.load(Ordering::Acquire);
-            if before & 1 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            let node = Node {
+        self.read(slot, |s| Node {
+            info: NodeInfo {
                 id: s.id.load(Ordering::Relaxed),
                 mac: u64_to_mac(s.mac.load(Ordering::Relaxed)),
                 ip: Ipv4Addr::from(s.ip.load(Ordering::Relaxed)),
                 state: State::from_u8(s.state.load(Ordering::Relaxed)),
                 weight: s.weight.load(Ordering::Relaxed),
                 connections: s.connections.load(Ordering::Relaxed),
-                generation: s.generation.load(Ordering::Relaxed),
-            };
-            fence(Ordering::Acquire);
-            if s.seq.load(Ordering::Relaxed) == before {
-                return Some(node);
-            }
-        }
+            },
+            generation: s.generation.load(Ordering::Relaxed),
+        })
     }
 
     /// The hot-path read: the MAC of slot `slot` (packed, see [`mac_to_u64`])
@@ -210,6 +201,20 @@ impl Table {
     /// Reads only the three fields it needs.
     #[inline]
     pub fn usable_mac(&self, slot: usize, generation: u16) -> Option<u64> {
+        let (mac, state, gen_now) = self.read(slot, |s| {
+            (
+                s.mac.load(Ordering::Relaxed),
+                State::from_u8(s.state.load(Ordering::Relaxed)),
+                s.generation.load(Ordering::Relaxed),
+            )
+        })?;
+        (state.keeps_flows() && gen_now as u16 == generation).then_some(mac)
+    }
+
+    /// Runs `f` on slot `slot` as a reader, inside the seqlock, until it
+    /// reads a consistent copy. `None` if the slot is outside the table.
+    #[inline]
+    fn read<R>(&self, slot: usize, f: impl Fn(&Slot) -> R) -> Option<R> {
         let s = self.slots.get(slot)?;
         loop {
             let before = s.seq.load(Ordering::Acquire);
@@ -217,12 +222,10 @@ impl Table {
                 std::hint::spin_loop();
                 continue;
             }
-            let mac = s.mac.load(Ordering::Relaxed);
-            let state = State::from_u8(s.state.load(Ordering::Relaxed));
-            let gen_now = s.generation.load(Ordering::Relaxed);
+            let copy = f(s);
             fence(Ordering::Acquire);
             if s.seq.load(Ordering::Relaxed) == before {
-                return (state.keeps_flows() && gen_now as u16 == generation).then_some(mac);
+                return Some(copy);
             }
         }
     }
@@ -341,6 +344,26 @@ mod tests {
         let mac = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x33];
         assert_eq!(u64_to_mac(mac_to_u64(mac)), mac);
         assert_eq!(mac_to_u64(mac), 0x0000_5e00_0133);
+    }
+
+    #[test]
+    fn a_node_serializes_as_one_flat_object() {
+        let t = Table::new();
+        t.set(0, info(7, State::Up)).unwrap();
+        let v = serde_json::to_value(t.get(0).unwrap()).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let want = [
+            "connections",
+            "generation",
+            "id",
+            "ip",
+            "mac",
+            "state",
+            "weight",
+        ];
+        assert_eq!(keys, want);
+        assert_eq!(v["id"], 7);
     }
 
     #[test]

@@ -80,17 +80,17 @@ pub struct Backend {
     pub weight: u32,
 }
 
-/// Whether `n` is prime (deterministic trial division; fine for `u32`).
-pub fn is_prime(n: u32) -> bool {
+/// Whether `n` is prime (deterministic trial division: fine for table
+/// sizes and anything up to `u32::MAX`, slow for very large `u64`s).
+pub fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
     }
     if n.is_multiple_of(2) {
         return n == 2;
     }
-    let n = u64::from(n);
     let mut d = 3u64;
-    while d * d <= n {
+    while d <= n / d {
         if n.is_multiple_of(d) {
             return false;
         }
@@ -147,7 +147,7 @@ impl Table {
         if !(2..=MAX_SIZE).contains(&size) {
             return Err(Error::BadSize(size));
         }
-        if !is_prime(size) {
+        if !is_prime(u64::from(size)) {
             return Err(Error::NotPrime(size));
         }
         let mut bs: Vec<Backend> = backends.to_vec();
@@ -388,12 +388,14 @@ mod tests {
 
     #[test]
     fn primality() {
-        let primes: Vec<u32> = (0..30).filter(|&n| is_prime(n)).collect();
+        let primes: Vec<u64> = (0..30).filter(|&n| is_prime(n)).collect();
         assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
         assert!(is_prime(65537));
         assert!(is_prime(4_294_967_291));
         assert!(!is_prime(65535));
         assert!(!is_prime(4_294_967_295));
+        assert!(is_prime(4_294_967_311)); // the first prime above u32::MAX
+        assert!(!is_prime(u64::MAX));
     }
 
     #[test]

@@ -22,25 +22,28 @@
 use std::net::Ipv4Addr;
 
 use crate::balance::flow;
+use crate::wire::bytes::{be16, get_be16, get_be32};
+use crate::wire::ethernet::{self, EtherType};
+use crate::wire::ipv4::Protocol;
 
 /// EtherType of IPv4.
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_IPV4: u16 = EtherType::Ipv4.to_u16();
 /// EtherType of ARP.
-pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_ARP: u16 = EtherType::Arp.to_u16();
 /// EtherType of an 802.1Q VLAN tag.
-pub const ETHERTYPE_VLAN: u16 = 0x8100;
+pub const ETHERTYPE_VLAN: u16 = EtherType::Vlan.to_u16();
 /// IP protocol number of VRRP.
-pub const PROTO_VRRP: u8 = 112;
+pub const PROTO_VRRP: u8 = Protocol::Vrrp.to_u8();
 /// IP protocol number of our heartbeats.
-pub const PROTO_HEARTBEAT: u8 = 253;
+pub const PROTO_HEARTBEAT: u8 = Protocol::Heartbeat.to_u8();
 /// IP protocol number of TCP.
-pub const PROTO_TCP: u8 = 6;
+pub const PROTO_TCP: u8 = Protocol::Tcp.to_u8();
 /// IP protocol number of UDP.
-pub const PROTO_UDP: u8 = 17;
+pub const PROTO_UDP: u8 = Protocol::Udp.to_u8();
 
-/// The VRRP virtual MAC of `vrid` (RFC 5798 §7.3: `00-00-5E-00-01-{VRID}`).
-pub fn virtual_mac(vrid: u8) -> [u8; 6] {
-    [0x00, 0x00, 0x5e, 0x00, 0x01, vrid]
+/// The VRRP virtual MAC of `vrid` as octets: [`ethernet::Address::vrrp_virtual`].
+pub const fn virtual_mac(vrid: u8) -> [u8; 6] {
+    ethernet::Address::vrrp_virtual(vrid).octets()
 }
 
 /// A set of ports (a 65536-bit bitmap).
@@ -244,26 +247,15 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-#[inline]
-fn be16(f: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*f.get(at)?, *f.get(at + 1)?]))
-}
-
-#[inline]
-fn be32(f: &[u8], at: usize) -> Option<u32> {
-    let b = f.get(at..at + 4)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
 /// Classifies one frame. Never panics.
 #[inline]
 pub fn classify(filter: &Filter, frame: &[u8]) -> Verdict {
-    let Some(mut ethertype) = be16(frame, 12) else {
+    let Some(mut ethertype) = get_be16(frame, 12) else {
         return Verdict::Drop(DropReason::Runt);
     };
     let mut l3 = 14;
     if ethertype == ETHERTYPE_VLAN {
-        let Some(inner) = be16(frame, 16) else {
+        let Some(inner) = get_be16(frame, 16) else {
             return Verdict::Drop(DropReason::BadVlan);
         };
         ethertype = inner;
@@ -273,7 +265,7 @@ pub fn classify(filter: &Filter, frame: &[u8]) -> Verdict {
         ETHERTYPE_IPV4 => classify_ipv4(filter, frame, l3),
         ETHERTYPE_ARP => {
             // ARP for IPv4 over Ethernet: 28 bytes; target protocol address at 24.
-            match be32(frame, l3 + 24) {
+            match get_be32(frame, l3 + 24) {
                 Some(tpa) if filter.is_vip(tpa) => Verdict::ArpForVip,
                 Some(_) => Verdict::Pass,
                 None => Verdict::Drop(DropReason::BadArp),
@@ -292,7 +284,7 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
     if vihl >> 4 != 4 || ihl < 20 || frame.len() < l3 + ihl {
         return Verdict::Drop(DropReason::BadIpv4Header);
     }
-    let total = usize::from(be16(frame, l3 + 2).unwrap_or(0));
+    let total = usize::from(get_be16(frame, l3 + 2).unwrap_or(0));
     if total < ihl || l3 + total > frame.len() {
         return Verdict::Drop(DropReason::BadIpv4Length);
     }
@@ -313,18 +305,18 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
         }
         PROTO_HEARTBEAT => Verdict::Heartbeat,
         PROTO_TCP | PROTO_UDP => {
-            let dst = be32(frame, l3 + 16).unwrap_or(0);
+            let dst = get_be32(frame, l3 + 16).unwrap_or(0);
             if frame.get(0..6) != Some(&filter.virtual_mac[..]) || !filter.is_vip(dst) {
                 return Verdict::Pass;
             }
             // A non-first fragment has no ports; a first fragment's ports would
             // steer it apart from the rest. Let the local stack reassemble.
-            let frag = be16(frame, l3 + 6).unwrap_or(0);
+            let frag = get_be16(frame, l3 + 6).unwrap_or(0);
             if frag & 0x3fff != 0 {
                 return Verdict::Pass;
             }
-            let src = be32(frame, l3 + 12).unwrap_or(0);
-            let (sport, dport, segment) = if proto == PROTO_TCP {
+            let src = get_be32(frame, l3 + 12).unwrap_or(0);
+            let segment = if proto == PROTO_TCP {
                 if end < l4 + 20 {
                     return Verdict::Drop(DropReason::BadTcp);
                 }
@@ -333,28 +325,22 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
                     return Verdict::Drop(DropReason::BadTcp);
                 }
                 let flags = frame[l4 + 13];
-                let segment = if flags & 0x05 != 0 {
+                if flags & 0x05 != 0 {
                     flow::Segment::Close
                 } else if flags & 0x12 == 0x02 {
                     flow::Segment::Open
                 } else {
                     flow::Segment::Data
-                };
-                (
-                    u16::from_be_bytes([frame[l4], frame[l4 + 1]]),
-                    u16::from_be_bytes([frame[l4 + 2], frame[l4 + 3]]),
-                    segment,
-                )
+                }
             } else {
                 if end < l4 + 8 {
                     return Verdict::Drop(DropReason::BadUdp);
                 }
-                (
-                    u16::from_be_bytes([frame[l4], frame[l4 + 1]]),
-                    u16::from_be_bytes([frame[l4 + 2], frame[l4 + 3]]),
-                    flow::Segment::Data,
-                )
+                flow::Segment::Data
             };
+            // TCP and UDP both start with the source and destination ports.
+            let sport = be16(frame, l4..l4 + 2);
+            let dport = be16(frame, l4 + 2..l4 + 4);
             if !filter.ports.contains(dport) {
                 return Verdict::Pass;
             }
@@ -378,7 +364,10 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
 /// filled in). Public so that integration tests and benches share them.
 pub mod build {
     use super::*;
-    use crate::wire::checksum;
+    use crate::wire::{checksum, vrrp};
+
+    /// The shortest Ethernet frame, without the FCS.
+    const MIN_FRAME: usize = 60;
 
     /// TCP flag bits.
     pub const FIN: u8 = 0x01;
@@ -398,6 +387,14 @@ pub mod build {
             f.extend_from_slice(&tci.to_be_bytes());
         }
         f.extend_from_slice(&ethertype.to_be_bytes());
+        f
+    }
+
+    /// `f` padded with zeros to [`MIN_FRAME`].
+    fn padded(mut f: Vec<u8>) -> Vec<u8> {
+        if f.len() < MIN_FRAME {
+            f.resize(MIN_FRAME, 0);
+        }
         f
     }
 
@@ -426,7 +423,7 @@ pub mod build {
         payload: &[u8],
     ) -> Vec<u8> {
         let mut f = ethernet(dst_mac, src_mac, vlan, ETHERTYPE_IPV4);
-        let ttl = if proto == PROTO_VRRP { 255 } else { 64 };
+        let ttl = if proto == PROTO_VRRP { vrrp::TTL } else { 64 };
         f.extend_from_slice(&ipv4_header(src, dst, proto, payload.len(), ttl));
         f.extend_from_slice(payload);
         f
@@ -454,19 +451,10 @@ pub mod build {
         seg[13] = flags;
         seg[14..16].copy_from_slice(&64240u16.to_be_bytes());
         seg.extend_from_slice(payload);
-        let mut pseudo = Vec::with_capacity(12 + seg.len());
-        pseudo.extend_from_slice(&src.octets());
-        pseudo.extend_from_slice(&dst.octets());
-        pseudo.extend_from_slice(&[0, PROTO_TCP]);
-        pseudo.extend_from_slice(&(seg.len() as u16).to_be_bytes());
-        pseudo.extend_from_slice(&seg);
-        let c = checksum::checksum(&pseudo);
+        let pseudo = checksum::pseudo_header_v4(src, dst, PROTO_TCP, seg.len() as u16);
+        let c = checksum::finish(checksum::accumulate(pseudo, &seg));
         seg[16..18].copy_from_slice(&c.to_be_bytes());
-        let mut f = ipv4(dst_mac, src_mac, vlan, src, dst, PROTO_TCP, &seg);
-        if f.len() < 60 {
-            f.resize(60, 0);
-        }
-        f
+        padded(ipv4(dst_mac, src_mac, vlan, src, dst, PROTO_TCP, &seg))
     }
 
     /// A UDP datagram in a frame (checksum 0: none), padded to 60 bytes.
@@ -486,11 +474,7 @@ pub mod build {
         d.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
         d.extend_from_slice(&[0, 0]);
         d.extend_from_slice(payload);
-        let mut f = ipv4(dst_mac, src_mac, None, src, dst, PROTO_UDP, &d);
-        if f.len() < 60 {
-            f.resize(60, 0);
-        }
-        f
+        padded(ipv4(dst_mac, src_mac, None, src, dst, PROTO_UDP, &d))
     }
 
     /// An ARP request (who-has `target` tell `sender`), broadcast.
@@ -501,8 +485,7 @@ pub mod build {
         f.extend_from_slice(&sender.octets());
         f.extend_from_slice(&[0; 6]);
         f.extend_from_slice(&target.octets());
-        f.resize(60, 0);
-        f
+        padded(f)
     }
 
     /// A VRRPv2 advertisement for `vrid` at `priority` announcing `vip`, to 224.0.0.18.
@@ -519,11 +502,11 @@ pub mod build {
         let c = checksum::checksum(&v);
         v[6..8].copy_from_slice(&c.to_be_bytes());
         ipv4(
-            [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
+            ethernet::Address::ipv4_multicast(vrrp::MULTICAST_ADDR).octets(),
             src_mac,
             None,
             src,
-            Ipv4Addr::new(224, 0, 0, 18),
+            vrrp::MULTICAST_ADDR,
             PROTO_VRRP,
             &v,
         )

@@ -80,6 +80,7 @@ use thiserror::Error;
 
 pub use self::check::{Drop, IpMeta, check_advert};
 pub use self::counters::{Counters, DropLog};
+use crate::wire::ethernet;
 pub use crate::wire::vrrp::Version;
 use crate::wire::vrrp::{self as wire, Auth};
 
@@ -455,7 +456,7 @@ impl Instance {
     /// The virtual router MAC, 00:00:5e:00:01:{VRID} (RFC 5798 §7.3), that the
     /// Master answers ARP with and sends gratuitous ARPs and adverts from.
     pub fn virtual_mac(&self) -> [u8; 6] {
-        [0x00, 0x00, 0x5e, 0x00, 0x01, self.cfg.vrid]
+        ethernet::Address::vrrp_virtual(self.cfg.vrid).octets()
     }
 
     /// The wire message for a [`Action::SendAdvert`] with `priority`.

@@ -19,6 +19,7 @@
 use core::fmt;
 use std::net::Ipv4Addr;
 
+use super::bytes::be16;
 use super::ethernet::{self, Address, EtherType};
 use super::{Error, Result, need};
 
@@ -108,8 +109,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     fn u16_at(&self, r: core::ops::Range<usize>) -> u16 {
-        let b = &self.buffer.as_ref()[r];
-        u16::from_be_bytes([b[0], b[1]])
+        be16(self.buffer.as_ref(), r)
     }
 
     /// ar$hrd.

@@ -18,6 +18,7 @@ use core::fmt;
 use core::str::FromStr;
 use std::net::Ipv4Addr;
 
+use super::bytes::{be16, get_be16};
 use super::{Error, Result, need};
 
 /// A 48-bit Ethernet (MAC) address.
@@ -301,8 +302,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The EtherType at offset 12 ([`EtherType::Vlan`] for a tagged frame).
     #[inline]
     pub fn outer_ethertype(&self) -> EtherType {
-        let b = &self.buffer.as_ref()[field::ETHERTYPE];
-        EtherType::from_u16(u16::from_be_bytes([b[0], b[1]]))
+        EtherType::from_u16(be16(self.buffer.as_ref(), field::ETHERTYPE))
     }
 
     /// Whether the frame carries an 802.1Q tag.
@@ -317,8 +317,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if !self.has_vlan() {
             return None;
         }
-        let b = self.buffer.as_ref().get(field::VLAN_TCI)?;
-        Some(u16::from_be_bytes([b[0], b[1]]))
+        get_be16(self.buffer.as_ref(), field::VLAN_TCI.start)
     }
 
     /// The 12-bit VLAN identifier, if tagged.
@@ -333,8 +332,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if !self.has_vlan() {
             return self.outer_ethertype();
         }
-        match self.buffer.as_ref().get(field::INNER_ETHERTYPE) {
-            Some(b) => EtherType::from_u16(u16::from_be_bytes([b[0], b[1]])),
+        match get_be16(self.buffer.as_ref(), field::INNER_ETHERTYPE.start) {
+            Some(t) => EtherType::from_u16(t),
             None => EtherType::Vlan,
         }
     }

@@ -18,6 +18,7 @@
 use core::fmt;
 use std::net::Ipv6Addr;
 
+use super::bytes::{be16, be32};
 use super::ipv4::Protocol;
 use super::{Error, Result, need};
 
@@ -82,8 +83,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     fn word0(&self) -> u32 {
-        let b = &self.buffer.as_ref()[field::VER_TC_FLOW];
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        be32(self.buffer.as_ref(), field::VER_TC_FLOW)
     }
 
     /// Version (6).
@@ -107,8 +107,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Payload Length.
     #[inline]
     pub fn payload_len(&self) -> u16 {
-        let b = &self.buffer.as_ref()[field::LENGTH];
-        u16::from_be_bytes([b[0], b[1]])
+        be16(self.buffer.as_ref(), field::LENGTH)
     }
 
     /// Next Header (IANA protocol numbers, shared with IPv4).

@@ -3,6 +3,7 @@
 //! types that `parse` and `emit` (smoltcp style).
 
 pub mod arp;
+pub(crate) mod bytes;
 pub mod checksum;
 pub mod ethernet;
 pub mod heartbeat;

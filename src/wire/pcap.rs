@@ -66,11 +66,16 @@ impl<W: Write> Writer<W> {
 }
 
 /// If `tcpdump` is installed, runs `tcpdump -r FILE -nn -e -vv` on the
-/// frames and returns its text output; `None` when tcpdump is absent.
+/// frames and returns its text output. Without tcpdump it returns `None`
+/// after [`require_tool`](crate::node::prereq::require_tool) for `test`:
+/// a visible SKIP, or a failure under CI / `PROXYHA_REQUIRE_ROOT=1`.
 /// Used by the wire tests (and other modules' tests) as an independent decoder.
 #[cfg(test)]
-pub(crate) fn tcpdump_decode(frames: &[Vec<u8>]) -> Option<String> {
+pub(crate) fn tcpdump_decode(test: &str, frames: &[Vec<u8>]) -> Option<String> {
     use std::process::Command;
+    if !crate::node::prereq::require_tool(test, "tcpdump") {
+        return None;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("frames.pcap");
     let mut w =
@@ -81,19 +86,12 @@ pub(crate) fn tcpdump_decode(frames: &[Vec<u8>]) -> Option<String> {
     }
     w.flush().expect("flush");
     drop(w);
-    let out = match Command::new("tcpdump")
+    let out = Command::new("tcpdump")
         .arg("-r")
         .arg(&path)
         .args(["-nn", "-e", "-vv"])
         .output()
-    {
-        Ok(o) => o,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            eprintln!("tcpdump not installed: skipping the tcpdump cross-check");
-            return None;
-        }
-        Err(e) => panic!("running tcpdump: {e}"),
-    };
+        .unwrap_or_else(|e| panic!("running tcpdump: {e}"));
     assert!(
         out.status.success(),
         "tcpdump failed: {}",
@@ -225,7 +223,10 @@ mod tests {
             dgram.emit(&mut udp::Packet::new_unchecked(b), CLIENT, VIP)
         });
 
-        let Some(text) = tcpdump_decode(&[garp, reply, syn_frame, data_frame, udp_frame]) else {
+        let Some(text) = tcpdump_decode(
+            "wire::pcap::tests::tcpdump_decodes_our_frames",
+            &[garp, reply, syn_frame, data_frame, udp_frame],
+        ) else {
             return;
         };
         let lines: Vec<&str> = text.lines().collect();

@@ -28,7 +28,9 @@ use core::fmt;
 use core::ops::{BitOr, BitOrAssign};
 use std::net::Ipv4Addr;
 
+use super::bytes::{be16, be32};
 use super::checksum;
+use super::ipv4::Protocol;
 use super::{Error, Result, need};
 
 /// The eight control bits of byte 13.
@@ -153,7 +155,7 @@ pub const HEADER_LEN: usize = 20;
 /// Largest options field.
 pub const MAX_OPTIONS_LEN: usize = 40;
 /// IP protocol number.
-pub const PROTOCOL: u8 = 6;
+pub const PROTOCOL: u8 = Protocol::Tcp.to_u8();
 
 const WHAT: &str = "tcp";
 
@@ -161,16 +163,6 @@ const WHAT: &str = "tcp";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
-}
-
-fn be16(b: &[u8], r: core::ops::Range<usize>) -> u16 {
-    let s = &b[r];
-    u16::from_be_bytes([s[0], s[1]])
-}
-
-fn be32(b: &[u8], r: core::ops::Range<usize>) -> u32 {
-    let s = &b[r];
-    u32::from_be_bytes([s[0], s[1], s[2], s[3]])
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {

@@ -20,7 +20,9 @@
 use core::fmt;
 use std::net::Ipv4Addr;
 
+use super::bytes::be16;
 use super::checksum;
+use super::ipv4::Protocol;
 use super::{Error, Result, need};
 
 mod field {
@@ -34,7 +36,7 @@ mod field {
 /// Header length.
 pub const HEADER_LEN: usize = 8;
 /// IP protocol number.
-pub const PROTOCOL: u8 = 17;
+pub const PROTOCOL: u8 = Protocol::Udp.to_u8();
 
 const WHAT: &str = "udp";
 
@@ -42,11 +44,6 @@ const WHAT: &str = "udp";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
-}
-
-fn be16(b: &[u8], r: core::ops::Range<usize>) -> u16 {
-    let s = &b[r];
-    u16::from_be_bytes([s[0], s[1]])
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
