@@ -55,8 +55,12 @@ pub use crate::wire::heartbeat::{Ports, Role, State};
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// Shortest request interval allowed.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest request interval the configuration file accepts.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 /// Default number of missed requests after which a node is FAILED.
 pub const DEFAULT_MISSES: u32 = 3;
+/// Most missed requests the configuration file accepts before FAILED.
+pub const MAX_MISSES: u32 = 100;
 /// Default number of consecutive good heartbeats a FAILED node needs to be OK again.
 pub const DEFAULT_RISE: u32 = 2;
 /// Default accepted clock difference for authenticated heartbeats.
@@ -76,7 +80,7 @@ pub const BROADCAST_MAC: [u8; 6] = [0xff; 6];
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Error {
     /// The interval is below [`MIN_INTERVAL`].
-    #[error("heartbeat.interval = {0:?}: must be at least 100 ms")]
+    #[error("heartbeat.interval = {0:?}: must be at least {min} ms", min = MIN_INTERVAL.as_millis())]
     IntervalTooShort(Duration),
     /// Zero misses would fail every node at once.
     #[error("heartbeat.misses = 0: must be at least 1")]
