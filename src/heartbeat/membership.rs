@@ -117,12 +117,20 @@ impl Machine {
         weights.retain(|id, _| next.iter().any(|m| m.id == *id));
         self.weights = weights;
         if next != self.membership.nodes {
-            self.membership.nodes = next;
-            self.membership.generation = self.membership.generation.wrapping_add(1);
-            self.counters.membership_changes += 1;
-            self.events.push_back(Event::MembershipChanged {
-                generation: self.membership.generation,
+            let generation = self.membership.generation.wrapping_add(1);
+            self.adopt(Membership {
+                generation,
+                nodes: next,
             });
         }
+    }
+
+    /// Makes `m` the balancing set, counts it and reports it.
+    pub(super) fn adopt(&mut self, m: Membership) {
+        self.membership = m;
+        self.counters.membership_changes += 1;
+        self.events.push_back(Event::MembershipChanged {
+            generation: self.membership.generation,
+        });
     }
 }

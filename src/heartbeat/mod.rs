@@ -319,18 +319,7 @@ impl Machine {
             let from = self.self_state;
             self.self_state = new;
             self.self_changed = Some(now);
-            if new == State::Failed {
-                self.counters.node_failures += 1;
-            }
-            self.events.push_back(Event::StateChanged {
-                id: self.cfg.node_id,
-                name: self.cfg.name.clone(),
-                from,
-                to: new,
-            });
-            if self.active {
-                self.recompute_membership(false);
-            }
+            self.state_changed(self.cfg.node_id, self.cfg.name.clone(), from, new);
         }
     }
 
@@ -426,20 +415,23 @@ impl Machine {
         n.state = s;
         n.state_changed = Some(now);
         let name = n.name.clone();
-        if s == State::Failed {
+        self.state_changed(id, name, from, s);
+    }
+
+    /// Counts and reports a node's (or this node's) new scanning-side state;
+    /// the active director updates the balancing set at once: failed nodes
+    /// leave, recovered nodes re-enter.
+    fn state_changed(&mut self, id: u32, name: String, from: State, to: State) {
+        if to == State::Failed {
             self.counters.node_failures += 1;
         }
-        self.events.push_back(Event::StateChanged {
-            id,
-            name,
-            from,
-            to: s,
-        });
+        self.events
+            .push_back(Event::StateChanged { id, name, from, to });
         if self.active {
-            // Failed nodes leave at once; recovered nodes re-enter at once.
             self.recompute_membership(false);
         }
     }
+
     fn queue(&mut self, now: Instant, kind: wire::Kind) {
         self.sequence = self.sequence.wrapping_add(1);
         let local = self.local.unwrap_or_default();

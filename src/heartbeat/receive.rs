@@ -132,11 +132,7 @@ impl Machine {
                 {
                     let m = Membership::from_announcement(a);
                     if m != self.membership {
-                        self.membership = m;
-                        self.counters.membership_changes += 1;
-                        self.events.push_back(Event::MembershipChanged {
-                            generation: self.membership.generation,
-                        });
+                        self.adopt(m);
                     }
                 }
             }

@@ -15,19 +15,17 @@ const MIN_KEY_LEN: usize = 16;
 impl Validator<'_> {
     /// The heartbeat settings; the key file resolves against `base`.
     pub(super) fn heartbeat(&self, rh: RawHeartbeat, base: &Path) -> Result<Heartbeat, Error> {
-        let shown = rh.interval.clone().unwrap_or_default();
-        let interval = self.duration("heartbeat.interval", rh.interval, DEFAULT_INTERVAL)?;
-        if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
-            return self.fail(
-                "heartbeat.interval",
-                format!("{shown:?}"),
-                &format!(
-                    "must be {}..{}",
-                    fmt_duration(MIN_INTERVAL),
-                    fmt_duration(MAX_INTERVAL)
-                ),
-            );
-        }
+        let interval = self.duration_where(
+            "heartbeat.interval",
+            rh.interval,
+            DEFAULT_INTERVAL,
+            |d| (MIN_INTERVAL..=MAX_INTERVAL).contains(&d),
+            &format!(
+                "must be {}..{}",
+                fmt_duration(MIN_INTERVAL),
+                fmt_duration(MAX_INTERVAL)
+            ),
+        )?;
         let misses: u32 = self.int(
             "heartbeat.misses",
             rh.misses,

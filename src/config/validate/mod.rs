@@ -135,6 +135,23 @@ impl Validator<'_> {
         }
     }
 
+    /// A [`duration`](Self::duration) that must also pass `ok`; `rule` says how.
+    fn duration_where(
+        &self,
+        key: &str,
+        v: Option<String>,
+        default: Duration,
+        ok: impl FnOnce(Duration) -> bool,
+        rule: &str,
+    ) -> Result<Duration, Error> {
+        let shown = v.clone().unwrap_or_default();
+        let d = self.duration(key, v, default)?;
+        if !ok(d) {
+            return self.fail(key, format!("{shown:?}"), rule);
+        }
+        Ok(d)
+    }
+
     fn ipv4(&self, key: &str, s: &str) -> Result<Ipv4Addr, Error> {
         match s.parse::<Ipv4Addr>() {
             Ok(a) if !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast() => Ok(a),

@@ -4,7 +4,11 @@ use std::time::Duration;
 
 use super::Validator;
 use crate::config::raw::RawVrrp;
+use crate::config::values::fmt_duration;
 use crate::config::{Error, Vrrp, VrrpVersion};
+
+/// The longest preempt delay and gratuitous-ARP refresh.
+const MAX_DELAY: Duration = Duration::from_secs(3600);
 
 impl Validator<'_> {
     pub(super) fn vrrp(&self, raw: Option<RawVrrp>) -> Result<Vrrp, Error> {
@@ -18,64 +22,34 @@ impl Validator<'_> {
             Some(3) => VrrpVersion::V3,
             Some(n) => return self.fail("vrrp.version", n, "must be 2 or 3"),
         };
-        let shown = rv.advert_interval.clone().unwrap_or_default();
-        let advert_interval = self.duration(
+        let rule = match version {
+            VrrpVersion::V2 => "must be whole seconds 1s..255s in VRRPv2",
+            VrrpVersion::V3 => "must be a multiple of 10ms, 10ms..40950ms in VRRPv3",
+        };
+        let advert_interval = self.duration_where(
             "vrrp.advert_interval",
             rv.advert_interval,
             Duration::from_secs(1),
+            |d| advert_interval_fits(version, d),
+            rule,
         )?;
-        match version {
-            VrrpVersion::V2 => {
-                if advert_interval.subsec_nanos() != 0
-                    || !(1..=255).contains(&advert_interval.as_secs())
-                {
-                    return self.fail(
-                        "vrrp.advert_interval",
-                        format!("{shown:?}"),
-                        "must be whole seconds 1s..255s in VRRPv2",
-                    );
-                }
-            }
-            VrrpVersion::V3 => {
-                let ms = advert_interval.as_millis();
-                if advert_interval.as_nanos() % 10_000_000 != 0 || !(10..=40_950).contains(&ms) {
-                    return self.fail(
-                        "vrrp.advert_interval",
-                        format!("{shown:?}"),
-                        "must be a multiple of 10ms, 10ms..40950ms in VRRPv3",
-                    );
-                }
-            }
-        }
-        let shown = rv.preempt_delay.clone().unwrap_or_default();
-        let preempt_delay =
-            self.duration("vrrp.preempt_delay", rv.preempt_delay, Duration::ZERO)?;
-        if preempt_delay > Duration::from_secs(3600) {
-            return self.fail(
-                "vrrp.preempt_delay",
-                format!("{shown:?}"),
-                "must be at most 3600s",
-            );
-        }
+        let preempt_delay = self.duration_where(
+            "vrrp.preempt_delay",
+            rv.preempt_delay,
+            Duration::ZERO,
+            |d| d <= MAX_DELAY,
+            &format!("must be at most {}", fmt_duration(MAX_DELAY)),
+        )?;
         let garp_count: u32 = self.int("vrrp.garp_count", rv.garp_count, Some(5), 0, 100)?;
-        let garp_refresh = match rv.garp_refresh.as_deref() {
-            Some("off") => None,
-            other => {
-                let shown = other.unwrap_or_default().to_string();
-                let d = self.duration(
-                    "vrrp.garp_refresh",
-                    other.map(str::to_string),
-                    Duration::from_secs(5),
-                )?;
-                if d.is_zero() || d > Duration::from_secs(3600) {
-                    return self.fail(
-                        "vrrp.garp_refresh",
-                        format!("{shown:?}"),
-                        "must be \"off\" or 1ms..3600s",
-                    );
-                }
-                Some(d)
-            }
+        let garp_refresh = match rv.garp_refresh {
+            Some(off) if off == "off" => None,
+            other => Some(self.duration_where(
+                "vrrp.garp_refresh",
+                other,
+                Duration::from_secs(5),
+                |d| !d.is_zero() && d <= MAX_DELAY,
+                &format!("must be \"off\" or 1ms..{}", fmt_duration(MAX_DELAY)),
+            )?),
         };
         let auth_pass = match rv.auth_pass {
             None => None,
@@ -110,5 +84,17 @@ impl Validator<'_> {
             garp_refresh,
             auth_pass,
         })
+    }
+}
+
+/// Whether `d` fits the version's Advertisement_Interval field: whole
+/// seconds 1..=255 in VRRPv2 (RFC 3768), centiseconds 1..=4095 in VRRPv3
+/// (RFC 5798).
+fn advert_interval_fits(version: VrrpVersion, d: Duration) -> bool {
+    match version {
+        VrrpVersion::V2 => d.subsec_nanos() == 0 && (1..=255).contains(&d.as_secs()),
+        VrrpVersion::V3 => {
+            d.as_nanos().is_multiple_of(10_000_000) && (10..=40_950).contains(&d.as_millis())
+        }
     }
 }
