@@ -56,6 +56,19 @@ fn with(text: &str, key: &str, new: &str) -> String {
     out.join("\n")
 }
 
+/// BASE's dataplane section.
+const DATAPLANE_ETH0: &str = "[dataplane]\ninterface = \"eth0\"";
+
+/// `n` more `[[virtual_ip]]` tables, all distinct.
+fn extra_vips(n: u32) -> String {
+    (1..=n)
+        .map(|i| {
+            let a = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(198, 19, 0, 1)) + i);
+            format!("\n[[virtual_ip]]\naddress = \"{a}/16\"\n")
+        })
+        .collect()
+}
+
 /// Inserts `line` right after the `[section]` header.
 fn add(text: &str, section: &str, line: &str) -> String {
     text.replacen(&format!("{section}\n"), &format!("{section}\n{line}\n"), 1)
@@ -375,6 +388,38 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "cluster.toml: dataplane.maglev_table_size = 65536: must be prime",
         ),
         (
+            "dataplane on another interface",
+            b.replace(DATAPLANE_ETH0, "[dataplane]\ninterface = \"eth1\""),
+            r#"cluster.toml: dataplane.interface = "eth1": must be the same interface as vrrp.interface = "eth0""#,
+        ),
+        (
+            "vrrp interface too long for Linux",
+            with(b, "interface", r#"interface = "eth0-with-a-long-name""#),
+            r#"cluster.toml: vrrp.interface = "eth0-with-a-long-name": must be at most 15 characters (a Linux interface name)"#,
+        ),
+        (
+            "dataplane interface too long for Linux",
+            b.replace(
+                DATAPLANE_ETH0,
+                "[dataplane]\ninterface = \"eth0-with-a-long-name\"",
+            ),
+            r#"cluster.toml: dataplane.interface = "eth0-with-a-long-name": must be at most 15 characters (a Linux interface name)"#,
+        ),
+        (
+            "control socket path too long",
+            add(
+                b,
+                "[node]",
+                &format!("control_socket = \"/run/{}.sock\"", "s".repeat(100)),
+            ),
+            "cluster.toml: node.control_socket = \"/run/ssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss.sock\": must be at most 107 bytes (a Unix socket path)",
+        ),
+        (
+            "too many virtual IPs",
+            format!("{b}{}", extra_vips(255)),
+            "cluster.toml: virtual_ip = 256 entries: must be at most 255 (a VRRP advertisement carries at most 255 addresses)",
+        ),
+        (
             "unknown key",
             add(b, "[vrrp]", "vird = 51"),
             "cluster.toml: vrrp.vird: unknown key",
@@ -417,6 +462,28 @@ fn every_rule_has_an_exact_error() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The rules `proxyha run` used to check on its own hold in `config check`
+/// too, and the largest files they allow pass.
+#[test]
+fn run_time_limits_are_config_rules() {
+    let ok = |t: &str| config::parse("cluster.toml", t, Path::new(".")).unwrap();
+    let c = ok(&format!("{BASE}{}", extra_vips(254)));
+    assert_eq!(c.virtual_ips.len(), 255);
+    let t = with(BASE, "interface", r#"interface = "eth0.100-abcde""#);
+    let t = t.replace(DATAPLANE_ETH0, "[dataplane]");
+    let c = ok(&t);
+    assert_eq!(c.dataplane.interface, "eth0.100-abcde");
+    let sock = format!("/run/{}.sock", "s".repeat(97));
+    assert_eq!(sock.len(), 107);
+    let c = ok(&add(BASE, "[node]", &format!("control_socket = {sock:?}")));
+    assert_eq!(c.node.control_socket, Path::new(&sock));
+    let e = err(&BASE.replace(DATAPLANE_ETH0, "[dataplane]\ninterface = \"eth1\""));
+    assert!(
+        e.contains("dataplane.interface") && e.contains("vrrp.interface"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -1,0 +1,322 @@
+//! The node configuration: a TOML file that mirrors the original product's
+//! "Network Setup: Proxy HA" screen, validated once into typed values.
+//!
+//! The core never sees clap or TOML: [`load`] turns a file into a
+//! [`Config`], and every error names the file, the key and the rule, e.g.
+//! `cluster.toml: vrrp.vrid = 300: must be 1..255`.
+//!
+//! ```toml
+//! [node]
+//! name = "director-a"
+//! management_ip = "198.18.0.1"
+//! priority = 99            # 0 = scanning node only, 1..254 = director
+//! lbid = 10
+//!
+//! [vrrp]
+//! interface = "eth0"
+//! vrid = 51
+//! version = 2
+//! advert_interval = "1s"
+//!
+//! [[virtual_ip]]
+//! address = "198.18.0.250/24"
+//! interface = "eth0"
+//!
+//! [[port_redirect]]
+//! protocol = "http"
+//! original_ports = "9090"
+//! proxy_port = 9090
+//!
+//! [heartbeat]
+//! interval = "1s"
+//!
+//! [dataplane]
+//! interface = "eth0"
+//! ```
+
+mod raw;
+mod render;
+mod validate;
+mod values;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::wire::ethernet;
+
+pub use values::{format_ports, parse_duration, parse_ports};
+
+/// A configuration error. Its message names the file, the key and the rule.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{file}: {message}")]
+pub struct Error {
+    /// The file's name as given.
+    pub file: String,
+    /// `key = value: rule`, or the parser's complaint.
+    pub message: String,
+}
+
+/// A validated node configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub node: Node,
+    pub vrrp: Vrrp,
+    pub virtual_ips: Vec<VirtualIp>,
+    pub port_redirects: Vec<PortRedirect>,
+    pub heartbeat: Heartbeat,
+    pub dataplane: Dataplane,
+}
+
+/// This node's identity and role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    pub name: String,
+    pub management_ip: Ipv4Addr,
+    /// 0 = scanning node only; 1..=254 = director (highest becomes Active).
+    pub priority: u8,
+    /// The load-balancing ID that keeps clusters on one segment apart.
+    pub lbid: u16,
+    /// The Unix socket the CLI talks to.
+    pub control_socket: PathBuf,
+    /// The proxy's capacity in relative units (feeds the Maglev weight).
+    pub capacity: u32,
+}
+
+impl Node {
+    /// Whether this node takes part in the director election.
+    pub fn is_director(&self) -> bool {
+        self.priority > 0
+    }
+}
+
+/// VRRP protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum VrrpVersion {
+    /// RFC 3768: intervals in whole seconds.
+    V2,
+    /// RFC 5798: intervals in centiseconds.
+    V3,
+}
+
+/// The VRRP settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vrrp {
+    pub interface: String,
+    pub vrid: u8,
+    pub version: VrrpVersion,
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    pub garp_count: u32,
+    /// A second burst of gratuitous ARPs this long after becoming Master.
+    pub garp_refresh: Option<Duration>,
+    /// VRRPv2 simple-text authentication (RFC 2338 type 1), zero-padded.
+    pub auth_pass: Option<[u8; 8]>,
+}
+
+impl Vrrp {
+    /// The virtual MAC 00:00:5e:00:01:{VRID}.
+    pub fn virtual_mac(&self) -> [u8; 6] {
+        ethernet::Address::vrrp_virtual(self.vrid).octets()
+    }
+}
+
+pub use crate::wire::ipv4::Cidr;
+
+/// A virtual IP and the interface it lives on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualIp {
+    pub address: Cidr,
+    pub interface: String,
+}
+
+/// One row of the port-redirect table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortRedirect {
+    pub protocol: String,
+    /// Sorted, non-overlapping inclusive ranges.
+    pub original_ports: Vec<(u16, u16)>,
+    pub proxy_port: u16,
+    pub comment: String,
+}
+
+impl PortRedirect {
+    /// Whether `port` is one of this redirect's original destination ports.
+    pub fn matches(&self, port: u16) -> bool {
+        self.original_ports
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&port))
+    }
+}
+
+/// The heartbeat settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Heartbeat {
+    pub interval: Duration,
+    /// Heartbeats missed before a node is FAILED.
+    pub misses: u32,
+    /// The key file's path; its bytes are in `key`.
+    pub key_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub key: Option<Vec<u8>>,
+    /// Nodes pinned by management IP (discovery still finds the others).
+    pub static_nodes: Vec<Ipv4Addr>,
+}
+
+/// How AF_XDP sockets bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum XdpMode {
+    /// Try zero-copy, fall back to copy, and log which.
+    Auto,
+    Copy,
+    ZeroCopy,
+}
+
+/// How workers wait for frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PollMode {
+    /// Sleep in poll() after a run of empty polls (default).
+    Adaptive,
+    /// Spin always (appliances, benchmarks).
+    Busy,
+}
+
+/// The dataplane settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dataplane {
+    pub interface: String,
+    /// RX queue indices, one worker each.
+    pub queues: Vec<u32>,
+    /// The core each worker is pinned to (same length as `queues`), or empty
+    /// to pin worker i to core i mod the number of cores.
+    pub cores: Vec<usize>,
+    pub mode: XdpMode,
+    pub poll: PollMode,
+    pub batch_size: u32,
+    pub flow_capacity: u32,
+    pub maglev_table_size: u32,
+}
+
+/// Reads and validates the file at `path`.
+pub fn load(path: &Path) -> Result<Config, Error> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Error {
+        file: file.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&file, &text, base)
+}
+
+/// Parses and validates `text`; `file` names it in errors, and relative
+/// paths inside it (the key file) resolve against `base`.
+pub fn parse(file: &str, text: &str, base: &Path) -> Result<Config, Error> {
+    let err = |message: String| Error {
+        file: file.to_string(),
+        message,
+    };
+    let mut unknown = Vec::new();
+    let de = toml::Deserializer::new(text);
+    let raw: raw::RawFile = serde_ignored::deserialize(de, |p| unknown.push(p.to_string()))
+        .map_err(|e| err(describe_toml_error(text, &e)))?;
+    if let Some(k) = unknown.first() {
+        return Err(err(format!("{}: unknown key", key_path(k))));
+    }
+    validate::validate(file, raw, base)
+}
+
+/// Renders serde_ignored's path (`vrrp.?.vird`, `port_redirect.0.port`) as
+/// the key a user wrote (`vrrp.vird`, `port_redirect[0].port`).
+fn key_path(raw: &str) -> String {
+    let mut out = String::new();
+    for seg in raw.split('.').filter(|s| *s != "?") {
+        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
+/// Turns a TOML error into `key: problem (line N)`, naming the key at the span.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return msg;
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string());
+    // The table the line sits in: the nearest header above it.
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    match (table, key) {
+        (Some(t), Some(k)) if !k.is_empty() && !k.starts_with('[') => {
+            format!("{t}.{k}: {msg} (line {line_no})")
+        }
+        (None, Some(k)) if !k.is_empty() && !k.starts_with('[') => {
+            format!("{k}: {msg} (line {line_no})")
+        }
+        _ => format!("line {line_no}: {msg}"),
+    }
+}
+
+/// The default control socket of node `name`.
+pub fn default_socket(name: &str) -> PathBuf {
+    PathBuf::from(format!("/run/proxyha/{name}.sock"))
+}
+
+impl Config {
+    /// The virtual IPv4 addresses, in config order.
+    pub fn vip_addrs(&self) -> Vec<Ipv4Addr> {
+        self.virtual_ips
+            .iter()
+            .map(|v| v.address.address())
+            .collect()
+    }
+
+    /// Every original destination port of every port redirect, expanded.
+    pub fn redirected_ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.port_redirects
+            .iter()
+            .flat_map(|r| r.original_ports.iter().flat_map(|&(lo, hi)| lo..=hi))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn primes() {
+        use crate::balance::maglev::is_prime;
+        assert!(is_prime(65537));
+        assert!(is_prime(101));
+        assert!(!is_prime(65536));
+        assert!(!is_prime(1));
+    }
+
+    proptest! {
+        #[test]
+        fn config_parser_never_panics(s in "(?s).{0,300}") {
+            let _ = parse("fuzz.toml", &s, Path::new("."));
+        }
+    }
+}

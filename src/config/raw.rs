@@ -1,0 +1,74 @@
+//! The file as written: every key optional, so that the validator, not
+//! serde, names what is missing.
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub(super) struct RawFile {
+    pub(super) node: Option<RawNode>,
+    pub(super) vrrp: Option<RawVrrp>,
+    #[serde(default)]
+    pub(super) virtual_ip: Vec<RawVirtualIp>,
+    #[serde(default)]
+    pub(super) port_redirect: Vec<RawPortRedirect>,
+    pub(super) heartbeat: Option<RawHeartbeat>,
+    pub(super) dataplane: Option<RawDataplane>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawNode {
+    pub(super) name: Option<String>,
+    pub(super) management_ip: Option<String>,
+    pub(super) priority: Option<i64>,
+    pub(super) lbid: Option<i64>,
+    pub(super) control_socket: Option<String>,
+    pub(super) capacity: Option<i64>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawVrrp {
+    pub(super) interface: Option<String>,
+    pub(super) vrid: Option<i64>,
+    pub(super) version: Option<i64>,
+    pub(super) advert_interval: Option<String>,
+    pub(super) preempt: Option<bool>,
+    pub(super) preempt_delay: Option<String>,
+    pub(super) garp_count: Option<i64>,
+    pub(super) garp_refresh: Option<String>,
+    pub(super) auth_pass: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawVirtualIp {
+    pub(super) address: Option<String>,
+    pub(super) interface: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawPortRedirect {
+    pub(super) protocol: Option<String>,
+    pub(super) original_ports: Option<toml::Value>,
+    pub(super) proxy_port: Option<i64>,
+    pub(super) comment: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawHeartbeat {
+    pub(super) interval: Option<String>,
+    pub(super) misses: Option<i64>,
+    pub(super) key_file: Option<String>,
+    #[serde(default)]
+    pub(super) static_nodes: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawDataplane {
+    pub(super) interface: Option<String>,
+    pub(super) queues: Option<i64>,
+    pub(super) cores: Option<Vec<i64>>,
+    pub(super) mode: Option<String>,
+    pub(super) poll: Option<String>,
+    pub(super) batch_size: Option<i64>,
+    pub(super) flow_capacity: Option<i64>,
+    pub(super) maglev_table_size: Option<i64>,
+}

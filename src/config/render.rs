@@ -1,0 +1,125 @@
+//! `proxyha config check`'s listing of the resolved settings.
+
+use super::values::fmt_duration;
+use super::{Config, VrrpVersion, format_ports};
+use crate::wire::ethernet;
+
+impl Config {
+    /// The resolved settings, as `proxyha config check` prints them.
+    pub fn render(&self) -> String {
+        let n = &self.node;
+        let v = &self.vrrp;
+        let role = if n.is_director() {
+            "director"
+        } else {
+            "scanning node only"
+        };
+        let mut s = String::new();
+        let mut line = |k: &str, val: String| s.push_str(&format!("{k:<30}{val}\n"));
+        line("node.name", n.name.clone());
+        line("node.management_ip", n.management_ip.to_string());
+        line("node.priority", format!("{} ({role})", n.priority));
+        line("node.lbid", n.lbid.to_string());
+        line("node.capacity", n.capacity.to_string());
+        line(
+            "node.control_socket",
+            n.control_socket.display().to_string(),
+        );
+        line("vrrp.interface", v.interface.clone());
+        line("vrrp.vrid", v.vrid.to_string());
+        line(
+            "vrrp.version",
+            match v.version {
+                VrrpVersion::V2 => "2 (RFC 3768)".into(),
+                VrrpVersion::V3 => "3 (RFC 5798)".into(),
+            },
+        );
+        line(
+            "vrrp.virtual_mac",
+            ethernet::Address(v.virtual_mac()).to_string(),
+        );
+        line("vrrp.advert_interval", fmt_duration(v.advert_interval));
+        line("vrrp.preempt", v.preempt.to_string());
+        line("vrrp.preempt_delay", fmt_duration(v.preempt_delay));
+        line("vrrp.garp_count", v.garp_count.to_string());
+        line(
+            "vrrp.garp_refresh",
+            v.garp_refresh.map_or("off".into(), fmt_duration),
+        );
+        line(
+            "vrrp.auth",
+            if v.auth_pass.is_some() {
+                "simple text".into()
+            } else {
+                "none".into()
+            },
+        );
+        for (i, vip) in self.virtual_ips.iter().enumerate() {
+            line(
+                &format!("virtual_ip[{i}]"),
+                format!("{} on {}", vip.address, vip.interface),
+            );
+        }
+        for (i, r) in self.port_redirects.iter().enumerate() {
+            line(
+                &format!("port_redirect[{i}]"),
+                format!(
+                    "{} {} -> {}{}",
+                    r.protocol,
+                    format_ports(&r.original_ports),
+                    r.proxy_port,
+                    if r.comment.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", r.comment)
+                    }
+                ),
+            );
+        }
+        let h = &self.heartbeat;
+        line("heartbeat.interval", fmt_duration(h.interval));
+        line("heartbeat.misses", h.misses.to_string());
+        line(
+            "heartbeat.auth",
+            match &h.key_file {
+                Some(p) => format!("HMAC-SHA256 (key {})", p.display()),
+                None => "none (heartbeats are unauthenticated)".into(),
+            },
+        );
+        if !h.static_nodes.is_empty() {
+            line(
+                "heartbeat.static_nodes",
+                h.static_nodes
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        let d = &self.dataplane;
+        line("dataplane.interface", d.interface.clone());
+        line("dataplane.queues", format!("{:?}", d.queues));
+        line(
+            "dataplane.cores",
+            if d.cores.is_empty() {
+                "auto".into()
+            } else {
+                format!("{:?}", d.cores)
+            },
+        );
+        line(
+            "dataplane.mode",
+            format!("{:?}", d.mode)
+                .to_lowercase()
+                .replace("zerocopy", "zero-copy"),
+        );
+        line("dataplane.poll", format!("{:?}", d.poll).to_lowercase());
+        line("dataplane.batch_size", d.batch_size.to_string());
+        line("dataplane.flow_capacity", d.flow_capacity.to_string());
+        line(
+            "dataplane.maglev_table_size",
+            d.maglev_table_size.to_string(),
+        );
+        s
+    }
+}

@@ -1,0 +1,32 @@
+//! The rules that tie sections together, checked once every section is
+//! valid on its own.
+
+use super::Validator;
+use crate::config::{Config, Error};
+
+impl Validator<'_> {
+    pub(super) fn cross(&self, c: &Config) -> Result<(), Error> {
+        for (i, vip) in c.virtual_ips.iter().enumerate() {
+            if vip.address.address() == c.node.management_ip {
+                return self.fail(
+                    &format!("virtual_ip[{i}].address"),
+                    format!("{:?}", vip.address.to_string()),
+                    "must differ from node.management_ip",
+                );
+            }
+        }
+        // One interface carries the adverts and the frames: the XDP filter
+        // that passes adverts to the control plane is the dataplane's.
+        if c.vrrp.interface != c.dataplane.interface {
+            return self.fail(
+                "dataplane.interface",
+                format!("{:?}", c.dataplane.interface),
+                &format!(
+                    "must be the same interface as vrrp.interface = {:?}",
+                    c.vrrp.interface
+                ),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! The receive path: every check a heartbeat passes before it touches the
+//! node table, then its effect.
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use super::{Event, MAX_NODES, Machine, Membership, Node, Reject, Role, State, wire};
+
+impl Machine {
+    fn reject(&mut self, reason: Reject, source: Ipv4Addr) {
+        *self.counters.drop_for(reason) += 1;
+        if self.log_once.first((reason, source)) {
+            self.events.push_back(Event::Rejected { reason, source });
+        }
+    }
+
+    /// Handles one received protocol-253 IP payload from `src`.
+    ///
+    /// Checks, in order: it parses; same LBID; with a key: HMAC present and
+    /// valid, timestamp within the replay window, sequence above the last
+    /// accepted one of that node; the IPv4 field equals `src`; the id is not
+    /// ours and matches a static entry's addresses; there is room in the
+    /// table. Only then does it touch the node table, answer a request, or
+    /// adopt an announcement. Every drop is counted; the first per (reason,
+    /// source) is reported as [`Event::Rejected`].
+    pub fn handle_heartbeat(&mut self, now: Instant, src: Ipv4Addr, payload: &[u8]) {
+        self.counters.rx_heartbeats += 1;
+        let Ok(packet) = wire::Packet::new_checked(payload) else {
+            return self.reject(Reject::Malformed, src);
+        };
+        let Ok(repr) = wire::Repr::parse(&packet) else {
+            return self.reject(Reject::Malformed, src);
+        };
+        if repr.lbid != self.cfg.lbid {
+            return self.reject(Reject::OtherLbid, src);
+        }
+        if let Some(key) = &self.cfg.key {
+            if !packet.has_auth() {
+                return self.reject(Reject::Unauthenticated, src);
+            }
+            if packet.verify(key).is_err() {
+                return self.reject(Reject::BadHmac, src);
+            }
+            let window = u64::try_from(self.cfg.replay_window.as_millis()).unwrap_or(u64::MAX);
+            if repr.timestamp_ms.abs_diff(self.unix_ms(now)) > window {
+                return self.reject(Reject::Stale, src);
+            }
+            if self
+                .nodes
+                .get(&repr.node_id)
+                .and_then(|n| n.last_seq)
+                .is_some_and(|last| repr.sequence <= last)
+            {
+                return self.reject(Reject::Replay, src);
+            }
+        }
+        if repr.ipv4 != src {
+            return self.reject(Reject::SourceMismatch, src);
+        }
+        if repr.node_id == self.cfg.node_id {
+            if repr.ipv4 == self.cfg.ipv4 && repr.mac == self.cfg.mac {
+                self.counters.rx_own += 1;
+                return;
+            }
+            return self.reject(Reject::IdConflict, src);
+        }
+        match self.nodes.get(&repr.node_id) {
+            Some(n) if n.is_static && (n.ipv4 != repr.ipv4 || n.mac != repr.mac) => {
+                return self.reject(Reject::StaticMismatch, src);
+            }
+            Some(_) => {}
+            None if !self.cfg.accept_unlisted => return self.reject(Reject::Unlisted, src),
+            None if self.nodes.len() >= MAX_NODES => return self.reject(Reject::TableFull, src),
+            None => {}
+        }
+        self.accept(now, repr);
+    }
+
+    fn accept(&mut self, now: Instant, repr: wire::Repr) {
+        let id = repr.node_id;
+        let is_request = repr.kind == wire::Kind::Request;
+        if is_request {
+            self.counters.rx_requests += 1;
+        } else {
+            self.counters.rx_replies += 1;
+        }
+        let n = self
+            .nodes
+            .entry(id)
+            .or_insert_with(|| Node::new(repr.name.clone(), repr.ipv4, repr.mac, false));
+        let discovered = n.received == 0 && !n.is_static;
+        n.name = repr.name.clone();
+        n.ipv4 = repr.ipv4;
+        n.ipv6 = repr.ipv6;
+        n.mac = repr.mac;
+        n.role = repr.role;
+        n.reported = repr.state;
+        n.reported_director = if is_request && repr.role == Role::Director {
+            State::Network
+        } else {
+            repr.director_state
+        };
+        n.ports = repr.ports;
+        n.connections = repr.connections;
+        n.load = repr.load_permille;
+        n.capacity = repr.capacity;
+        n.last_heard = Some(now);
+        n.last_seq = Some(repr.sequence);
+        n.received += 1;
+        n.missed = 0;
+        n.timed_out = false;
+        n.good_streak = if n.reported_good() {
+            n.good_streak.saturating_add(1)
+        } else {
+            0
+        };
+        if discovered {
+            self.events.push_back(Event::Discovered {
+                id,
+                name: repr.name.clone(),
+                ip: repr.ipv4,
+            });
+        }
+        self.refresh(now, id);
+        if is_request {
+            if !self.active {
+                self.checks.push_back((now + self.cfg.reply_timeout(), now));
+                // Only a director can be the active director: a scanning
+                // node's announcement (a misconfiguration) is ignored.
+                if let Some(a) = &repr.announcement
+                    && repr.role == Role::Director
+                {
+                    let m = Membership::from_announcement(a);
+                    if m != self.membership {
+                        self.adopt(m);
+                    }
+                }
+            }
+            self.queue(now, wire::Kind::Reply);
+        }
+    }
+}

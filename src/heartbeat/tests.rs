@@ -1,0 +1,183 @@
+//! Unit tests of the machine; the timelines are in `tests/heartbeat_timeline.rs`.
+
+use std::net::Ipv6Addr;
+
+use super::*;
+use proptest::prelude::*;
+
+const UNIX0: u64 = 1_764_140_400_000;
+
+fn director(key: Option<&[u8]>, now: Instant) -> Machine {
+    let mut c = Config::new(
+        10,
+        1,
+        "dir-a",
+        99,
+        Ipv4Addr::new(198, 18, 0, 1),
+        [2, 0, 0, 0, 0, 1],
+    );
+    c.key = key.map(<[u8]>::to_vec);
+    let mut m = Machine::new(c, now, UNIX0).unwrap();
+    m.set_local_health(
+        now,
+        LocalHealth {
+            ports: Ports::from_results(&[true]),
+            ..Default::default()
+        },
+    );
+    m
+}
+
+fn reply(id: u32, ip: Ipv4Addr, sequence: u64) -> wire::Repr {
+    wire::Repr {
+        kind: wire::Kind::Reply,
+        lbid: 10,
+        node_id: id,
+        name: format!("n{id}"),
+        role: Role::Scanning,
+        priority: 0,
+        state: State::Ok,
+        director_state: State::Unknown,
+        ipv4: ip,
+        ipv6: Ipv6Addr::UNSPECIFIED,
+        mac: [2, 0, 0, 0, 1, 0],
+        sequence,
+        timestamp_ms: UNIX0,
+        connections: 10,
+        load_permille: 0,
+        capacity: 1000,
+        ports: Ports::from_results(&[true]),
+        announcement: None,
+    }
+}
+
+#[test]
+fn the_table_is_bounded() {
+    let now = Instant::now();
+    let mut m = director(None, now);
+    for i in 0..(MAX_NODES as u32 + 44) {
+        let ip = Ipv4Addr::from(0xc612_1000 + i);
+        let bytes = reply(1000 + i, ip, 1).to_bytes(None).unwrap();
+        m.handle_heartbeat(now, ip, &bytes);
+    }
+    assert_eq!(m.node_ids().len(), MAX_NODES);
+    assert_eq!(m.counters().drop_table_full, 44);
+    // One Rejected event per source, and no more than LogOnce keeps.
+    let mut rejected = 0;
+    while let Some(e) = m.poll_event() {
+        if matches!(
+            e,
+            Event::Rejected {
+                reason: Reject::TableFull,
+                ..
+            }
+        ) {
+            rejected += 1;
+        }
+    }
+    assert_eq!(rejected, 44);
+}
+
+#[test]
+fn poll_timeout_tracks_requests_and_checks() {
+    let t0 = Instant::now();
+    let mut m = director(None, t0);
+    m.set_active(t0, true).unwrap();
+    assert!(m.poll_transmit().is_some());
+    // The miss check of the first request comes first.
+    assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_millis(250)));
+    m.handle_timeout(t0 + Duration::from_millis(250));
+    assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+    m.handle_timeout(t0 + Duration::from_secs(1));
+    assert!(m.poll_transmit().is_some());
+    m.set_active(t0 + Duration::from_secs(1), false).unwrap();
+    m.handle_timeout(t0 + Duration::from_secs(3));
+    assert!(
+        m.poll_transmit().is_none(),
+        "a passive director sends no requests"
+    );
+}
+
+#[test]
+fn only_a_directors_announcement_is_adopted() {
+    let now = Instant::now();
+    let mut m = director(None, now);
+    let ip = Ipv4Addr::new(198, 18, 0, 3);
+    let mut r = reply(3, ip, 1);
+    r.kind = wire::Kind::Request;
+    r.announcement = Some(wire::Announcement {
+        generation: 7,
+        entries: vec![wire::Entry {
+            id: 3,
+            ip,
+            mac: [2, 0, 0, 0, 1, 0],
+            weight: 5,
+        }],
+    });
+    m.handle_heartbeat(now, ip, &r.to_bytes(None).unwrap());
+    assert_eq!(m.membership(), &Membership::default());
+    r.role = Role::Director;
+    r.priority = 50;
+    r.director_state = State::Network;
+    r.sequence = 2;
+    m.handle_heartbeat(now, ip, &r.to_bytes(None).unwrap());
+    assert_eq!(m.membership().generation, 7);
+    assert_eq!(
+        m.membership().nodes,
+        vec![Member {
+            id: 3,
+            mac: [2, 0, 0, 0, 1, 0],
+            ip,
+            weight: 5
+        }]
+    );
+}
+
+proptest! {
+    /// With a key, no input but a correctly signed heartbeat changes
+    /// anything or makes the machine send: arbitrary bytes, and valid
+    /// signed messages with bytes changed.
+    #[test]
+    fn unsigned_or_altered_input_changes_nothing(
+        junk in proptest::collection::vec(any::<u8>(), 0..1400),
+        flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..4),
+        src: u32,
+    ) {
+        let now = Instant::now();
+        let key = b"k".as_slice();
+        let mut m = director(Some(key), now);
+        let known = Ipv4Addr::new(198, 18, 0, 3);
+        m.handle_heartbeat(now, known, &reply(3, known, 5).to_bytes(Some(key)).unwrap());
+        prop_assert_eq!(m.node_ids(), vec![3]);
+        while m.poll_transmit().is_some() {}
+        let before = (m.nodes(), m.membership().clone());
+
+        m.handle_heartbeat(now, Ipv4Addr::from(src), &junk);
+        let signed = reply(3, known, 6).to_bytes(Some(key)).unwrap();
+        let mut altered = signed.clone();
+        for (i, x) in flips {
+            let n = altered.len();
+            altered[i % n] ^= x;
+        }
+        // Two flips of one byte can cancel out.
+        prop_assume!(altered != signed);
+        m.handle_heartbeat(now, known, &altered);
+        prop_assert_eq!((m.nodes(), m.membership().clone()), before);
+        prop_assert!(m.poll_transmit().is_none());
+        prop_assert_eq!(m.counters().rx_replies, 1);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_without_a_key(
+        msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8),
+    ) {
+        let now = Instant::now();
+        let mut m = director(None, now);
+        m.set_active(now, true).unwrap();
+        for b in &msgs {
+            m.handle_heartbeat(now, Ipv4Addr::new(198, 18, 0, 9), b);
+        }
+        m.handle_timeout(now + Duration::from_secs(5));
+        let _ = m.status();
+    }
+}
