@@ -21,8 +21,10 @@
 //! and the topology is torn down on exit, on error and on Ctrl-C.
 
 mod director;
+mod perfgen;
 mod plot;
 mod report;
+mod sinkcount;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -36,9 +38,9 @@ use std::time::{Duration, Instant};
 use anyhow_lite::{Context, Error, bail};
 use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
-use proxyha::xsk::perfgen::{self, GenConfig, Generator, PassStub, Plan, RewriteConfig, Rewriter};
-use proxyha::xsk::sinkcount::Sink;
+use perfgen::{GenConfig, Generator, PassStub, Plan, RewriteConfig, Rewriter};
 use serde::{Deserialize, Serialize};
+use sinkcount::Sink;
 
 /// A tiny error type for the harness (the library's errors are typed; here we
 /// only need a message chain).
@@ -92,7 +94,7 @@ const SW_GEN: &str = "psw-gen";
 const SW_DIR: &str = "psw-dir";
 const MAC_GEN: [u8; 6] = [0x02, 0x50, 0x19, 0, 0, 0x01];
 /// The VRRP virtual MAC for VRID 51 (0x33), which the director's interface carries.
-const VMAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x33];
+const VMAC: [u8; 6] = proxyha::wire::ethernet::Address::vrrp_virtual(0x33).octets();
 const MAC_S1: [u8; 6] = [0x02, 0x50, 0x19, 0, 0, 0x11];
 const MAC_S2: [u8; 6] = [0x02, 0x50, 0x19, 0, 0, 0x12];
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 250);
@@ -589,7 +591,7 @@ impl GenThread {
             .name("perflab-gen".into())
             .spawn(move || {
                 let setup = (|| -> Result<Generator, String> {
-                    perfgen::enter_netns(NS_GEN).map_err(|e| e.to_string())?;
+                    proxyha::bpf::enter_netns(NS_GEN).map_err(|e| e.to_string())?;
                     pin_self(cpu);
                     Generator::new(IF_GEN, &first).map_err(|e| e.to_string())
                 })();
@@ -978,7 +980,7 @@ struct Lab {
 
 impl Lab {
     fn up(args: &RunArgs) -> Result<Lab, Error> {
-        if !perfgen::is_root() {
+        if !proxyha::node::prereq::is_root() {
             bail!("the perf lab needs root (network namespaces, XDP, BPF_PROG_TEST_RUN)");
         }
         // The guard tears down whatever exists, also after a failed `up`.
