@@ -484,11 +484,12 @@ pub fn stop_flag() -> &'static AtomicBool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proxyha::node::prereq::require_root;
 
-    fn cfg() -> GenConfig {
+    /// The lab's generator settings for tests (also the sinks' tests).
+    pub(crate) fn cfg() -> GenConfig {
         GenConfig {
             dst_mac: [0, 0, 0x5e, 0, 1, 0x33],
             src_mac: [2, 0x50, 0x19, 0, 0, 1],

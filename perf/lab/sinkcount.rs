@@ -228,23 +228,15 @@ mod tests {
     #[test]
     fn sink_counts_lab_frames_and_their_latency_when_root() {
         use crate::perfgen::{GenConfig, Generator};
-        use std::net::Ipv4Addr;
         if !proxyha::node::prereq::require_root(
             "sink_counts_lab_frames_and_their_latency_when_root",
         ) {
             return;
         }
         let mut g = Generator::detached(&GenConfig {
-            dst_mac: [0, 0, 0x5e, 0, 1, 0x33],
-            src_mac: [2, 0x50, 0x19, 0, 0, 1],
-            src_ip: Ipv4Addr::new(198, 19, 0, 128),
-            dst_ip: Ipv4Addr::new(198, 19, 0, 250),
-            dst_port: 9090,
-            sport_base: 1024,
             flows: 10,
             ports_per_ip: 10,
-            redirect_ifindex: 0,
-            syn_first: true,
+            ..crate::perfgen::tests::cfg()
         })
         .unwrap();
         let sink = Sink::detached(9090).unwrap();

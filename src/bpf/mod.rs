@@ -195,10 +195,14 @@ mod tests {
     #[test]
     fn cpu_lists_parse() {
         // The cases of the perf lab's former copy of the parser.
-        assert_eq!(parse_cpu_list("0-1"), Some(2));
-        assert_eq!(parse_cpu_list("0"), Some(1));
-        assert_eq!(parse_cpu_list("0-3,5"), Some(6));
-        assert_eq!(parse_cpu_list("x"), None);
+        for (list, cpus) in [
+            ("0-1", Some(2)),
+            ("0", Some(1)),
+            ("0-3,5", Some(6)),
+            ("x", None),
+        ] {
+            assert_eq!(parse_cpu_list(list), cpus, "{list}");
+        }
         assert!(possible_cpus() >= 1);
     }
 

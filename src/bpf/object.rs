@@ -1,6 +1,6 @@
 //! BPF objects, their programs and maps.
 
-use std::ffi::{CString, c_void};
+use std::ffi::{CString, c_char, c_void};
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -105,16 +105,27 @@ impl Object {
         }
     }
 
+    /// Looks a program or map up by name with one of libbpf's
+    /// `bpf_object__find_*_by_name` functions.
+    fn find<T>(
+        &self,
+        kind: &'static str,
+        name: &str,
+        find: unsafe extern "C" fn(*const sys::bpf_object, *const c_char) -> *mut T,
+    ) -> Result<NonNull<T>> {
+        let c = CString::new(name).map_err(|_| self.missing(kind, name))?;
+        // SAFETY: `find` is a libbpf by-name lookup, which only reads the
+        // object (valid while `self` lives) and the NUL-terminated `c`, and
+        // returns null or an element of the object.
+        let p = unsafe { find(self.as_ptr(), c.as_ptr()) };
+        NonNull::new(p).ok_or_else(|| self.missing(kind, name))
+    }
+
     /// A loaded program of the object.
     pub fn program(&self, name: &str) -> Result<Program> {
-        let c = CString::new(name).map_err(|_| self.missing("program", name))?;
-        // SAFETY: `obj` is valid while `self` lives; `c` is NUL-terminated.
-        let p = unsafe { sys::bpf_object__find_program_by_name(self.as_ptr(), c.as_ptr()) };
-        if p.is_null() {
-            return Err(self.missing("program", name));
-        }
+        let p = self.find("program", name, sys::bpf_object__find_program_by_name)?;
         // SAFETY: `p` is a program of the live object.
-        let fd = unsafe { sys::bpf_program__fd(p) };
+        let fd = unsafe { sys::bpf_program__fd(p.as_ptr()) };
         if fd < 0 {
             return Err(self.missing("loaded program", name));
         }
@@ -127,12 +138,9 @@ impl Object {
 
     /// A map of the loaded object.
     pub fn map(&self, name: &str) -> Result<Map> {
-        let c = CString::new(name).map_err(|_| self.missing("map", name))?;
-        // SAFETY: `obj` is valid while `self` lives; `c` is NUL-terminated.
-        let m = unsafe { sys::bpf_object__find_map_by_name(self.as_ptr(), c.as_ptr()) };
-        if m.is_null() {
-            return Err(self.missing("map", name));
-        }
+        let m = self
+            .find("map", name, sys::bpf_object__find_map_by_name)?
+            .as_ptr();
         // SAFETY: `m` is a map of the live object; these only read it.
         let (fd, key_size, value_size, kind) = unsafe {
             (

@@ -134,12 +134,7 @@ impl XdpProgram {
         // only use of it (and of its object, which it may load) right now.
         let rc = unsafe { sys::xdp_program__attach(self.prog.as_ptr(), idx, mode.libxdp(), 0) };
         if rc != 0 {
-            return Err(Error::call(
-                "xdp_program__attach",
-                self.name,
-                self.name,
-                rc.into(),
-            ));
+            return Err(self.error("xdp_program__attach", rc));
         }
         self.attached = Some((idx, mode.libxdp()));
         Ok(())
@@ -153,14 +148,13 @@ impl XdpProgram {
         // SAFETY: `prog` is live and was attached to `idx` in `mode`.
         let rc = unsafe { sys::xdp_program__detach(self.prog.as_ptr(), idx, mode, 0) };
         if rc != 0 {
-            return Err(Error::call(
-                "xdp_program__detach",
-                self.name,
-                self.name,
-                rc.into(),
-            ));
+            return Err(self.error("xdp_program__detach", rc));
         }
         Ok(())
+    }
+
+    fn error(&self, call: &'static str, rc: i32) -> Error {
+        Error::call(call, self.name, self.name, rc.into())
     }
 
     /// Runs one frame through the loaded program (`BPF_PROG_TEST_RUN` as
@@ -174,12 +168,7 @@ impl XdpProgram {
         // only reads (no data_out), alive across the call.
         let rc = unsafe { sys::xdp_program__test_run(self.prog.as_ptr(), &mut opts, 0) };
         if rc != 0 {
-            return Err(Error::call(
-                "xdp_program__test_run",
-                self.name,
-                self.name,
-                rc.into(),
-            ));
+            return Err(self.error("xdp_program__test_run", rc));
         }
         Ok(opts.retval)
     }

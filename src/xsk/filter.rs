@@ -188,6 +188,14 @@ impl Attached {
         })
     }
 
+    /// Debug output of the program's owner (`Filter`, `PassProgram`).
+    fn fmt_as(&self, f: &mut std::fmt::Formatter<'_>, owner: &str) -> std::fmt::Result {
+        f.debug_struct(owner)
+            .field("ifname", &self.ifname)
+            .field("mode", &self.mode)
+            .finish()
+    }
+
     fn map(&self, name: &str) -> Result<Map, Error> {
         Ok(self.prog.object().map(name)?)
     }
@@ -248,10 +256,7 @@ pub struct Filter {
 
 impl std::fmt::Debug for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Filter")
-            .field("ifname", &self.attached.ifname)
-            .field("mode", &self.attached.mode)
-            .finish()
+        self.attached.fmt_as(f, "Filter")
     }
 }
 
@@ -407,10 +412,7 @@ pub struct PassProgram {
 
 impl std::fmt::Debug for PassProgram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PassProgram")
-            .field("ifname", &self.attached.ifname)
-            .field("mode", &self.attached.mode)
-            .finish()
+        self.attached.fmt_as(f, "PassProgram")
     }
 }
 
