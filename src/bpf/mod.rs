@@ -2,9 +2,9 @@
 //! the embedded BPF objects, used by the XDP filter ([`crate::xsk`]) and the
 //! perf lab (`perf/lab/`).
 //!
-//! * [`Object`]: an embedded ELF object ([`embedded_object!`]), opened and
-//!   optionally loaded; [`Object::program`] and [`Object::map`] find a
-//!   program or map by name.
+//! * [`Object`]: an embedded ELF object ([`crate::embedded_object!`]),
+//!   loaded; [`Object::program`] and [`Object::map`] find a program or map
+//!   by name.
 //! * [`Map`]: update, lookup and delete with [`bytemuck::Pod`] keys and
 //!   values (or byte slices) whose sizes are checked against the map's, and
 //!   per-CPU reads ([`Map::lookup_percpu`]).

@@ -18,13 +18,16 @@ struct Inner {
     name: &'static str,
 }
 
-// SAFETY: the `bpf_object` is owned exclusively by `Inner`; after opening it
-// is only read (names, fds, sizes) or loaded once through `Object::load`'s
-// fresh handle before it is shared, and closed once in `drop`. libbpf keeps
-// no thread-local state for it and its fds are valid process-wide.
+// SAFETY: the `bpf_object` is owned exclusively by `Inner` and closed once
+// in `drop`. It is mutated only while it has a single handle: loaded by
+// `Object::load` before that returns, or by the first attach of the
+// `XdpProgram` that owns it (through `&mut XdpProgram`, before any `Map` of
+// it can exist: maps are found only in a loaded object). Otherwise it is
+// only read (names, fds, sizes). libbpf keeps no thread-local state for it
+// and its fds are valid process-wide.
 unsafe impl Send for Inner {}
-// SAFETY: the shared-reference uses only read program/map fds and sizes out
-// of the object, which libbpf does not mutate after load.
+// SAFETY: see `Send`: the shared-reference uses only read program/map fds
+// and sizes out of a loaded object, which libbpf does not mutate after load.
 unsafe impl Sync for Inner {}
 
 impl Drop for Inner {
@@ -48,7 +51,7 @@ impl Object {
     /// Opens `elf` (see [`crate::embedded_object!`]) without loading it, for
     /// libxdp to load on attach ([`super::XdpProgram::attach`]). `name`
     /// names the object in errors and in the kernel.
-    pub fn open(name: &'static str, elf: &'static Elf) -> Result<Object> {
+    pub(super) fn open(name: &'static str, elf: &'static Elf) -> Result<Object> {
         let cname = CString::new(name).map_err(|_| Error::Missing {
             object: name,
             kind: "valid object name",
@@ -75,7 +78,8 @@ impl Object {
         })
     }
 
-    /// Opens and loads `elf` (the verifier runs here).
+    /// Opens and loads `elf` (see [`crate::embedded_object!`]; the verifier
+    /// runs here). `name` names the object in errors and in the kernel.
     pub fn load(name: &'static str, elf: &'static Elf) -> Result<Object> {
         let this = Object::open(name, elf)?;
         // SAFETY: `obj` is a valid, opened, not yet loaded object, and no

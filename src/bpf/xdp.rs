@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 use libxdp_sys as sys;
 
 use super::object::frame_opts;
-use super::{Elf, Error, Object, Program, Result};
+use super::{Elf, Error, Map, Object, Program, Result};
 
 /// Where an XDP program runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +121,9 @@ impl XdpProgram {
         }
     }
 
-    /// The object (loaded once attached; its maps are found through it).
-    pub fn object(&self) -> &Object {
-        &self.object
+    /// A map of the program's object (found once attached, which loads it).
+    pub fn map(&self, name: &str) -> Result<Map> {
+        self.object.map(name)
     }
 
     /// Loads the program (first time) and attaches it to `ifindex` in

@@ -197,7 +197,7 @@ impl Attached {
     }
 
     fn map(&self, name: &str) -> Result<Map, Error> {
-        Ok(self.prog.object().map(name)?)
+        Ok(self.prog.map(name)?)
     }
 
     fn detach(&mut self) -> Result<(), Error> {
