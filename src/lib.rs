@@ -19,6 +19,7 @@
 //!   validated typed settings once; [`cli`] renders status, stats and checks.
 
 pub mod balance;
+pub mod bpf;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -2,18 +2,13 @@
 //! the harness keeps working: topology up, sinks, generator, the in-kernel
 //! baselines, the AF_XDP director (proxyha's worker, the bare hairpin),
 //! latency sampling, teardown. No performance thresholds; it only checks that
-//! frames flowed through each case and that nothing is left behind. Skips
-//! (with a message) when not root.
+//! frames flowed through each case and that nothing is left behind. Without
+//! root it prints a SKIP line, or fails under `CI` / `PROXYHA_REQUIRE_ROOT=1`
+//! (`proxyha::node::prereq`).
 
 use std::process::Command;
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
+use proxyha::node::prereq::{require_root, require_tool};
 
 fn our_namespaces() -> Vec<String> {
     let out = Command::new("ip").args(["netns", "list"]).output();
@@ -29,8 +24,12 @@ fn our_namespaces() -> Vec<String> {
 
 #[test]
 fn perflab_smoke_run_forwards_and_cleans_up() {
-    if !is_root() {
-        eprintln!("skipped: the perf lab needs root (namespaces, XDP, BPF_PROG_TEST_RUN)");
+    const NAME: &str = "perflab_smoke_run_forwards_and_cleans_up";
+    if !require_root(NAME)
+        || ["ip", "nft", "ethtool"]
+            .iter()
+            .any(|t| !require_tool(NAME, t))
+    {
         return;
     }
     let out_dir = tempfile::tempdir().expect("temp dir");

@@ -1,5 +1,7 @@
 //! The real kernel path of `proxyha::xsk`, in two network namespaces joined
-//! by a veth pair. Needs root; prints a skip message otherwise.
+//! by a veth pair. Needs root, `ip` and `python3`; without them it prints a
+//! SKIP line, or fails under `CI` / `PROXYHA_REQUIRE_ROOT=1`
+//! (`proxyha::node::prereq`).
 //!
 //! The parent test builds the namespaces (`phx-xsk<pid>a`, `phx-xsk<pid>b`,
 //! removed by a guard even when an assertion fails) and runs the `child_*`
@@ -8,8 +10,8 @@
 //! missing and `xsk` must mount it). Namespace B sends hand-built frames from
 //! a python3 AF_PACKET socket and counts what comes back.
 //!
-//! The child tests are `#[ignore]`d and do nothing unless `PHX_XSK_CHILD` is
-//! set, so `cargo test -- --ignored` outside a namespace is harmless.
+//! The child tests are `#[ignore]`d and fail unless `PHX_XSK_CHILD` is set
+//! (their parent sets it), so a child never reports green on its own.
 
 use std::io::Read;
 use std::net::{Ipv4Addr, UdpSocket};
@@ -17,6 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use proxyha::dataplane::port::{Frame, Port};
+use proxyha::node::prereq;
 use proxyha::xsk;
 
 const IF_A: &str = "phxa0";
@@ -227,23 +230,13 @@ impl Drop for Lab {
     }
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn xsk_in_network_namespaces() {
-    if !is_root() {
-        eprintln!(
-            "skipping xsk_in_network_namespaces: needs root (network namespaces, XDP, AF_XDP)"
-        );
+    const NAME: &str = "xsk_in_network_namespaces";
+    if !prereq::require_root(NAME)
+        || !prereq::require_tool(NAME, "ip")
+        || !prereq::require_tool(NAME, "python3")
+    {
         return;
     }
     let lab = Lab::new();
@@ -280,8 +273,9 @@ fn xsk_in_network_namespaces() {
 
 // --------------------------------------------------------------- child side
 
-fn child_enabled() -> bool {
-    std::env::var_os("PHX_XSK_CHILD").is_some()
+/// Fails a child test started other than by its parent.
+fn require_parent(name: &str) {
+    prereq::require_parent(name, "PHX_XSK_CHILD");
 }
 
 fn sh(args: &[&str]) {
@@ -420,9 +414,7 @@ fn assert_accounted(sock: &xsk::Socket, what: &str) {
 #[test]
 #[ignore = "runs inside a namespace, started by xsk_in_network_namespaces"]
 fn child_steer_echo_and_deliver() {
-    if !child_enabled() {
-        return;
-    }
+    require_parent("child_steer_echo_and_deliver");
     let mode = match std::env::var("PHX_XSK_MODE").as_deref() {
         Ok("generic") => xsk::AttachMode::Generic,
         _ => xsk::AttachMode::Native,
@@ -476,7 +468,7 @@ fn child_steer_echo_and_deliver() {
     let link =
         || String::from_utf8_lossy(&run(&["ip", "-d", "link", "show", IF_A]).stdout).into_owned();
     assert!(link().contains("promiscuity 0"), "{}", link());
-    let uc = xsk::UnicastMac::add(IF_A, [0, 0, 0x5e, 0, 1, VRID]).expect("unicast MAC");
+    let uc = xsk::UnicastMac::add(IF_A, VMAC).expect("unicast MAC");
     let fdb =
         String::from_utf8_lossy(&run(&["bridge", "fdb", "show", "dev", IF_A]).stdout).into_owned();
     assert!(fdb.contains("00:00:5e:00:01:33 self permanent"), "{fdb}");
@@ -594,9 +586,7 @@ fn child_steer_echo_and_deliver() {
 #[test]
 #[ignore = "runs inside a namespace, started by xsk_in_network_namespaces"]
 fn child_crash() {
-    if !child_enabled() {
-        return;
-    }
+    require_parent("child_crash");
     let filter = xsk::Filter::attach(IF_A, xsk::AttachMode::Native).expect("attach");
     filter
         .set_config(&xsk::FilterConfig::director(VRID, true))
@@ -608,9 +598,7 @@ fn child_crash() {
 #[test]
 #[ignore = "runs inside a namespace, started by xsk_in_network_namespaces"]
 fn child_recover() {
-    if !child_enabled() {
-        return;
-    }
+    require_parent("child_recover");
     let filter =
         xsk::Filter::attach(IF_A, xsk::AttachMode::Native).expect("attach over a leftover");
     let link = String::from_utf8_lossy(&run(&["ip", "link", "show", IF_A]).stdout).into_owned();
@@ -627,7 +615,7 @@ fn child_recover() {
 
 // ------------------------------------------------- verdicts, frame by frame
 
-const VMAC: [u8; 6] = [0, 0, 0x5e, 0, 1, VRID];
+const VMAC: [u8; 6] = proxyha::wire::ethernet::Address::vrrp_virtual(VRID).octets();
 const VIP_OCTETS: [u8; 4] = [198, 18, 99, 250];
 
 fn eth(dst: [u8; 6], tags: &[u16], etype: u16, body: &[u8]) -> Vec<u8> {
@@ -682,9 +670,7 @@ fn vip_udp(port: u16) -> Vec<u8> {
 #[ignore = "runs inside a namespace, started by xsk_in_network_namespaces"]
 fn child_verdicts() {
     use xsk::Verdict::{Pass, ToSocket};
-    if !child_enabled() {
-        return;
-    }
+    require_parent("child_verdicts");
     let filter = xsk::Filter::attach(IF_A, xsk::AttachMode::Native).expect("attach");
     let sock = xsk::Socket::open(IF_A, 0, &xsk::SocketConfig::default()).expect("socket");
     filter.add_socket(&sock).unwrap();

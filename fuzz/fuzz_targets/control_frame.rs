@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use proxyha::control::Plane;
 use proxyha::dataplane::classify::Filter;
-use proxyha::dataplane::worker::{ControlKind, Shared};
+use proxyha::dataplane::{ControlKind, Shared};
 
 const CONFIG: &str = r#"
 [node]

@@ -13,7 +13,8 @@ use proxyha::dataplane::mem::{self, MemPort};
 use proxyha::dataplane::port::Port;
 use proxyha::dataplane::redirect::MemorySink;
 use proxyha::dataplane::stats::Stats;
-use proxyha::dataplane::worker::{self, Polling, Queues, Shared, Worker};
+use proxyha::dataplane::worker::{self, Polling, Worker};
+use proxyha::dataplane::{Queues, Shared};
 
 fuzz_target!(|data: &[u8]| {
     let filter = Filter::new(51, [2, 0, 0, 0, 0, 1])

@@ -253,7 +253,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     std::io::stdout().flush().ok();
 
     // Run until stdin closes (the harness drops its end) or a signal.
-    let sig = proxyha::xsk::perfgen::stop_flag();
+    let sig = crate::perfgen::stop_flag();
     let eof = Arc::new(AtomicBool::new(false));
     {
         let eof = eof.clone();

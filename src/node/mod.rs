@@ -46,6 +46,4 @@ pub enum Error {
     Signal(std::io::Error),
     #[error("worker for queue {queue} failed to start: {detail}")]
     Worker { queue: u32, detail: String },
-    #[error("{0}")]
-    Config(String),
 }

@@ -80,12 +80,6 @@ impl Published {
 pub fn run(cfg: Config) -> Result<(), Error> {
     log::init(&cfg.node.name);
     let stop = shutdown::register()?;
-    if cfg.vrrp.interface != cfg.dataplane.interface {
-        return Err(Error::Config(format!(
-            "vrrp.interface ({}) and dataplane.interface ({}) must be the same interface",
-            cfg.vrrp.interface, cfg.dataplane.interface
-        )));
-    }
     let iface = Interface::lookup(&cfg.dataplane.interface)?;
     let director = cfg.node.is_director();
     log!(

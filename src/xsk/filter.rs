@@ -1,7 +1,8 @@
-//! Loading the XDP programs of `src/bpf/` and updating the filter's maps.
+//! Loading the XDP programs of `src/bpf/` and updating the filter's maps,
+//! through the BPF layer ([`crate::bpf`]).
 //!
-//! Loading goes through libxdp (`xdp_program__from_bpf_obj` +
-//! `xdp_program__attach`): with bpffs mounted ([`super::ensure_bpffs`]) it
+//! Loading goes through libxdp ([`bpf::XdpProgram`]: `xdp_program__from_bpf_obj`
+//! and `xdp_program__attach`): with bpffs mounted ([`super::ensure_bpffs`]) it
 //! attaches through libxdp's multi-program dispatcher, so our filter
 //! coexists with other libxdp-managed XDP programs on the interface; without
 //! bpffs libxdp attaches the program alone. Native (driver) mode is tried
@@ -9,27 +10,18 @@
 //! [`Filter::mode`] says which one took, and the caller logs it.
 
 use std::collections::BTreeSet;
-use std::ffi::{CStr, c_void};
-use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::RawFd;
-use std::ptr::NonNull;
 use std::sync::Mutex;
 
-use libxdp_sys as xdp;
+use crate::bpf::{self, Elf, Map, XdpMode, XdpProgram};
+use crate::wire::ethernet::Address;
 
 use super::socket::Socket;
 use super::sys;
 use super::{Error, ensure_bpffs};
 
-/// 8-byte alignment for the embedded ELF objects (libelf reads them in place).
-#[repr(C, align(8))]
-struct Aligned<T: ?Sized>(T);
-
-static FILTER_OBJECT: &Aligned<[u8]> =
-    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/filter.bpf.o")));
-static PASS_OBJECT: &Aligned<[u8]> =
-    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/pass.bpf.o")));
+static FILTER_OBJECT: &Elf = crate::embedded_object!("filter.bpf.o");
+static PASS_OBJECT: &Elf = crate::embedded_object!("pass.bpf.o");
 
 /// The filter program's name, by which a leftover copy is recognised.
 pub const FILTER_PROGRAM: &str = "proxyha_filter";
@@ -44,12 +36,6 @@ pub const FLAG_ACTIVE: u8 = 0x01;
 pub const FLAG_VRRP: u8 = 0x02;
 /// Config flag: steer heartbeats (IP protocol 253).
 pub const FLAG_HEARTBEAT: u8 = 0x04;
-
-const MAP_XSKS: &CStr = c"proxyha_xsks";
-const MAP_CONFIG: &CStr = c"proxyha_config";
-const MAP_VIPS: &CStr = c"proxyha_vips";
-const MAP_PORTS: &CStr = c"proxyha_ports";
-const MAP_STATS: &CStr = c"proxyha_stats";
 
 /// Words in one protocol's port bitmap (65536 bits).
 const PORT_WORDS: usize = 1024;
@@ -68,11 +54,9 @@ pub enum AttachMode {
 }
 
 impl AttachMode {
-    fn attempts(self) -> &'static [(xdp::xdp_attach_mode, AttachMode)] {
-        const NATIVE: (xdp::xdp_attach_mode, AttachMode) =
-            (xdp::xdp_attach_mode_XDP_MODE_NATIVE, AttachMode::Native);
-        const GENERIC: (xdp::xdp_attach_mode, AttachMode) =
-            (xdp::xdp_attach_mode_XDP_MODE_SKB, AttachMode::Generic);
+    fn attempts(self) -> &'static [(XdpMode, AttachMode)] {
+        const NATIVE: (XdpMode, AttachMode) = (XdpMode::Native, AttachMode::Native);
+        const GENERIC: (XdpMode, AttachMode) = (XdpMode::Generic, AttachMode::Generic);
         match self {
             AttachMode::Auto => &[NATIVE, GENERIC],
             AttachMode::Native => &[NATIVE],
@@ -111,7 +95,7 @@ impl FilterConfig {
     /// The config of a director for `vrid`, with the RFC 5798 virtual MAC.
     pub fn director(vrid: u8, active: bool) -> FilterConfig {
         FilterConfig {
-            vmac: [0x00, 0x00, 0x5e, 0x00, 0x01, vrid],
+            vmac: Address::vrrp_virtual(vrid).octets(),
             vrid,
             flags: FLAG_VRRP | FLAG_HEARTBEAT | if active { FLAG_ACTIVE } else { 0 },
         }
@@ -162,124 +146,65 @@ pub struct FilterStats {
     pub no_socket: u64,
 }
 
-/// A program from an embedded object, attached to one interface.
+/// A program from an embedded object, attached to one interface; detached
+/// (errors logged) on drop.
 struct Attached {
-    prog: NonNull<xdp::xdp_program>,
-    obj: NonNull<xdp::bpf_object>,
-    ifindex: i32,
+    prog: XdpProgram,
     ifname: String,
     mode: AttachMode,
-    attach_mode: xdp::xdp_attach_mode,
-    attached: bool,
 }
-
-// SAFETY: the libxdp/libbpf objects behind the pointers are owned exclusively
-// by this struct; they are only used in `open` and in `detach`/`drop`, which
-// take `&mut self`, so moving the owner to another thread is sound.
-unsafe impl Send for Attached {}
-// SAFETY: the only `&self` use of the pointers is `xdp_program__test_run`
-// on a loaded program, which reads the program (its fd, type and interface)
-// and mutates nothing; map fds are read once in `open`.
-unsafe impl Sync for Attached {}
 
 impl Attached {
     fn open(
-        object: &'static [u8],
+        object: &'static Elf,
         name: &'static str,
         ifname: &str,
         mode: AttachMode,
     ) -> Result<Attached, Error> {
-        let ifindex = i32::try_from(sys::ifindex(ifname)?)
-            .map_err(|_| Error::NoSuchInterface(ifname.to_owned()))?;
+        let ifindex = sys::ifindex(ifname)?;
         // Without bpffs libxdp still attaches, just without the dispatcher.
         let _ = ensure_bpffs();
         detach_named(ifname, ifindex, name)?;
-
-        // SAFETY: `object` is a valid, 'static, 8-byte-aligned ELF image;
-        // libbpf copies what it needs and accepts null options.
-        let obj = unsafe {
-            xdp::bpf_object__open_mem(object.as_ptr().cast(), object.len(), std::ptr::null())
-        };
-        let obj = NonNull::new(obj).ok_or_else(|| Error::BpfOpen {
-            object: name,
-            source: io::Error::last_os_error(),
-        })?;
-        // SAFETY: `obj` is a live bpf_object; the section name is NUL-terminated.
-        let prog = unsafe { xdp::xdp_program__from_bpf_obj(obj.as_ptr(), c"xdp".as_ptr()) };
-        // SAFETY: libxdp_get_error accepts any pointer libxdp returned.
-        let err = unsafe { xdp::libxdp_get_error(prog.cast_const().cast()) };
-        let prog = match NonNull::new(prog) {
-            Some(p) if err == 0 => p,
-            _ => {
-                // SAFETY: the object is ours and no program refers to it.
-                unsafe { xdp::bpf_object__close(obj.as_ptr()) };
-                return Err(Error::BpfOpen {
-                    object: name,
-                    source: sys::neg_errno(if err == 0 {
-                        -i64::from(libc::ENOENT)
-                    } else {
-                        err
-                    }),
-                });
-            }
-        };
-        let mut this = Attached {
-            prog,
-            obj,
-            ifindex,
-            ifname: ifname.to_owned(),
-            mode,
-            attach_mode: xdp::xdp_attach_mode_XDP_MODE_UNSPEC,
-            attached: false,
-        };
+        let mut prog = XdpProgram::open(name, object)?;
         let mut last = None;
-        for &(attach_mode, m) in mode.attempts() {
-            // SAFETY: `prog` is a live xdp_program created above.
-            let rc =
-                unsafe { xdp::xdp_program__attach(this.prog.as_ptr(), ifindex, attach_mode, 0) };
-            if rc == 0 {
-                this.mode = m;
-                this.attach_mode = attach_mode;
-                this.attached = true;
-                return Ok(this);
+        for &(xdp_mode, m) in mode.attempts() {
+            match prog.attach(ifindex, xdp_mode) {
+                Ok(()) => {
+                    return Ok(Attached {
+                        prog,
+                        ifname: ifname.to_owned(),
+                        mode: m,
+                    });
+                }
+                Err(e) => last = Some((m, e)),
             }
-            last = Some((m, sys::neg_errno(i64::from(rc))));
         }
-        let (m, source) = last.unwrap_or((mode, io::Error::from_raw_os_error(libc::EINVAL)));
+        let (m, source) = last.expect("every AttachMode has at least one attempt");
         Err(Error::Attach {
             program: name,
             ifname: ifname.to_owned(),
             mode: m.as_str(),
-            source,
+            source: Box::new(source),
         })
     }
 
-    fn map_fd(&self, name: &'static CStr) -> Result<RawFd, Error> {
-        // SAFETY: `obj` is live for the lifetime of self; the name is
-        // NUL-terminated.
-        let fd = unsafe { xdp::bpf_object__find_map_fd_by_name(self.obj.as_ptr(), name.as_ptr()) };
-        if fd < 0 {
-            return Err(Error::MapMissing(name.to_str().unwrap_or("?")));
-        }
-        Ok(fd)
+    /// Debug output of the program's owner (`Filter`, `PassProgram`).
+    fn fmt_as(&self, f: &mut std::fmt::Formatter<'_>, owner: &str) -> std::fmt::Result {
+        f.debug_struct(owner)
+            .field("ifname", &self.ifname)
+            .field("mode", &self.mode)
+            .finish()
+    }
+
+    fn map(&self, name: &str) -> Result<Map, Error> {
+        Ok(self.prog.map(name)?)
     }
 
     fn detach(&mut self) -> Result<(), Error> {
-        if !self.attached {
-            return Ok(());
-        }
-        self.attached = false;
-        // SAFETY: `prog` is live and was attached to `ifindex` in `attach_mode`.
-        let rc = unsafe {
-            xdp::xdp_program__detach(self.prog.as_ptr(), self.ifindex, self.attach_mode, 0)
-        };
-        if rc != 0 {
-            return Err(Error::Detach {
-                ifname: self.ifname.clone(),
-                source: sys::neg_errno(i64::from(rc)),
-            });
-        }
-        Ok(())
+        self.prog.detach().map_err(|source| Error::Detach {
+            ifname: self.ifname.clone(),
+            source: Box::new(source),
+        })
     }
 }
 
@@ -288,82 +213,22 @@ impl Drop for Attached {
         if let Err(e) = self.detach() {
             eprintln!("proxyha: xsk: {}", super::chain(&e));
         }
-        // SAFETY: the program was created from our object with
-        // `from_bpf_obj`, so closing it leaves the object to us; both are
-        // closed exactly once, program first.
-        unsafe {
-            xdp::xdp_program__close(self.prog.as_ptr());
-            xdp::bpf_object__close(self.obj.as_ptr());
-        }
     }
 }
 
-/// Detaches every program called `name` from the interface (what a crashed
-/// run left behind) and returns how many it removed.
-fn detach_named(ifname: &str, ifindex: i32, name: &str) -> Result<usize, Error> {
-    // SAFETY: plain query; the result is checked with libxdp_get_error.
-    let mp = unsafe { xdp::xdp_multiprog__get_from_ifindex(ifindex) };
-    // SAFETY: libxdp_get_error accepts any pointer libxdp returned.
-    if mp.is_null() || unsafe { xdp::libxdp_get_error(mp.cast_const().cast()) } != 0 {
-        return Ok(0);
-    }
-    let mut ours = Vec::new();
-    // SAFETY: `mp` is a valid multiprog until closed below.
-    let mode = unsafe { xdp::xdp_multiprog__attach_mode(mp) };
-    // SAFETY: as above.
-    if unsafe { xdp::xdp_multiprog__is_legacy(mp) } {
-        // SAFETY: as above.
-        let p = unsafe { xdp::xdp_multiprog__main_prog(mp) };
-        if !p.is_null() && prog_name(p) == name {
-            ours.push(p);
-        }
-    } else {
-        let mut p = std::ptr::null_mut();
-        loop {
-            // SAFETY: `p` is null or a program of `mp`.
-            p = unsafe { xdp::xdp_multiprog__next_prog(p, mp) };
-            if p.is_null() {
-                break;
-            }
-            if prog_name(p) == name {
-                ours.push(p);
-            }
-        }
-    }
-    let mut result = Ok(ours.len());
-    for p in ours {
-        // SAFETY: `p` belongs to `mp`, which is still open; detach looks the
-        // interface up afresh and matches the program by id.
-        let rc = unsafe { xdp::xdp_program__detach(p, ifindex, mode, 0) };
-        if rc != 0 {
-            result = Err(Error::Detach {
-                ifname: ifname.to_owned(),
-                source: sys::neg_errno(i64::from(rc)),
-            });
-        }
-    }
-    // SAFETY: closes the multiprog obtained above, once.
-    unsafe { xdp::xdp_multiprog__close(mp) };
-    result
-}
-
-fn prog_name(p: *const xdp::xdp_program) -> String {
-    // SAFETY: `p` is a live program; the returned name is NUL-terminated and
-    // owned by it.
-    let s = unsafe { xdp::xdp_program__name(p) };
-    if s.is_null() {
-        return String::new();
-    }
-    // SAFETY: non-null, NUL-terminated, valid while `p` is.
-    unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned()
+/// [`bpf::detach_named`] with this module's error.
+fn detach_named(ifname: &str, ifindex: u32, name: &str) -> Result<usize, Error> {
+    bpf::detach_named(ifname, ifindex, name).map_err(|source| Error::Detach {
+        ifname: ifname.to_owned(),
+        source: Box::new(source),
+    })
 }
 
 /// Removes a `proxyha_filter` program that a crashed run left attached to
 /// `ifname`, returning how many were removed. [`Filter::attach`] calls this
 /// itself.
 pub fn detach_stale(ifname: &str) -> Result<usize, Error> {
-    let ifindex = i32::try_from(sys::ifindex(ifname)?)
-        .map_err(|_| Error::NoSuchInterface(ifname.to_owned()))?;
+    let ifindex = sys::ifindex(ifname)?;
     let _ = ensure_bpffs();
     detach_named(ifname, ifindex, FILTER_PROGRAM)
 }
@@ -381,20 +246,17 @@ struct Shadow {
 /// workers run; each is one or a few `bpf(2)` map updates.
 pub struct Filter {
     attached: Attached,
-    xsks: RawFd,
-    config: RawFd,
-    vips: RawFd,
-    ports: RawFd,
-    stats: RawFd,
+    xsks: Map,
+    config: Map,
+    vips: Map,
+    ports: Map,
+    stats: Map,
     shadow: Mutex<Shadow>,
 }
 
 impl std::fmt::Debug for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Filter")
-            .field("ifname", &self.attached.ifname)
-            .field("mode", &self.attached.mode)
-            .finish()
+        self.attached.fmt_as(f, "Filter")
     }
 }
 
@@ -403,13 +265,13 @@ impl Filter {
     /// crashed run left there). All maps start empty, so nothing is steered
     /// until [`Filter::set_config`] sets flags.
     pub fn attach(ifname: &str, mode: AttachMode) -> Result<Filter, Error> {
-        let attached = Attached::open(&FILTER_OBJECT.0, FILTER_PROGRAM, ifname, mode)?;
+        let attached = Attached::open(FILTER_OBJECT, FILTER_PROGRAM, ifname, mode)?;
         Ok(Filter {
-            xsks: attached.map_fd(MAP_XSKS)?,
-            config: attached.map_fd(MAP_CONFIG)?,
-            vips: attached.map_fd(MAP_VIPS)?,
-            ports: attached.map_fd(MAP_PORTS)?,
-            stats: attached.map_fd(MAP_STATS)?,
+            xsks: attached.map("proxyha_xsks")?,
+            config: attached.map("proxyha_config")?,
+            vips: attached.map("proxyha_vips")?,
+            ports: attached.map("proxyha_ports")?,
+            stats: attached.map("proxyha_stats")?,
             attached,
             shadow: Mutex::new(Shadow {
                 config: FilterConfig::default(),
@@ -434,18 +296,19 @@ impl Filter {
     /// it is closed.
     pub fn add_socket(&self, socket: &Socket) -> Result<(), Error> {
         let fd = socket.raw_fd();
-        update(self.xsks, "proxyha_xsks", &socket.queue(), &fd)
+        Ok(self.xsks.update(&socket.queue(), &fd)?)
     }
 
     /// Removes the socket of `queue` from the XSKMAP.
     pub fn remove_socket(&self, queue: u32) -> Result<(), Error> {
-        delete(self.xsks, "proxyha_xsks", &queue)
+        self.xsks.delete(&queue)?;
+        Ok(())
     }
 
     /// Writes the config entry (VRID, virtual MAC, flags).
     pub fn set_config(&self, config: &FilterConfig) -> Result<(), Error> {
         let mut shadow = self.lock();
-        update(self.config, "proxyha_config", &0u32, &config.to_bytes())?;
+        self.config.update(&0u32, &config.to_bytes())?;
         shadow.config = *config;
         Ok(())
     }
@@ -471,10 +334,10 @@ impl Filter {
         let mut shadow = self.lock();
         let want: BTreeSet<Ipv4Addr> = vips.iter().copied().collect();
         for gone in shadow.vips.difference(&want) {
-            delete(self.vips, "proxyha_vips", &gone.octets())?;
+            self.vips.delete(&gone.octets())?;
         }
         for new in want.difference(&shadow.vips) {
-            update(self.vips, "proxyha_vips", &new.octets(), &1u8)?;
+            self.vips.update(&new.octets(), &1u8)?;
         }
         shadow.vips = want;
         Ok(())
@@ -492,7 +355,8 @@ impl Filter {
         for &p in ports {
             bitmap[base + usize::from(p >> 6)] |= 1 << (p & 63);
         }
-        update(self.ports, "proxyha_ports", &0u32, &*bitmap)?;
+        self.ports
+            .update_bytes(&0u32.to_ne_bytes(), bytemuck::cast_slice(&bitmap[..]))?;
         shadow.ports = bitmap;
         Ok(())
     }
@@ -500,23 +364,8 @@ impl Filter {
     /// Reads the program's counters.
     pub fn stats(&self) -> Result<FilterStats, Error> {
         let mut sum = [0u64; STAT_COUNT as usize];
-        let mut values = vec![0u64; sys::possible_cpus()];
         for (key, slot) in (0..STAT_COUNT).zip(sum.iter_mut()) {
-            // SAFETY: `values` has one u64 per possible CPU, which is exactly
-            // what the kernel writes for a per-CPU array of u64.
-            let rc = unsafe {
-                xdp::bpf_map_lookup_elem(
-                    self.stats,
-                    (&raw const key).cast(),
-                    values.as_mut_ptr().cast(),
-                )
-            };
-            if rc != 0 {
-                return Err(Error::Map {
-                    map: "proxyha_stats",
-                    source: sys::neg_errno(i64::from(rc)),
-                });
-            }
+            let values: Vec<u64> = self.stats.lookup_percpu(&key)?;
             *slot = values.iter().copied().fold(0u64, u64::wrapping_add);
         }
         Ok(FilterStats {
@@ -536,25 +385,7 @@ impl Filter {
     /// tests and diagnostics; frames shorter than 14 bytes are refused by the
     /// kernel (EINVAL).
     pub fn verdict(&self, frame: &[u8]) -> Result<Verdict, Error> {
-        // SAFETY: bpf_test_run_opts is plain old data (pointers may be null).
-        let mut opts: xdp::bpf_test_run_opts = unsafe { std::mem::zeroed() };
-        opts.sz = std::mem::size_of::<xdp::bpf_test_run_opts>();
-        opts.data_in = frame.as_ptr().cast();
-        opts.data_size_in = u32::try_from(frame.len()).map_err(|_| Error::Map {
-            map: "test_run",
-            source: io::Error::from_raw_os_error(libc::E2BIG),
-        })?;
-        opts.repeat = 1;
-        // SAFETY: the program is loaded and attached; `opts` is valid and
-        // points at `frame`, which the kernel only reads (no data_out).
-        let rc = unsafe { xdp::xdp_program__test_run(self.attached.prog.as_ptr(), &mut opts, 0) };
-        if rc != 0 {
-            return Err(Error::Map {
-                map: "test_run",
-                source: sys::neg_errno(i64::from(rc)),
-            });
-        }
-        Ok(match opts.retval {
+        Ok(match self.attached.prog.test_run(frame)? {
             2 => Verdict::Pass,
             4 => Verdict::ToSocket,
             other => Verdict::Other(other),
@@ -581,10 +412,7 @@ pub struct PassProgram {
 
 impl std::fmt::Debug for PassProgram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PassProgram")
-            .field("ifname", &self.attached.ifname)
-            .field("mode", &self.attached.mode)
-            .finish()
+        self.attached.fmt_as(f, "PassProgram")
     }
 }
 
@@ -592,7 +420,7 @@ impl PassProgram {
     /// Loads and attaches the pass program.
     pub fn attach(ifname: &str, mode: AttachMode) -> Result<PassProgram, Error> {
         Ok(PassProgram {
-            attached: Attached::open(&PASS_OBJECT.0, PASS_PROGRAM, ifname, mode)?,
+            attached: Attached::open(PASS_OBJECT, PASS_PROGRAM, ifname, mode)?,
         })
     }
 
@@ -600,44 +428,6 @@ impl PassProgram {
     pub fn mode(&self) -> AttachMode {
         self.attached.mode
     }
-}
-
-fn update<K: ?Sized, V: ?Sized>(
-    fd: RawFd,
-    map: &'static str,
-    key: &K,
-    value: &V,
-) -> Result<(), Error> {
-    // SAFETY: key and value point to live values whose sizes are the map's
-    // key and value sizes (checked by the callers' types, mirroring
-    // filter.bpf.c); the kernel only reads them.
-    let rc = unsafe {
-        xdp::bpf_map_update_elem(
-            fd,
-            (key as *const K).cast::<c_void>(),
-            (value as *const V).cast::<c_void>(),
-            0,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::Map {
-            map,
-            source: sys::neg_errno(i64::from(rc)),
-        });
-    }
-    Ok(())
-}
-
-fn delete<K: ?Sized>(fd: RawFd, map: &'static str, key: &K) -> Result<(), Error> {
-    // SAFETY: key points to a live value of the map's key size; read only.
-    let rc = unsafe { xdp::bpf_map_delete_elem(fd, (key as *const K).cast::<c_void>()) };
-    if rc != 0 && rc != -libc::ENOENT {
-        return Err(Error::Map {
-            map,
-            source: sys::neg_errno(i64::from(rc)),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

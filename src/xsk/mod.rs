@@ -3,9 +3,11 @@
 //! share of the traffic to its local stack, and the unicast-MAC entry that
 //! lets a NIC accept the VRRP virtual MAC.
 //!
-//! This is the only module of the crate that may use `unsafe`; every block
-//! carries a `// SAFETY:` comment and every unsafe function a `# Safety`
-//! section.
+//! With [`crate::bpf`] (which holds all BPF object, map and XDP attach
+//! handling, used here by the filter), this is the only module of the crate
+//! that may use `unsafe` (sockets, UMEM, TAP, unicast MAC, bpffs); every
+//! block carries a `// SAFETY:` comment and every unsafe function a
+//! `# Safety` section.
 //!
 //! # Bringing a director up (one worker per queue)
 //!
@@ -73,8 +75,6 @@
 
 mod filter;
 mod mac;
-pub mod perfgen;
-pub mod sinkcount;
 mod socket;
 mod sys;
 mod tap;
@@ -85,7 +85,7 @@ pub use filter::{
 };
 pub use mac::UnicastMac;
 pub use socket::{Accounting, BindMode, Bound, Socket, SocketConfig, SocketStats};
-pub use sys::ensure_bpffs;
+pub use sys::{ensure_bpffs, ifindex};
 pub use tap::TapSink;
 
 use std::io;
@@ -103,15 +103,10 @@ pub enum Error {
     /// bpffs was missing at /sys/fs/bpf and could not be mounted.
     #[error("mounting bpffs at /sys/fs/bpf: {0}")]
     BpfFs(#[source] io::Error),
-    /// libbpf could not parse the embedded BPF object.
-    #[error("opening the embedded BPF object {object}: {source}")]
-    BpfOpen {
-        /// Which object.
-        object: &'static str,
-        /// The errno libbpf reported.
-        #[source]
-        source: io::Error,
-    },
+    /// Opening an embedded BPF object, or a map update or lookup, failed
+    /// (the error names the call, the object and the map).
+    #[error(transparent)]
+    Bpf(#[from] crate::bpf::Error),
     /// Attaching (which includes loading and verifying) failed in every mode
     /// that was tried.
     #[error("attaching XDP program {program} to {ifname} ({mode}): {source}")]
@@ -122,30 +117,18 @@ pub enum Error {
         ifname: String,
         /// The last mode tried.
         mode: &'static str,
-        /// The errno of the last attempt (EPERM: not root / no CAP_BPF).
+        /// The last attempt's failure (EPERM: not root / no CAP_BPF).
         #[source]
-        source: io::Error,
-    },
-    /// A map the program must define is missing from the object.
-    #[error("BPF map {0} is missing from the loaded object")]
-    MapMissing(&'static str),
-    /// A map update or lookup failed.
-    #[error("BPF map {map}: {source}")]
-    Map {
-        /// Which map.
-        map: &'static str,
-        /// The errno.
-        #[source]
-        source: io::Error,
+        source: Box<crate::bpf::Error>,
     },
     /// Detaching the program failed.
     #[error("detaching XDP program from {ifname}: {source}")]
     Detach {
         /// Interface.
         ifname: String,
-        /// The errno.
+        /// The failed call.
         #[source]
-        source: io::Error,
+        source: Box<crate::bpf::Error>,
     },
     /// A socket setting is out of range (names the setting and the rule).
     #[error("AF_XDP socket config: {0}")]
@@ -225,11 +208,13 @@ mod tests {
 
     #[test]
     fn error_chain_names_the_cause() {
-        let e = Error::Map {
-            map: "proxyha_vips",
+        let e = Error::Bpf(crate::bpf::Error::Call {
+            call: "bpf_map_update_elem",
+            object: "proxyha_filter",
+            name: "proxyha_vips".into(),
             source: io::Error::from_raw_os_error(libc::E2BIG),
-        };
-        assert!(chain(&e).starts_with("BPF map proxyha_vips: "));
+        });
+        assert!(chain(&e).starts_with("bpf_map_update_elem on proxyha_filter/proxyha_vips: "));
         assert!(chain(&e).contains("Argument list too long"));
     }
 }

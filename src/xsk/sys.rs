@@ -1,4 +1,4 @@
-//! Small system helpers: interface lookup, bpffs, CPU count.
+//! Small system helpers: interface lookup, bpffs.
 
 use std::ffi::CString;
 use std::io;
@@ -9,8 +9,8 @@ use super::Error;
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 const BPFFS_PATH: &std::ffi::CStr = c"/sys/fs/bpf";
 
-/// Resolves an interface name in the caller's network namespace.
-pub(crate) fn ifindex(ifname: &str) -> Result<u32, Error> {
+/// Resolves an interface name in the calling thread's network namespace.
+pub fn ifindex(ifname: &str) -> Result<u32, Error> {
     let name = ifname_cstring(ifname)?;
     // SAFETY: `name` is a valid NUL-terminated string that outlives the call;
     // if_nametoindex only reads it.
@@ -71,46 +71,9 @@ fn is_bpffs() -> Result<bool, Error> {
     Ok(st.f_type as i64 == BPF_FS_MAGIC)
 }
 
-/// The number of possible CPUs (the number of slots in a per-CPU map value).
-pub(crate) fn possible_cpus() -> usize {
-    std::fs::read_to_string("/sys/devices/system/cpu/possible")
-        .ok()
-        .and_then(|s| parse_cpu_list(s.trim()))
-        .unwrap_or(1024)
-}
-
-/// Parses a kernel CPU list such as `0-3,5,7-8` into the highest CPU + 1.
-pub(crate) fn parse_cpu_list(s: &str) -> Option<usize> {
-    let mut max = None;
-    for part in s.split(',') {
-        let last = match part.split_once('-') {
-            Some((_, hi)) => hi,
-            None => part,
-        };
-        let n: usize = last.trim().parse().ok()?;
-        max = Some(max.map_or(n, |m: usize| m.max(n)));
-    }
-    max.map(|m| m + 1)
-}
-
-/// Turns a negative-errno return value into an `io::Error`.
-pub(crate) fn neg_errno(rc: i64) -> io::Error {
-    let code = i32::try_from(-rc).unwrap_or(libc::EINVAL);
-    io::Error::from_raw_os_error(code)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0"), Some(1));
-        assert_eq!(parse_cpu_list("0-1"), Some(2));
-        assert_eq!(parse_cpu_list("0-3,5,7-8"), Some(9));
-        assert_eq!(parse_cpu_list(""), None);
-        assert_eq!(parse_cpu_list("x"), None);
-    }
 
     #[test]
     fn interface_names() {

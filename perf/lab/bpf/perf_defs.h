@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (MIT OR Apache-2.0) */
 /*
  * Definitions for the perf lab's XDP programs (perf_*.bpf.c), on top of
- * bpf_defs.h, so that they build with clang alone. Values are the stable
+ * src/bpf/bpf_defs.h (build.rs passes -I src/bpf), so that they build with
+ * clang alone. Values are the stable
  * kernel UAPI ones (include/uapi/linux/bpf.h).
  */
 #ifndef PROXYHA_PERF_DEFS_H

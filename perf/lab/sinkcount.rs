@@ -1,5 +1,5 @@
 //! The perf lab's sinks: a native-XDP drop-and-count program
-//! (`src/bpf/perf_sink.bpf.c`) on each sink's veth, and its counters and
+//! (`perf/lab/bpf/perf_sink.bpf.c`) on each sink's veth, and its counters and
 //! latency histogram read back from userspace.
 //!
 //! The program counts lab frames (IPv4/TCP to the lab port, 64 bytes) and
@@ -13,7 +13,9 @@
 
 use hdrhistogram::Histogram;
 
-use super::perfgen::{Map, Object, Result, XdpAttachment, objects, u64_at};
+use proxyha::bpf::{Map, Program};
+
+use crate::perfgen::{KEY0, Result, XdpAttachment, load, objects};
 
 /// log2 of the linear sub-buckets per power of two (`SUB_BITS` in the C).
 pub const SUB_BITS: u32 = 4;
@@ -24,7 +26,9 @@ pub const MAX_EXP: u32 = 40;
 /// Number of histogram buckets.
 pub const BUCKETS: u32 = (MAX_EXP + 1) * SUB;
 
-/// The bucket of a value, exactly as `bucket_of()` in `perf_sink.bpf.c`.
+/// The bucket of a value, exactly as `bucket_of()` in `perf_sink.bpf.c`
+/// (the tests check the buckets against it).
+#[cfg(test)]
 pub fn bucket_of(v: u64) -> u32 {
     if v < u64::from(SUB) {
         return v as u32;
@@ -75,47 +79,37 @@ pub struct Counts {
 #[derive(Debug)]
 pub struct Sink {
     _attach: Option<XdpAttachment>,
-    prog_fd: i32,
+    prog: Program,
     cfg: Map,
     stats: Map,
     lat: Map,
     port: u16,
-    _obj: Object,
 }
 
 impl Sink {
     /// Loads `perf_sink`, counting frames to TCP `port`, and attaches it in
     /// native mode to `ifname` in namespace `ns`.
     pub fn attach(ns: &str, ifname: &str, port: u16) -> Result<Self> {
-        let obj = Object::load("perf_sink", objects::SINK)?;
-        let cfg = obj.map("perf_sink_cfg")?;
-        let stats = obj.map("perf_sink_stats")?;
-        let lat = obj.map("perf_sink_lat")?;
-        let prog_fd = obj.program_fd("perf_sink")?;
-        let sink = Sink {
-            _attach: Some(XdpAttachment::attach(ns, ifname, prog_fd, false)?),
-            prog_fd,
-            cfg,
-            stats,
-            lat,
-            port,
-            _obj: obj,
-        };
-        sink.set_latency(false)?;
+        let mut sink = Sink::detached(port)?;
+        sink._attach = Some(XdpAttachment::attach(ns, ifname, &sink.prog, false)?);
         Ok(sink)
     }
 
     /// Loads `perf_sink` without attaching it, for [`Sink::run_once`].
     pub fn detached(port: u16) -> Result<Self> {
-        let obj = Object::load("perf_sink", objects::SINK)?;
+        let (prog, [cfg, stats, lat]) = load(
+            "perf_sink",
+            objects::SINK,
+            "perf_sink",
+            ["perf_sink_cfg", "perf_sink_stats", "perf_sink_lat"],
+        )?;
         let sink = Sink {
             _attach: None,
-            prog_fd: obj.program_fd("perf_sink")?,
-            cfg: obj.map("perf_sink_cfg")?,
-            stats: obj.map("perf_sink_stats")?,
-            lat: obj.map("perf_sink_lat")?,
+            prog,
+            cfg,
+            stats,
+            lat,
             port,
-            _obj: obj,
         };
         sink.set_latency(false)?;
         Ok(sink)
@@ -123,36 +117,39 @@ impl Sink {
 
     /// Runs the program once on `frame` (ordinary test mode) and returns its
     /// XDP verdict. For tests.
+    #[cfg(test)]
     pub fn run_once(&self, frame: &[u8]) -> Result<u32> {
-        super::perfgen::test_run_once(self.prog_fd, frame).map(|(verdict, _)| verdict)
+        Ok(self.prog.test_run(frame)?.0)
     }
 
     /// Turns latency recording on or off (it costs a clock read per frame).
     pub fn set_latency(&self, on: bool) -> Result<()> {
-        let mut b = Vec::with_capacity(8);
-        b.extend_from_slice(&u32::from(self.port).to_ne_bytes());
-        b.extend_from_slice(&u32::from(on).to_ne_bytes());
-        self.cfg.set(0, &b)
+        // struct sink_config { dst_port, latency }.
+        let cfg: [u32; 2] = [u32::from(self.port), u32::from(on)];
+        Ok(self.cfg.update(&KEY0, &cfg)?)
     }
 
     /// The counters now.
     pub fn counts(&self) -> Result<Counts> {
         let mut c = Counts::default();
-        for v in self.stats.lookup_percpu(0)? {
-            c.frames += u64_at(&v, 0);
-            c.bytes += u64_at(&v, 8);
-            c.other += u64_at(&v, 16);
-            c.lat_samples += u64_at(&v, 24);
-            c.last_seq = c.last_seq.max(u64_at(&v, 32));
+        // struct sink_stats { frames, bytes, other, lat_samples, last_seq }.
+        for [frames, bytes, other, lat_samples, last_seq] in
+            self.stats.lookup_percpu::<_, [u64; 5]>(&KEY0)?
+        {
+            c.frames += frames;
+            c.bytes += bytes;
+            c.other += other;
+            c.lat_samples += lat_samples;
+            c.last_seq = c.last_seq.max(last_seq);
         }
         Ok(c)
     }
 
     /// Zeroes the counters and the latency histogram.
     pub fn reset(&self) -> Result<()> {
-        self.stats.zero_percpu(0)?;
+        self.stats.zero(&KEY0)?;
         for b in 0..BUCKETS {
-            self.lat.zero_percpu(b)?;
+            self.lat.zero(&b)?;
         }
         Ok(())
     }
@@ -161,13 +158,7 @@ impl Sink {
     pub fn buckets(&self) -> Result<Vec<u64>> {
         let mut out = Vec::with_capacity(BUCKETS as usize);
         for b in 0..BUCKETS {
-            out.push(
-                self.lat
-                    .lookup_percpu(b)?
-                    .iter()
-                    .map(|v| u64_at(v, 0))
-                    .sum(),
-            );
+            out.push(self.lat.lookup_percpu::<_, u64>(&b)?.iter().sum());
         }
         Ok(out)
     }
@@ -236,23 +227,16 @@ mod tests {
 
     #[test]
     fn sink_counts_lab_frames_and_their_latency_when_root() {
-        use crate::xsk::perfgen::{GenConfig, Generator, is_root};
-        use std::net::Ipv4Addr;
-        if !is_root() {
-            eprintln!("skipped: not root");
+        use crate::perfgen::{GenConfig, Generator};
+        if !proxyha::node::prereq::require_root(
+            "sink_counts_lab_frames_and_their_latency_when_root",
+        ) {
             return;
         }
         let mut g = Generator::detached(&GenConfig {
-            dst_mac: [0, 0, 0x5e, 0, 1, 0x33],
-            src_mac: [2, 0x50, 0x19, 0, 0, 1],
-            src_ip: Ipv4Addr::new(198, 19, 0, 128),
-            dst_ip: Ipv4Addr::new(198, 19, 0, 250),
-            dst_port: 9090,
-            sport_base: 1024,
             flows: 10,
             ports_per_ip: 10,
-            redirect_ifindex: 0,
-            syn_first: true,
+            ..crate::perfgen::tests::cfg()
         })
         .unwrap();
         let sink = Sink::detached(9090).unwrap();
