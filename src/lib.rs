@@ -15,8 +15,13 @@
 //!   control plane ([`control`]), which runs the sans-IO state machines in
 //!   [`vrrp`] and [`heartbeat`], writes the node-health table and publishes a
 //!   new Maglev table with a pointer swap.
+//! * [`node`] is the per-node runtime around all of this (start-up, the run
+//!   loop, workers, signals, node setup, the admin socket the CLI talks to).
 //! * [`wire`] holds the byte formats only; [`config`] turns the TOML file into
 //!   validated typed settings once; [`cli`] renders status, stats and checks.
+//!
+//! `docs/architecture.md` has the module map and the path of one frame and
+//! of one control message.
 
 pub mod balance;
 pub mod bpf;
