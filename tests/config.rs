@@ -120,6 +120,25 @@ fn priority_zero_is_a_scanning_node() {
 }
 
 #[test]
+fn vrrp_peers_parse() {
+    let c = config::parse(
+        "cluster.toml",
+        &add(BASE, "[vrrp]", r#"peers = ["198.18.0.2", "198.18.0.3"]"#),
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(
+        c.vrrp.peers,
+        vec![
+            "198.18.0.2".parse::<std::net::Ipv4Addr>().unwrap(),
+            "198.18.0.3".parse().unwrap()
+        ]
+    );
+    let c = config::parse("cluster.toml", BASE, Path::new(".")).unwrap();
+    assert!(c.vrrp.peers.is_empty());
+}
+
+#[test]
 fn ranges_and_lists_parse() {
     let t = with(BASE, "original_ports", r#"original_ports = "80,8080-8090""#);
     let c = config::parse("c.toml", &t, Path::new(".")).unwrap();
@@ -386,6 +405,21 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "maglev prime",
             add(b, "[dataplane]", "maglev_table_size = 65536"),
             "cluster.toml: dataplane.maglev_table_size = 65536: must be prime",
+        ),
+        (
+            "control group unknown",
+            add(b, "[node]", r#"control_group = "proxyha-no-such-group""#),
+            r#"cluster.toml: node.control_group = "proxyha-no-such-group": no such group on this machine"#,
+        ),
+        (
+            "vrrp peer not an address",
+            add(b, "[vrrp]", r#"peers = ["198.18.0.2", "director-b"]"#),
+            r#"cluster.toml: vrrp.peers[1] = "director-b": must be an IPv4 address"#,
+        ),
+        (
+            "vrrp peer multicast",
+            add(b, "[vrrp]", r#"peers = ["224.0.0.18"]"#),
+            r#"cluster.toml: vrrp.peers[0] = "224.0.0.18": must be a unicast IPv4 address"#,
         ),
         (
             "dataplane on another interface",

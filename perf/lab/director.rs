@@ -215,35 +215,37 @@ pub fn run(args: Args) -> Result<(), Error> {
     // report type, filled from this director's workers and filter.
     let batch = Arc::new(std::sync::Mutex::new(Latency::default()));
     let filter = Arc::new(filter);
-    let server = {
-        let all_stats = all_stats.clone();
-        let batch = batch.clone();
-        let filter = filter.clone();
-        let bound = bound.clone();
-        let start = std::time::Instant::now();
-        let health = shared.health.clone();
-        proxyha::node::admin::Server::bind(&args.socket, move |req| match req {
-            "stats" => {
-                let mut latency = batch.lock().unwrap_or_else(|e| e.into_inner());
-                let report = StatsReport::collect(Sources {
-                    node: "perflab-director",
-                    uptime: start.elapsed(),
-                    xdp_mode: &filter.mode().to_string(),
-                    bind_mode: &vec![bound.clone(); all_stats.len()],
-                    workers: &all_stats,
-                    latency: &mut latency,
-                    xdp: filter.stats().ok(),
-                    health: &health,
-                    control_tx_dropped: 0,
-                });
-                serde_json::to_string(&report).unwrap_or_default()
-            }
-            other => {
-                serde_json::json!({ "error": format!("unknown request {other:?}") }).to_string()
-            }
-        })
-        .context(format!("control socket {}", args.socket.display()))?
-    };
+    let server =
+        {
+            let all_stats = all_stats.clone();
+            let batch = batch.clone();
+            let filter = filter.clone();
+            let bound = bound.clone();
+            let start = std::time::Instant::now();
+            let health = shared.health.clone();
+            proxyha::node::admin::Server::bind(&args.socket, Default::default(), move |req, _| {
+                match req {
+                    "stats" => {
+                        let mut latency = batch.lock().unwrap_or_else(|e| e.into_inner());
+                        let report = StatsReport::collect(Sources {
+                            node: "perflab-director",
+                            uptime: start.elapsed(),
+                            xdp_mode: &filter.mode().to_string(),
+                            bind_mode: &vec![bound.clone(); all_stats.len()],
+                            workers: &all_stats,
+                            latency: &mut latency,
+                            xdp: filter.stats().ok(),
+                            health: &health,
+                            control_tx_dropped: 0,
+                        });
+                        serde_json::to_string(&report).unwrap_or_default()
+                    }
+                    other => serde_json::json!({ "error": format!("unknown request {other:?}") })
+                        .to_string(),
+                }
+            })
+            .context(format!("control socket {}", args.socket.display()))?
+        };
     let tids: Vec<String> = tid_rx
         .iter()
         .take(handles.len())

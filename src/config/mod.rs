@@ -82,6 +82,9 @@ pub struct Node {
     pub lbid: u16,
     /// The Unix socket the CLI talks to.
     pub control_socket: PathBuf,
+    /// A group whose members may read `status` and `stats` on the control
+    /// socket (mode 0660); none: mode 0600.
+    pub control_group: Option<String>,
     /// The proxy's capacity in relative units (feeds the Maglev weight).
     pub capacity: u32,
 }
@@ -116,6 +119,9 @@ pub struct Vrrp {
     pub garp_refresh: Option<Duration>,
     /// VRRPv2 simple-text authentication (RFC 2338 type 1), zero-padded.
     pub auth_pass: Option<[u8; 8]>,
+    /// Accepted advert sources; empty = any (VRRP itself has no
+    /// authentication, see docs/security.md).
+    pub peers: Vec<Ipv4Addr>,
 }
 
 impl Vrrp {

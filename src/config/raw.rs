@@ -22,6 +22,7 @@ pub(super) struct RawNode {
     pub(super) priority: Option<i64>,
     pub(super) lbid: Option<i64>,
     pub(super) control_socket: Option<String>,
+    pub(super) control_group: Option<String>,
     pub(super) capacity: Option<i64>,
 }
 
@@ -36,6 +37,7 @@ pub(super) struct RawVrrp {
     pub(super) garp_count: Option<i64>,
     pub(super) garp_refresh: Option<String>,
     pub(super) auth_pass: Option<String>,
+    pub(super) peers: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

@@ -25,6 +25,12 @@ impl Config {
             "node.control_socket",
             n.control_socket.display().to_string(),
         );
+        line(
+            "node.control_group",
+            n.control_group
+                .clone()
+                .unwrap_or_else(|| "none (socket mode 0600)".into()),
+        );
         line("vrrp.interface", v.interface.clone());
         line("vrrp.vrid", v.vrid.to_string());
         line(
@@ -52,6 +58,18 @@ impl Config {
                 "simple text".into()
             } else {
                 "none".into()
+            },
+        );
+        line(
+            "vrrp.peers",
+            if v.peers.is_empty() {
+                "any".into()
+            } else {
+                v.peers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
         );
         for (i, vip) in self.virtual_ips.iter().enumerate() {

@@ -107,6 +107,7 @@ pub fn vrrp_config(cfg: &Config) -> vrrp::Config {
     c.garp_count = v.garp_count;
     c.garp_refresh = v.garp_refresh;
     c.auth = v.auth_pass;
+    c.peers = v.peers.clone();
     c
 }
 

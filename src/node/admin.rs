@@ -8,14 +8,17 @@
 //! closes the connection. The daemon's handler never blocks the packet
 //! path: it reads snapshots the control plane publishes.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use nix::unistd::{Gid, Group, Uid};
 use thiserror::Error;
 
 /// Why talking to a daemon failed.
@@ -30,6 +33,55 @@ pub enum Error {
     /// The socket path is taken by a live daemon.
     #[error("control socket {path} is in use by a running daemon")]
     InUse { path: PathBuf },
+    /// `node.control_group` names no group on this machine.
+    #[error("node.control_group = {0:?}: no such group")]
+    NoGroup(String),
+}
+
+/// Who may use the socket. The socket file is mode 0600 (the daemon's user
+/// only) unless a group is given: then 0660 and owned by that group, whose
+/// members may read `status` and `stats`. Mutating requests (`drain`) are
+/// always checked against the peer's credentials: only root or the daemon's
+/// own user may send them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The group that may read.
+    pub group: Option<u32>,
+}
+
+impl Access {
+    /// Resolves `node.control_group`.
+    pub fn with_group(name: Option<&str>) -> Result<Access, Error> {
+        let Some(name) = name else {
+            return Ok(Access::default());
+        };
+        match Group::from_name(name) {
+            Ok(Some(g)) => Ok(Access {
+                group: Some(g.gid.as_raw()),
+            }),
+            _ => Err(Error::NoGroup(name.to_owned())),
+        }
+    }
+
+    fn mode(self) -> u32 {
+        if self.group.is_some() { 0o660 } else { 0o600 }
+    }
+}
+
+/// The peer of one connection, from `SO_PEERCRED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Peer {
+    /// Whether this peer may send mutating requests: root, or the user the
+    /// daemon runs as.
+    pub fn may_change(&self) -> bool {
+        self.uid == 0 || self.uid == Uid::effective().as_raw()
+    }
 }
 
 /// A request line, parsed.
@@ -55,6 +107,12 @@ impl Request {
         }
     }
 
+    /// Whether the request changes the daemon's state (and so needs root or
+    /// the daemon's user, [`Peer::may_change`]).
+    pub fn changes_state(self) -> bool {
+        matches!(self, Request::Drain(_))
+    }
+
     /// The request line the client sends.
     pub fn line(self) -> &'static str {
         match self {
@@ -72,22 +130,30 @@ pub fn error_answer(msg: &str) -> String {
 }
 
 /// Longest accepted request line.
-const MAX_REQUEST: u64 = 256;
+const MAX_REQUEST: usize = 256;
+/// How long one client has to send its request line and read the answer.
+/// Each connection has its own thread, so a slow client delays only itself.
+pub const DEADLINE: Duration = Duration::from_secs(1);
+/// Connections served at once; more are closed at once and counted.
+pub const MAX_CONNECTIONS: usize = 16;
 
-/// A running control-socket server; dropping it stops accepting and removes the socket.
+/// A running admin-socket server; dropping it stops accepting and removes the socket.
 pub struct Server {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
+    /// Connections closed at once because [`MAX_CONNECTIONS`] were busy.
+    pub refused: Arc<AtomicU64>,
 }
 
 impl Server {
-    /// Binds `path` (creating its directory) and answers each request line
-    /// with `handler(line)`. A stale socket file left by a crash is replaced;
-    /// one that a live daemon answers on is an error.
-    pub fn bind<F>(path: &Path, handler: F) -> Result<Server, Error>
+    /// Binds `path` (creating its directory) with the permissions `access`
+    /// gives, and answers each request line with `handler(line, peer)`, one
+    /// thread per connection. A stale socket file left by a crash is
+    /// replaced; one that a live daemon answers on is an error.
+    pub fn bind<F>(path: &Path, access: Access, handler: F) -> Result<Server, Error>
     where
-        F: Fn(&str) -> String + Send + 'static,
+        F: Fn(&str, &Peer) -> String + Send + Sync + 'static,
     {
         let io_err = |source| Error::Io {
             path: path.to_path_buf(),
@@ -105,21 +171,46 @@ impl Server {
             std::fs::remove_file(path).map_err(io_err)?;
         }
         let listener = UnixListener::bind(path).map_err(io_err)?;
+        // The socket exists for a moment with the umask's mode; nothing is
+        // answered before the mode and group are set below.
+        if let Some(gid) = access.group {
+            std::os::unix::fs::chown(path, None, Some(Gid::from_raw(gid).as_raw()))
+                .map_err(io_err)?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(access.mode()))
+            .map_err(io_err)?;
         listener.set_nonblocking(true).map_err(io_err)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
+        let refused = Arc::new(AtomicU64::new(0));
+        let (stop2, refused2) = (stop.clone(), refused.clone());
+        let handler = Arc::new(handler);
+        let busy = Arc::new(AtomicUsize::new(0));
         let thread = thread::Builder::new()
-            .name("proxyha-ctl".into())
+            .name("proxyha-admin".into())
             .spawn(move || {
                 while !stop2.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((s, _)) => {
-                            let _ = answer(s, &handler);
+                            if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                                busy.fetch_sub(1, Ordering::AcqRel);
+                                refused2.fetch_add(1, Ordering::Relaxed);
+                                continue; // dropping `s` closes it
+                            }
+                            let (handler, busy) = (handler.clone(), busy.clone());
+                            let spawned = thread::Builder::new()
+                                .name("proxyha-admin-conn".into())
+                                .spawn(move || {
+                                    let _ = answer(s, handler.as_ref());
+                                    busy.fetch_sub(1, Ordering::AcqRel);
+                                });
+                            if spawned.is_err() {
+                                refused2.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            thread::sleep(Duration::from_millis(20));
+                            thread::sleep(Duration::from_millis(10));
                         }
-                        Err(_) => thread::sleep(Duration::from_millis(20)),
+                        Err(_) => thread::sleep(Duration::from_millis(10)),
                     }
                 }
             })
@@ -128,17 +219,42 @@ impl Server {
             path: path.to_path_buf(),
             stop,
             thread: Some(thread),
+            refused,
         })
     }
 }
 
-fn answer<F: Fn(&str) -> String>(s: UnixStream, handler: &F) -> io::Result<()> {
+/// Reads one request line within [`DEADLINE`] (all of it, not per read, so
+/// a client trickling bytes cannot hold the connection longer), then
+/// answers it.
+fn answer<F: Fn(&str, &Peer) -> String>(s: UnixStream, handler: &F) -> io::Result<()> {
     s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut line = String::new();
-    BufReader::new((&s).take(MAX_REQUEST)).read_line(&mut line)?;
-    let reply = handler(line.trim());
+    let cred = getsockopt(&s, PeerCredentials).map_err(io::Error::from)?;
+    let peer = Peer {
+        pid: cred.pid(),
+        uid: cred.uid(),
+        gid: cred.gid(),
+    };
+    let deadline = Instant::now() + DEADLINE;
+    let mut buf = Vec::with_capacity(64);
+    let mut chunk = [0u8; 128];
+    while !buf.contains(&b'\n') && buf.len() < MAX_REQUEST {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        s.set_read_timeout(Some(left))?;
+        let n = (&s).read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf.truncate(MAX_REQUEST);
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let line = String::from_utf8_lossy(&buf[..line_end]);
+    let reply = handler(line.trim(), &peer);
+    s.set_write_timeout(Some(DEADLINE))?;
     (&s).write_all(reply.as_bytes())?;
     (&s).write_all(b"\n")
 }
@@ -205,11 +321,14 @@ mod tests {
     fn round_trip_and_cleanup() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/node.sock");
-        let server = Server::bind(&path, |req| format!("{{\"echo\":\"{req}\"}}")).unwrap();
+        let server = Server::bind(&path, Access::default(), |req, _| {
+            format!("{{\"echo\":\"{req}\"}}")
+        })
+        .unwrap();
         assert_eq!(request(&path, "status").unwrap(), "{\"echo\":\"status\"}\n");
         // A second daemon on the same socket is refused.
         assert!(matches!(
-            Server::bind(&path, |_| String::new()),
+            Server::bind(&path, Access::default(), |_, _| String::new()),
             Err(Error::InUse { .. })
         ));
         drop(server);
@@ -226,7 +345,7 @@ mod tests {
         let path = dir.path().join("node.sock");
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         assert!(path.exists());
-        let _s = Server::bind(&path, |_| "ok".into()).unwrap();
+        let _s = Server::bind(&path, Access::default(), |_, _| "ok".into()).unwrap();
         assert_eq!(request(&path, "x").unwrap(), "ok\n");
     }
 
@@ -234,7 +353,7 @@ mod tests {
     fn oversized_request_is_cut_not_hung() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.sock");
-        let _s = Server::bind(&path, |req| req.len().to_string()).unwrap();
+        let _s = Server::bind(&path, Access::default(), |req, _| req.len().to_string()).unwrap();
         let long = "x".repeat(100_000);
         // The daemon reads at most MAX_REQUEST bytes and answers; the client
         // either reads that answer or sees the connection reset mid-write.
@@ -244,5 +363,104 @@ mod tests {
         }
         // And the daemon still serves the next request.
         assert_eq!(request(&path, "ok").unwrap(), "2\n");
+    }
+
+    #[test]
+    fn socket_is_private_and_peers_are_identified() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sock");
+        let _s = Server::bind(&path, Access::default(), |_, peer| {
+            format!("{} {}", peer.uid, peer.may_change())
+        })
+        .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let me = Uid::effective().as_raw();
+        assert_eq!(request(&path, "x").unwrap(), format!("{me} true\n"));
+    }
+
+    #[test]
+    fn a_group_may_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sock");
+        let gid = nix::unistd::Gid::effective().as_raw();
+        let _s = Server::bind(&path, Access { group: Some(gid) }, |_, _| "ok".into()).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), gid);
+        assert!(matches!(
+            Access::with_group(Some("proxyha-no-such-group")),
+            Err(Error::NoGroup(_))
+        ));
+    }
+
+    #[test]
+    fn other_users_may_not_change() {
+        let root = Peer {
+            pid: 1,
+            uid: 0,
+            gid: 0,
+        };
+        assert!(root.may_change());
+        let stranger = Peer {
+            pid: 1,
+            uid: 54321,
+            gid: 54321,
+        };
+        assert_eq!(
+            stranger.may_change(),
+            Uid::effective().as_raw() == 54321,
+            "only root or the daemon's user"
+        );
+    }
+
+    #[test]
+    fn a_silent_client_delays_nobody_and_is_cut_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sock");
+        let _s = Server::bind(&path, Access::default(), |_, _| "ok".into()).unwrap();
+        // Several clients connect and say nothing.
+        let silent: Vec<UnixStream> = (0..4)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        // Another client is answered while they are all still connected.
+        assert_eq!(request(&path, "status").unwrap(), "ok\n");
+        // The silent ones are closed by the daemon (EOF, no answer) once the
+        // deadline passes; the read timeout here only bounds the test.
+        for mut s in silent {
+            s.set_read_timeout(Some(DEADLINE * 10)).unwrap();
+            let mut out = Vec::new();
+            let n = s.read_to_end(&mut out).unwrap();
+            assert_eq!((n, out.len()), (0, 0));
+        }
+    }
+
+    #[test]
+    fn excess_connections_are_refused_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sock");
+        let s = Server::bind(&path, Access::default(), |_, _| "ok".into()).unwrap();
+        let hold: Vec<UnixStream> = (0..MAX_CONNECTIONS + 4)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        // Wait until the accept loop has seen them all (bounded).
+        let until = Instant::now() + Duration::from_secs(5);
+        while s.refused.load(Ordering::Relaxed) < 4 && Instant::now() < until {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(s.refused.load(Ordering::Relaxed) >= 4);
+        drop(hold);
+        // Once the held ones are gone (deadline), the daemon serves again.
+        let until = Instant::now() + DEADLINE * 10;
+        let ok = loop {
+            if request(&path, "x").is_ok_and(|a| a == "ok\n") {
+                break true;
+            }
+            if Instant::now() > until {
+                break false;
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        assert!(ok);
     }
 }

@@ -4,6 +4,7 @@
 //! [`crate::xsk`]). One concept per file:
 //!
 //! * [`run`]: start-up order and the run loop;
+//! * [`lock`]: one daemon per node and interface;
 //! * [`workers`]: one AF_XDP socket and one pinned worker per queue;
 //! * [`shutdown`]: signals and the graceful stop;
 //! * [`xdp`]: the filter program and the Master's unicast MAC;
@@ -16,6 +17,7 @@
 
 pub mod admin;
 pub mod iface;
+pub mod lock;
 pub mod prereq;
 pub mod probe;
 pub mod report;
@@ -32,6 +34,8 @@ use thiserror::Error;
 /// Why the node could not start.
 #[derive(Debug, Error)]
 pub enum Error {
+    #[error("{0}")]
+    Lock(#[from] lock::Error),
     #[error("{0}")]
     Interface(#[from] iface::Error),
     #[error("node setup: {0}")]

@@ -20,12 +20,12 @@ use crate::dataplane::stats::{Latency, Stats};
 use crate::heartbeat::format_mac;
 use crate::log;
 
-use super::admin::{self, Request};
+use super::admin::{self, Peer, Request};
 use super::iface::Interface;
 use super::report::{Sources, StatsReport};
 use super::shutdown::{self, Drain};
 use super::xdp::Steering;
-use super::{Error, probe, setup, workers};
+use super::{Error, lock, probe, setup, workers};
 
 /// How often the published status and stats snapshots are refreshed.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
@@ -56,11 +56,24 @@ impl Published {
         slot.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Answers one admin request.
-    fn answer(&self, line: &str, draining: &AtomicBool) -> String {
+    /// Answers one admin request from `peer`.
+    fn answer(&self, line: &str, peer: &Peer, draining: &AtomicBool) -> String {
         match Request::parse(line) {
             Ok(Request::Status) => Self::get(&self.status),
             Ok(Request::Stats) => Self::get(&self.stats),
+            Ok(r) if r.changes_state() && !peer.may_change() => {
+                log!(
+                    "node",
+                    "refused {:?} from uid {} (pid {}): only root or the daemon's user may change state",
+                    r.line(),
+                    peer.uid,
+                    peer.pid
+                );
+                admin::error_answer(&format!(
+                    "permission denied: {:?} needs root or the daemon's user",
+                    r.line()
+                ))
+            }
             Ok(Request::Drain(on)) => {
                 if draining.swap(on, Ordering::Relaxed) != on {
                     log!(
@@ -79,6 +92,9 @@ impl Published {
 /// Runs one node until SIGINT or SIGTERM.
 pub fn run(cfg: Config) -> Result<(), Error> {
     log::init(&cfg.node.name);
+    // Before anything is touched: a second daemon for this node or this
+    // interface stops here and leaves the running one alone.
+    let _lock = lock::acquire(&cfg.node.name, &cfg.dataplane.interface)?;
     let stop = shutdown::register()?;
     let iface = Interface::lookup(&cfg.dataplane.interface)?;
     let director = cfg.node.is_director();
@@ -114,8 +130,9 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let published = Published::default();
     let _server = {
         let published = published.clone();
-        admin::Server::bind(&cfg.node.control_socket, move |line| {
-            published.answer(line, &draining)
+        let access = admin::Access::with_group(cfg.node.control_group.as_deref())?;
+        admin::Server::bind(&cfg.node.control_socket, access, move |line, peer| {
+            published.answer(line, peer, &draining)
         })?
     };
     log!(
@@ -205,4 +222,41 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     drop(setup);
     log!("node", "stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_or_our_user_may_drain_others_may_read() {
+        let p = Published::default();
+        Published::set(&p.status, "{\"node\":\"n\"}".into());
+        let draining = AtomicBool::new(false);
+        let stranger = Peer {
+            pid: 42,
+            uid: 54321,
+            gid: 54321,
+        };
+        assert_eq!(p.answer("status", &stranger, &draining), "{\"node\":\"n\"}");
+        if !stranger.may_change() {
+            let a = p.answer("drain on", &stranger, &draining);
+            assert!(a.contains("permission denied"), "{a}");
+            assert!(!draining.load(Ordering::Relaxed));
+        }
+        let root = Peer {
+            pid: 1,
+            uid: 0,
+            gid: 0,
+        };
+        assert_eq!(
+            p.answer("drain on", &root, &draining),
+            "{\"draining\":true}"
+        );
+        assert!(draining.load(Ordering::Relaxed));
+        assert!(
+            p.answer("reboot", &root, &draining)
+                .contains("unknown request")
+        );
+    }
 }

@@ -34,7 +34,8 @@
 //! > the event and MAY indicate via network management that a misconfiguration
 //! > was detected.
 //!
-//! Checks run in this order: protocol, TTL, looped-back source, length,
+//! Checks run in this order: protocol, TTL, looped-back source, configured
+//! peer (`vrrp.peers`, when set), length,
 //! version, type, address count vs length, checksum, VRID, local owner, auth
 //! (v2), address list, advertisement interval. The first failing check names
 //! the [`Drop`].
@@ -108,6 +109,9 @@ pub enum Drop {
     /// We are the address owner (priority 255): RFC 5798 §7.1 says discard.
     #[error("we own the address (priority 255)")]
     LocalOwner,
+    /// The source is not in `vrrp.peers` (when that list is set).
+    #[error("source is not a configured peer")]
+    NotPeer,
     /// v2 Auth Type or simple-text password differs from ours.
     #[error("authentication mismatch")]
     AuthMismatch,
@@ -118,10 +122,11 @@ pub enum Drop {
 
 impl Drop {
     /// Every reason, in check order.
-    pub const ALL: [Drop; 12] = [
+    pub const ALL: [Drop; 13] = [
         Drop::BadProtocol,
         Drop::BadTtl,
         Drop::LoopedBack,
+        Drop::NotPeer,
         Drop::Truncated,
         Drop::WrongVersion,
         Drop::Malformed,
@@ -157,6 +162,9 @@ pub(crate) fn check_advert_at_priority(
     }
     if ip.src == cfg.primary_ip {
         return Err(Drop::LoopedBack);
+    }
+    if !cfg.peers.is_empty() && !cfg.peers.contains(&ip.src) {
+        return Err(Drop::NotPeer);
     }
     let Some(&ver_type) = payload.first() else {
         return Err(Drop::Truncated);
@@ -194,7 +202,11 @@ pub(crate) fn check_advert_at_priority(
             return Err(Drop::AuthMismatch);
         }
     }
-    if repr.priority != 255 && !same_addresses(&repr.addrs, &cfg.vips) {
+    // RFC 5798 lets an address owner (priority 255) advertise other
+    // addresses. proxyha's directors never run at 255 (priority is 1..254),
+    // so a 255 advert on our segment is a misconfiguration or a forgery: it
+    // gets the same address check as any other.
+    if !same_addresses(&repr.addrs, &cfg.vips) {
         return Err(Drop::BadAddressList);
     }
     let max_adver_int = match cfg.version {

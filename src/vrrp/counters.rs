@@ -36,6 +36,8 @@ pub struct Counters {
     pub drop_bad_ttl: u64,
     /// Dropped: our own advert came back.
     pub drop_looped_back: u64,
+    /// Dropped: the source is not in `vrrp.peers`.
+    pub drop_not_peer: u64,
     /// Dropped: shorter than the header.
     pub drop_truncated: u64,
     /// Dropped: wrong VRRP version.
@@ -63,6 +65,7 @@ impl Counters {
             Drop::BadProtocol => &mut self.drop_bad_protocol,
             Drop::BadTtl => &mut self.drop_bad_ttl,
             Drop::LoopedBack => &mut self.drop_looped_back,
+            Drop::NotPeer => &mut self.drop_not_peer,
             Drop::Truncated => &mut self.drop_truncated,
             Drop::WrongVersion => &mut self.drop_wrong_version,
             Drop::Malformed => &mut self.drop_malformed,

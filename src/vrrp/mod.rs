@@ -112,6 +112,8 @@ pub struct Config {
     pub garp_refresh: Option<Duration>,
     /// v2 simple-text authentication (RFC 2338 type 1), `None` for type 0.
     pub auth: Option<[u8; 8]>,
+    /// Accepted advert sources (`vrrp.peers`); empty accepts any source.
+    pub peers: Vec<Ipv4Addr>,
 }
 
 impl Config {
@@ -130,6 +132,7 @@ impl Config {
             garp_count: 5,
             garp_refresh: Some(Duration::from_secs(5)),
             auth: None,
+            peers: Vec::new(),
         }
     }
 

@@ -37,12 +37,26 @@ impl Validator<'_> {
             Some(s) => PathBuf::from(s),
             None => default_socket(&name),
         };
+        let control_group = match rn.control_group {
+            None => None,
+            Some(g) => match nix::unistd::Group::from_name(&g) {
+                Ok(Some(_)) => Some(g),
+                _ => {
+                    return self.fail(
+                        "node.control_group",
+                        format!("{g:?}"),
+                        "no such group on this machine",
+                    );
+                }
+            },
+        };
         Ok(Node {
             name,
             management_ip,
             priority,
             lbid,
             control_socket,
+            control_group,
             capacity,
         })
     }

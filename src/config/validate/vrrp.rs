@@ -1,5 +1,6 @@
 //! `[vrrp]`: the director election.
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::Validator;
@@ -73,6 +74,26 @@ impl Validator<'_> {
                 Some(a)
             }
         };
+        let mut peers = Vec::new();
+        for (i, p) in rv.peers.unwrap_or_default().into_iter().enumerate() {
+            match p.parse::<Ipv4Addr>() {
+                Ok(ip) if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() => {
+                    return self.fail(
+                        &format!("vrrp.peers[{i}]"),
+                        format!("{p:?}"),
+                        "must be a unicast IPv4 address",
+                    );
+                }
+                Ok(ip) => peers.push(ip),
+                Err(_) => {
+                    return self.fail(
+                        &format!("vrrp.peers[{i}]"),
+                        format!("{p:?}"),
+                        "must be an IPv4 address",
+                    );
+                }
+            }
+        }
         Ok(Vrrp {
             interface,
             vrid,
@@ -83,6 +104,7 @@ impl Validator<'_> {
             garp_count,
             garp_refresh,
             auth_pass,
+            peers,
         })
     }
 }
