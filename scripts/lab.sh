@@ -7,7 +7,9 @@
 #                                                       --group-b adds a second Proxy HA group (LBID 20,
 #                                                       VRID 52, VIP 198.18.0.251, authenticated
 #                                                       heartbeats) on the same segment,
-#                                                       --redirect-80 adds a port redirect 80 -> 9090
+#                                                       --redirect-80 adds a port redirect 80 -> 9090,
+#                                                       --rogue adds a host with no role (198.18.0.66)
+#                                                       for the hostile-peer tests
 #   scripts/lab.sh down                                 tear everything down (always safe to run)
 #   scripts/lab.sh exec NODE CMD...                     run CMD inside a node's namespace
 #   scripts/lab.sh status                               show what runs where
@@ -145,13 +147,14 @@ start_proxyha() { # name ns config
 }
 
 up() {
-  local start_ha=1 version=2 group_b=0 redirect80=0 n name sfx ip cfg
+  local start_ha=1 version=2 group_b=0 redirect80=0 rogue=0 n name sfx ip cfg
   while [ $# -gt 0 ]; do
     case "$1" in
       --no-proxyha) start_ha=0 ;;
       --version) version="${2:-}"; shift ;;
       --group-b) group_b=1 ;;
       --redirect-80) redirect80=1 ;;
+      --rogue) rogue=1 ;;
       *) echo "lab.sh up: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -182,6 +185,9 @@ up() {
   # long-lived connections really are in flight across a takeover.
   nsx "$(ns_of client)" sysctl -qw net.ipv4.tcp_rmem="4096 16384 65536"
   add_host origin 198.18.0.200
+  # A host on the segment with no role, for the hostile-peer tests: it sends
+  # forged frames (scripts/inject.py) and must never receive client flows.
+  if [ "$rogue" = 1 ]; then add_host rogue 198.18.0.66; fi
   for n in "${NODES[@]}"; do
     read -r name sfx ip cfg <<<"$n"
     add_host "$sfx" "$ip"
@@ -244,7 +250,7 @@ down() {
   done
   kill_pidfile "$LAB_DIR/origin/http.pid"
   rm -f "$LAB_DIR/group-b"
-  for sfx in client origin dira dirb scan bdira bscan sw; do
+  for sfx in client origin rogue dira dirb scan bdira bscan sw; do
     ns=$(ns_of "$sfx")
     if ip netns list | grep -qw "$ns"; then
       # Any process we started that is still in the namespace (squid's kids).

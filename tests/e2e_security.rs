@@ -101,3 +101,235 @@ fn one_daemon_per_node_and_a_private_control_socket() {
     assert!(!out.status.success());
     assert!(lab.status("director-a").is_some());
 }
+
+/// Forged frames from the lab's rogue host (198.18.0.66).
+mod forge {
+    use std::net::Ipv4Addr;
+
+    use proxyha::control::frames::build_ipv4;
+    use proxyha::wire::{ethernet, ipv4, vrrp};
+
+    pub const ROGUE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 66);
+    pub const DIRECTOR_B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 250);
+
+    /// A VRRPv2 advert for VRID `vrid` at `priority` from `src`, as an
+    /// Ethernet frame from `mac` to 224.0.0.18 with IP TTL `ttl`.
+    pub fn advert(
+        mac: [u8; 6],
+        src: Ipv4Addr,
+        vrid: u8,
+        priority: u8,
+        addrs: Vec<Ipv4Addr>,
+        ttl: u8,
+    ) -> Vec<u8> {
+        let payload = vrrp::Repr {
+            version: vrrp::Version::V2,
+            vrid,
+            priority,
+            adver_int: 1,
+            auth: vrrp::Auth::None,
+            addrs,
+        }
+        .to_bytes(src, vrrp::MULTICAST_ADDR)
+        .unwrap();
+        build_ipv4(
+            ethernet::Address(mac),
+            ethernet::Address::ipv4_multicast(vrrp::MULTICAST_ADDR),
+            src,
+            vrrp::MULTICAST_ADDR,
+            ipv4::Protocol::Vrrp,
+            ttl,
+            &payload,
+        )
+    }
+
+    /// `frame` with its last byte of the VRRP checksum flipped.
+    pub fn bad_checksum(mut frame: Vec<u8>) -> Vec<u8> {
+        // Ethernet 14 + IPv4 20 + VRRP checksum at offset 6.
+        frame[14 + 20 + 7] ^= 0xff;
+        frame
+    }
+}
+
+/// Sends `frames` (each `repeat` times, `gap_us` apart) from the rogue host.
+fn inject(lab: &Lab, frames: &[(Vec<u8>, u32, u32)]) -> u64 {
+    let file = lab.path().join("inject.txt");
+    let mut text = String::new();
+    for (f, repeat, gap_us) in frames {
+        let hex: String = f.iter().map(|b| format!("{b:02x}")).collect();
+        text.push_str(&format!("{repeat} {gap_us} {hex}\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    let out = lab.exec(
+        "rogue",
+        &[
+            "python3",
+            &lab::root().join("scripts/inject.py").to_string_lossy(),
+            "eth0",
+            &file.to_string_lossy(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "inject.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn mac_of(lab: &Lab, node: &str) -> [u8; 6] {
+    let out = lab.exec(node, &["cat", "/sys/class/net/eth0/address"]);
+    proxyha::node::iface::parse_mac(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+}
+
+/// The membership as `status` shows it, without the moving counters.
+fn membership(status: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = status["entries"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    format!(
+                        "{} {} {} {} {}",
+                        e["device"], e["ip"], e["mac"], e["state"], e["type"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Waits (bounded) until director-a lists all five entries.
+fn wait_discovered(lab: &Lab) -> serde_json::Value {
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = lab.status("director-a").unwrap();
+        if membership(&s).len() == 5 {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "discovery incomplete: {:?}\n{}",
+            membership(&s),
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn vrrp_counter(status: &serde_json::Value, name: &str) -> u64 {
+    status["vrrp"]["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no vrrp counter {name} in {}", status["vrrp"]["counters"]))
+}
+
+#[test]
+fn a_hostile_host_on_the_segment_changes_nothing() {
+    let Some((_g, lab)) = Lab::start(
+        "a_hostile_host_on_the_segment_changes_nothing",
+        Options {
+            prefix: "phs2",
+            rogue: true,
+            ..Options::default()
+        },
+    ) else {
+        return;
+    };
+    assert!(
+        lab.wait_state("director-a", "Master", Duration::from_secs(15))
+            .is_some(),
+        "no Master\n{}",
+        lab.logs()
+    );
+    assert_eq!(lab.vrrp_state("director-b"), "Backup");
+    let rogue_mac = mac_of(&lab, "rogue");
+    let before = wait_discovered(&lab);
+    let xdp_passed = || {
+        let out = Command::new(lab::binary())
+            .args(["stats", "--json", "--socket"])
+            .arg(lab.socket("director-a"))
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["xdp"]["passed"].as_u64().unwrap()
+    };
+    let passed_before = xdp_passed();
+
+    // VRRP forgeries, each with a priority that would win (254) if accepted.
+    use forge::*;
+    let vips = vec![VIP];
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // From the rogue's own address: not in vrrp.peers.
+        (
+            "drop_not_peer",
+            advert(rogue_mac, ROGUE, 51, 254, vips.clone(), 255),
+        ),
+        // Claiming director-b's address, but routed (TTL 64).
+        (
+            "drop_bad_ttl",
+            advert(rogue_mac, DIRECTOR_B, 51, 254, vips.clone(), 64),
+        ),
+        // Claiming director-b's address with a broken checksum.
+        (
+            "drop_bad_checksum",
+            bad_checksum(advert(rogue_mac, DIRECTOR_B, 51, 254, vips.clone(), 255)),
+        ),
+        // Priority 255 ("address owner") with other addresses.
+        (
+            "drop_bad_address_list",
+            advert(
+                rogue_mac,
+                DIRECTOR_B,
+                51,
+                255,
+                vec![std::net::Ipv4Addr::new(198, 18, 0, 99)],
+                255,
+            ),
+        ),
+    ];
+    let mut frames: Vec<(Vec<u8>, u32, u32)> =
+        cases.iter().map(|(_, f)| (f.clone(), 20, 10_000)).collect();
+    // Another VRID is not ours: the XDP filter passes it to the kernel (which
+    // runs no VRRP), and the control plane never sees it.
+    frames.push((
+        advert(rogue_mac, DIRECTOR_B, 77, 254, vips.clone(), 255),
+        20,
+        10_000,
+    ));
+    let sent = inject(&lab, &frames);
+    assert_eq!(sent, 20 * frames.len() as u64);
+    // Real requests through the VIP meanwhile and after: all served by the
+    // cluster, none by the rogue (it runs no proxy, so a flow sent to its
+    // MAC would fail).
+    for i in 0..20 {
+        assert!(
+            lab.request("/index.html", 3.0).is_some(),
+            "request {i} failed after the forgeries\n{}",
+            lab.logs()
+        );
+    }
+    let after = lab.status("director-a").unwrap();
+    for (counter, _) in &cases {
+        let (b, a) = (
+            vrrp_counter(&before, counter),
+            vrrp_counter(&after, counter),
+        );
+        assert!(a >= b + 20, "{counter}: {b} -> {a}");
+    }
+    assert!(xdp_passed() >= passed_before + 20);
+    assert_eq!(lab.vrrp_state("director-a"), "Master");
+    assert_eq!(lab.vrrp_state("director-b"), "Backup");
+    assert_eq!(
+        vrrp_counter(&after, "became_master"),
+        vrrp_counter(&before, "became_master")
+    );
+    assert_eq!(
+        membership(&after),
+        membership(&before),
+        "membership changed"
+    );
+    assert!(!after.to_string().contains("198.18.0.66"));
+}

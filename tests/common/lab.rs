@@ -51,6 +51,8 @@ pub struct Options {
     pub group_b: bool,
     /// Add a port redirect 80 -> 9090 (nftables on every scanning node).
     pub redirect_80: bool,
+    /// Add a host with no role at 198.18.0.66 (`PREFIX-rogue`).
+    pub rogue: bool,
     pub start_proxyha: bool,
 }
 
@@ -61,6 +63,7 @@ impl Default for Options {
             vrrp_version: 2,
             group_b: false,
             redirect_80: false,
+            rogue: false,
             start_proxyha: true,
         }
     }
@@ -89,6 +92,9 @@ impl Lab {
         }
         if opts.redirect_80 {
             args.push("--redirect-80".into());
+        }
+        if opts.rogue {
+            args.push("--rogue".into());
         }
         let out = sh(lab.script().args(&args));
         if !out.status.success() {
