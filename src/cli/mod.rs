@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod check;
+pub mod key;
 pub mod stats;
 pub mod status;
 
@@ -25,6 +26,10 @@ pub enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+
+    /// Manage heartbeat keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
 
     /// Run one node in the foreground (as root).
     ///
@@ -168,11 +173,26 @@ pub enum ConfigCommand {
     },
 }
 
+/// `proxyha key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new random 32-byte heartbeat key (HMAC-SHA256) to FILE.
+    ///
+    /// FILE must not exist; it is created with mode 0600. Copy it to every
+    /// node of the group (mode 0600, owned by root) and point
+    /// heartbeat.key_file at it.
+    New {
+        /// Where to write the key.
+        file: PathBuf,
+    },
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Config(ConfigCommand::Check { file, json }) => config_check(&file, json),
+        Command::Key(KeyCommand::New { file }) => key::command_new(&file),
         Command::Run { config } => run(&config),
         Command::Status { target, json } => status::command(&target, json),
         Command::Stats {
