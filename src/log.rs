@@ -180,6 +180,16 @@ macro_rules! log {
     };
 }
 
+/// `eprintln!` that never panics: a closed or broken stderr loses the line
+/// (`eprintln!` itself panics on EPIPE or a closed descriptor).
+#[macro_export]
+macro_rules! eprintln_safe {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// "Log this once per (reason, source)": a bounded set of keys already
 /// seen, shared by the VRRP and heartbeat receive paths.
 /// Remembers which keys (for example `(reason, source address)`) were

@@ -937,3 +937,25 @@ fn config_check_cli() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A closed stderr (the reading end of its pipe gone: EPIPE) must not
+/// make proxyha panic (exit 101); it reports through the exit code.
+#[test]
+fn a_closed_stderr_never_panics() {
+    let bin = env!("CARGO_BIN_EXE_proxyha");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, with(BASE, "insecure", "")).unwrap();
+    for args in [vec!["run", "--config"], vec!["config", "check"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let st = std::process::Command::new(bin)
+            .args(&args)
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(1), "{args:?}: {st}");
+    }
+}

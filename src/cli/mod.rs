@@ -215,7 +215,7 @@ fn drain(target: &Target, state: &str) -> i32 {
     let path = match target.path() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             return 1;
         }
     };
@@ -226,7 +226,7 @@ fn drain(target: &Target, state: &str) -> i32 {
             0
         }
         Ok(a) => {
-            eprintln!(
+            crate::eprintln_safe!(
                 "proxyha: unexpected answer from {}: {}",
                 path.display(),
                 a.trim()
@@ -234,7 +234,7 @@ fn drain(target: &Target, state: &str) -> i32 {
             1
         }
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             1
         }
     }
@@ -244,17 +244,17 @@ fn run(file: &std::path::Path) -> i32 {
     let cfg = match crate::config::load(file) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             return 1;
         }
     };
     match crate::node::run(cfg) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             let text = e.to_string();
             if text.contains("Permission denied") || text.contains("Operation not permitted") {
-                eprintln!(
+                crate::eprintln_safe!(
                     "proxyha: `proxyha run` needs root (CAP_NET_ADMIN and CAP_BPF, plus CAP_SYS_ADMIN to mount bpffs)"
                 );
             }
@@ -270,7 +270,7 @@ fn config_check(file: &std::path::Path, json: bool) -> i32 {
                 match serde_json::to_string_pretty(&cfg) {
                     Ok(s) => println!("{s}"),
                     Err(e) => {
-                        eprintln!("proxyha: cannot render JSON: {e}");
+                        crate::eprintln_safe!("proxyha: cannot render JSON: {e}");
                         return 1;
                     }
                 }
@@ -281,7 +281,7 @@ fn config_check(file: &std::path::Path, json: bool) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             1
         }
     }

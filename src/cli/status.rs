@@ -9,21 +9,21 @@ pub fn command(target: &super::Target, json: bool) -> i32 {
     let path = match target.path() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             return 1;
         }
     };
     let answer = match crate::node::admin::ask(&path, crate::node::admin::Request::Status) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             return 1;
         }
     };
     let st: Status = match serde_json::from_str(&answer) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("proxyha: unexpected answer from {}: {e}", path.display());
+            crate::eprintln_safe!("proxyha: unexpected answer from {}: {e}", path.display());
             return 1;
         }
     };
@@ -31,7 +31,7 @@ pub fn command(target: &super::Target, json: bool) -> i32 {
         match serde_json::to_string_pretty(&st) {
             Ok(s) => println!("{s}"),
             Err(e) => {
-                eprintln!("proxyha: {e}");
+                crate::eprintln_safe!("proxyha: {e}");
                 return 1;
             }
         }
