@@ -515,6 +515,52 @@ mod tests {
         assert_eq!(t.upsert_evicting(info(4, State::Draining)), Ok((1, None)));
     }
 
+    proptest::proptest! {
+        /// Whatever the control plane does, a slot's generation never goes
+        /// back, a live (up or draining) node is never evicted, and freeing
+        /// a slot always bumps its generation.
+        #[test]
+        fn eviction_never_takes_a_live_node(
+            ops in proptest::collection::vec((0u8..4, 0u64..12), 1..200),
+        ) {
+            let t = Table::with_capacity(4).unwrap();
+            let mut gens = [0u64; 4];
+            for (op, id) in ops {
+                let live_before: Vec<u64> = t
+                    .nodes()
+                    .iter()
+                    .filter(|(_, n)| n.state.keeps_flows())
+                    .map(|(_, n)| n.id)
+                    .collect();
+                match op {
+                    0 => {
+                        if let Ok((_, Some(old))) = t.upsert_evicting(info(id, State::Up)) {
+                            proptest::prop_assert!(!live_before.contains(&old), "evicted live {old}");
+                        }
+                    }
+                    1 => if let Some(slot) = t.find(id) { t.set_state(slot, State::Failed).unwrap() },
+                    2 => if let Some(slot) = t.find(id) { t.set_state(slot, State::Draining).unwrap() },
+                    _ => {
+                        if let Some(slot) = t.find(id) {
+                            let g = t.get(slot).unwrap().generation;
+                            t.clear(slot).unwrap();
+                            proptest::prop_assert!(t.get(slot).unwrap().generation > g);
+                        }
+                    }
+                }
+                for (i, g) in gens.iter_mut().enumerate() {
+                    let now = t.get(i).unwrap().generation;
+                    proptest::prop_assert!(now >= *g);
+                    *g = now;
+                }
+                for id in live_before {
+                    if op == 3 { continue; }
+                    proptest::prop_assert!(t.find(id).is_some(), "live node {id} lost");
+                }
+            }
+        }
+    }
+
     /// A writer flips a slot between two self-consistent nodes; readers must
     /// only ever see one of the two, never a mix.
     #[test]
