@@ -255,3 +255,45 @@ impl Validator<'_> {
         Ok(StaticNode { name, ip, mac })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The owner rule for both cases: as root only root-owned keys; as
+    /// another user, root's or that user's own (files are chowned, so
+    /// this needs root to set up).
+    #[test]
+    fn key_owner_rule_as_root_and_as_another_user() {
+        if !crate::node::prereq::require_root("key_owner_rule_as_root_and_as_another_user") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        std::fs::write(&p, b"0123456789abcdef").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let meta = || std::fs::metadata(&p).unwrap();
+        // Root-owned: fine for root and for any user.
+        assert_eq!(check_key_file(&meta(), Some(0), "k"), None);
+        assert_eq!(check_key_file(&meta(), Some(1000), "k"), None);
+        // Owned by uid 65534.
+        std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+        assert!(
+            check_key_file(&meta(), Some(0), "k")
+                .unwrap()
+                .starts_with("owned by uid 65534, not root")
+        );
+        assert_eq!(
+            check_key_file(&meta(), Some(1000), "k").unwrap(),
+            "owned by uid 65534: must be owned by root or by the user running proxyha (uid 1000)"
+        );
+        assert_eq!(check_key_file(&meta(), Some(65534), "k"), None);
+        // Mode comes first, whoever owns it.
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(
+            check_key_file(&meta(), Some(65534), "k")
+                .unwrap()
+                .starts_with("mode 0640")
+        );
+    }
+}
