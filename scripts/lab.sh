@@ -5,8 +5,8 @@
 #                                                       build the lab (and start proxyha on each node);
 #                                                       --version 3 runs VRRPv3 with 10 cs adverts,
 #                                                       --group-b adds a second Proxy HA group (LBID 20,
-#                                                       VRID 52, VIP 198.18.0.251, authenticated
-#                                                       heartbeats) on the same segment,
+#                                                       VRID 52, VIP 198.18.0.251, its own heartbeat
+#                                                       key) on the same segment,
 #                                                       --redirect-80 adds a port redirect 80 -> 9090,
 #                                                       --rogue adds a host with no role (198.18.0.66)
 #                                                       for the hostile-peer tests
@@ -27,6 +27,10 @@
 #
 # Every scanning node (both directors and the scanner) runs squid on 9090 with a
 # config generated here; logs stay under $LAB_DIR/<node>/.
+#
+# Heartbeats are authenticated: each group gets a fresh key at `up`, written by
+# `proxyha key new` to $LAB_DIR/group-a.key (group-b.key), mode 0600; the node
+# configs point heartbeat.key_file at it. No key is ever committed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -124,13 +128,12 @@ node_config() { # name config
   if [ "$version" = 3 ]; then
     sed -i -e 's|^version = 2 .*|version = 3|' -e 's|^advert_interval = .*|advert_interval = "10cs"|' "$dir/node.toml"
   fi
-  case "$1" in
-    b-*)
-      # Group B authenticates its heartbeats (HMAC-SHA256) with a shared key.
-      [ -f "$LAB_DIR/group-b.key" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$LAB_DIR/group-b.key"
-      sed -i "s|^\[heartbeat\]|[heartbeat]\nkey_file = \"$LAB_DIR/group-b.key\"|" "$dir/node.toml"
-      ;;
-  esac
+  # Each group's heartbeat key (HMAC-SHA256), made once per lab.
+  local group=a key
+  case "$1" in b-*) group=b ;; esac
+  key="$LAB_DIR/group-$group.key"
+  [ -f "$key" ] || "$PROXYHA" key new "$key" >/dev/null
+  sed -i "s|^key_file = .*|key_file = \"$key\"|" "$dir/node.toml"
   if [ -f "$LAB_DIR/redirect-80" ]; then
     # A port redirect whose ports differ: proxyha adds an nftables redirect.
     printf '\n[[port_redirect]]\nprotocol = "http-alt"\noriginal_ports = "80"\nproxy_port = 9090\n' >> "$dir/node.toml"
@@ -162,6 +165,7 @@ up() {
   case "$version" in 2|3) ;; *) echo "lab.sh up: --version must be 2 or 3" >&2; exit 2 ;; esac
   down >/dev/null 2>&1 || true
   mkdir -p "$LAB_DIR"
+  rm -f "$LAB_DIR/group-a.key" "$LAB_DIR/group-b.key"   # fresh keys for every lab
   echo "$version" > "$LAB_DIR/vrrp-version"
   if [ "$group_b" = 1 ]; then touch "$LAB_DIR/group-b"; NODES+=("${GROUP_B[@]}"); fi
   if [ "$redirect80" = 1 ]; then touch "$LAB_DIR/redirect-80"; else rm -f "$LAB_DIR/redirect-80"; fi

@@ -29,6 +29,7 @@ proxy_port = 9090
 [heartbeat]
 interval = "1s"
 misses = 3
+insecure = true
 
 [dataplane]
 interface = "eth0"
@@ -363,13 +364,115 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         ),
         (
             "hb key missing",
-            add(b, "[heartbeat]", r#"key_file = "/nonexistent/proxyha.key""#),
+            with(b, "insecure", r#"key_file = "/nonexistent/proxyha.key""#),
             r#"cluster.toml: heartbeat.key_file = "/nonexistent/proxyha.key": cannot read: No such file or directory (os error 2)"#,
         ),
         (
-            "hb static",
-            add(b, "[heartbeat]", r#"static_nodes = ["198.18.0.3", "x"]"#),
-            r#"cluster.toml: heartbeat.static_nodes[1] = "x": must be an IPv4 address"#,
+            "hb no key and not insecure",
+            with(b, "insecure", ""),
+            "cluster.toml: heartbeat.key_file: missing (required): heartbeats are authenticated by default; create a key with `proxyha key new /etc/proxyha/heartbeat.key`, copy it to every node of the group (mode 0600, owned by root) and set heartbeat.key_file to it, or set heartbeat.insecure = true to accept unauthenticated heartbeats (anyone on the segment can then add or steal nodes)",
+        ),
+        (
+            "hb insecure = false is no key either",
+            with(b, "insecure", "insecure = false"),
+            "cluster.toml: heartbeat.key_file: missing (required): heartbeats are authenticated by default; create a key with `proxyha key new /etc/proxyha/heartbeat.key`, copy it to every node of the group (mode 0600, owned by root) and set heartbeat.key_file to it, or set heartbeat.insecure = true to accept unauthenticated heartbeats (anyone on the segment can then add or steal nodes)",
+        ),
+        (
+            "hb insecure and a key",
+            add(b, "[heartbeat]", r#"key_file = "/etc/proxyha/x.key""#),
+            r#"cluster.toml: heartbeat.insecure = true: contradicts heartbeat.key_file = "/etc/proxyha/x.key": remove one of them"#,
+        ),
+        (
+            "hb next key alone",
+            add(b, "[heartbeat]", r#"key_file_next = "next.key""#),
+            r#"cluster.toml: heartbeat.key_file_next = "next.key": needs heartbeat.key_file (the key heartbeats are sent with)"#,
+        ),
+        (
+            "hb max capacity",
+            add(b, "[heartbeat]", "max_capacity = 0"),
+            "cluster.toml: heartbeat.max_capacity = 0: must be 1..1000000",
+        ),
+        (
+            "capacity above the cap",
+            add(
+                &add(b, "[heartbeat]", "max_capacity = 500"),
+                "[node]",
+                "capacity = 501",
+            ),
+            "cluster.toml: node.capacity = 501: must be at most heartbeat.max_capacity = 500 (the cap every node applies to the others' claims)",
+        ),
+        (
+            "hb static as a string",
+            add(b, "[heartbeat]", r#"static_nodes = ["198.18.0.3"]"#),
+            r#"cluster.toml: heartbeat.static_nodes[0] = "198.18.0.3": must be a table like { ip = "198.18.0.3", mac = "02:00:00:00:00:03", name = "scanner-c" }"#,
+        ),
+        (
+            "hb static ip",
+            add(
+                b,
+                "[heartbeat]",
+                r#"static_nodes = [{ ip = "x", mac = "02:00:00:00:00:03" }]"#,
+            ),
+            r#"cluster.toml: heartbeat.static_nodes[0].ip = "x": must be an IPv4 address"#,
+        ),
+        (
+            "hb static no mac",
+            add(
+                b,
+                "[heartbeat]",
+                r#"static_nodes = [{ ip = "198.18.0.3" }]"#,
+            ),
+            "cluster.toml: heartbeat.static_nodes[0].mac: missing (required)",
+        ),
+        (
+            "hb static multicast mac",
+            add(
+                b,
+                "[heartbeat]",
+                r#"static_nodes = [{ ip = "198.18.0.3", mac = "01:00:5e:00:00:01" }]"#,
+            ),
+            r#"cluster.toml: heartbeat.static_nodes[0].mac = "01:00:5e:00:00:01": must be a unicast, non-zero MAC"#,
+        ),
+        (
+            "hb static bad mac",
+            add(
+                b,
+                "[heartbeat]",
+                r#"static_nodes = [{ ip = "198.18.0.3", mac = "02:00" }]"#,
+            ),
+            r#"cluster.toml: heartbeat.static_nodes[0].mac = "02:00": must be a MAC like "02:00:00:00:00:03""#,
+        ),
+        (
+            "hb static unknown key",
+            add(
+                b,
+                "[heartbeat]",
+                r#"static_nodes = [{ ip = "198.18.0.3", mac = "02:00:00:00:00:03", id = 3 }]"#,
+            ),
+            "cluster.toml: heartbeat.static_nodes[0].id: unknown key",
+        ),
+        (
+            "hb static twice",
+            add(
+                b,
+                "[heartbeat]",
+                r#"static_nodes = [{ ip = "198.18.0.3", mac = "02:00:00:00:00:03" }, { ip = "198.18.0.3", mac = "02:00:00:00:00:04" }]"#,
+            ),
+            r#"cluster.toml: heartbeat.static_nodes[1].ip = "198.18.0.3": listed twice"#,
+        ),
+        (
+            "hb static is this node",
+            add(
+                b,
+                "[heartbeat]",
+                r#"static_nodes = [{ ip = "198.18.0.1", mac = "02:00:00:00:00:01" }]"#,
+            ),
+            r#"cluster.toml: heartbeat.static_nodes[0].ip = "198.18.0.1": is this node's node.management_ip (list only the other nodes)"#,
+        ),
+        (
+            "hb no discovery and no static nodes",
+            add(b, "[heartbeat]", "accept_unlisted = false"),
+            "cluster.toml: heartbeat.accept_unlisted = false: needs heartbeat.static_nodes (otherwise no other node is ever accepted)",
         ),
         (
             "queues",
@@ -481,7 +584,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "syntax",
             format!("{b}\n[vrrp\n"),
-            "cluster.toml: line 30: invalid table header\nexpected `.`, `]`",
+            "cluster.toml: line 31: invalid table header\nexpected `.`, `]`",
         ),
     ]
 }
@@ -520,11 +623,23 @@ fn run_time_limits_are_config_rules() {
     );
 }
 
+/// Writes `bytes` to `path` with `mode`.
+fn write_key(path: &Path, bytes: &[u8], mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `text` with its `insecure = true` replaced by `key_file = "{key}"`.
+fn keyed(text: &str, key: &str) -> String {
+    with(text, "insecure", &format!("key_file = {key:?}"))
+}
+
 #[test]
 fn key_file_is_read_relative_to_the_config() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hb.key"), "0123456789abcdef0123\n").unwrap();
-    let text = add(BASE, "[heartbeat]", r#"key_file = "hb.key""#);
+    write_key(&dir.path().join("hb.key"), b"0123456789abcdef0123\n", 0o600);
+    let text = keyed(BASE, "hb.key");
     let path = dir.path().join("node.toml");
     std::fs::write(&path, &text).unwrap();
     let c = config::load(&path).unwrap();
@@ -532,12 +647,203 @@ fn key_file_is_read_relative_to_the_config() {
         c.heartbeat.key.as_deref(),
         Some(&b"0123456789abcdef0123"[..])
     );
-    std::fs::write(dir.path().join("hb.key"), "short").unwrap();
+    write_key(&dir.path().join("hb.key"), b"short", 0o600);
     let e = config::load(&path).unwrap_err().to_string();
     assert!(
-        e.ends_with(r#"heartbeat.key_file = "hb.key": key must be at least 16 bytes"#),
+        e.ends_with(r#"heartbeat.key_file = "hb.key": key must be at least 16 bytes (`proxyha key new FILE` writes 32 random bytes)"#),
         "{e}"
     );
+}
+
+#[test]
+fn a_config_without_a_key_is_refused_unless_insecure() {
+    let c = config::parse("cluster.toml", BASE, Path::new(".")).unwrap();
+    assert!(c.heartbeat.insecure);
+    assert_eq!(c.heartbeat.key, None);
+    assert!(
+        c.render()
+            .contains("heartbeat.insecure = true (heartbeats are unauthenticated)")
+    );
+    // No [heartbeat] section at all is no key too.
+    let start = BASE.find("[heartbeat]").unwrap();
+    let end = BASE.find("[dataplane]").unwrap();
+    let text = format!("{}{}", &BASE[..start], &BASE[end..]);
+    let e = err(&text);
+    assert!(
+        e.starts_with("cluster.toml: heartbeat.key_file: missing (required)"),
+        "{e}"
+    );
+    assert!(e.contains("proxyha key new"), "{e}");
+    assert!(e.contains("heartbeat.insecure = true"), "{e}");
+}
+
+#[test]
+fn key_files_with_loose_permissions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("hb.key");
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, keyed(BASE, "hb.key")).unwrap();
+    for mode in [0o644, 0o640, 0o604, 0o620, 0o602, 0o660] {
+        write_key(&key, b"0123456789abcdef0123", mode);
+        let e = config::load(&path).unwrap_err().to_string();
+        let want = format!(
+            "heartbeat.key_file = \"hb.key\": mode {mode:04o} lets group or others read or change the key: run `chmod 600 {}`",
+            key.display()
+        );
+        assert!(e.ends_with(&want), "{mode:o}: {e}");
+    }
+    for mode in [0o600, 0o400] {
+        write_key(&key, b"0123456789abcdef0123", mode);
+        assert!(config::load(&path).is_ok(), "{mode:o}");
+    }
+    // A directory is not a key.
+    std::fs::remove_file(&key).unwrap();
+    std::fs::create_dir(&key).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let e = config::load(&path).unwrap_err().to_string();
+    assert!(e.ends_with("must be a regular file"), "{e}");
+}
+
+/// Run as root (the daemon's case), a key owned by another user is refused.
+#[test]
+fn key_files_not_owned_by_root_are_refused() {
+    if !proxyha::node::prereq::require_root("key_files_not_owned_by_root_are_refused") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("hb.key");
+    write_key(&key, b"0123456789abcdef0123", 0o600);
+    std::os::unix::fs::chown(&key, Some(65534), Some(65534)).unwrap();
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, keyed(BASE, "hb.key")).unwrap();
+    let e = config::load(&path).unwrap_err().to_string();
+    assert!(
+        e.ends_with(&format!(
+            "heartbeat.key_file = \"hb.key\": owned by uid 65534, not root: run `chown root: {}` (whoever owns the key can change it)",
+            key.display()
+        )),
+        "{e}"
+    );
+    std::os::unix::fs::chown(&key, Some(0), Some(0)).unwrap();
+    assert!(config::load(&path).is_ok());
+}
+
+#[test]
+fn key_file_next_is_read_and_rendered() {
+    let dir = tempfile::tempdir().unwrap();
+    write_key(&dir.path().join("a.key"), b"0123456789abcdef-a", 0o600);
+    write_key(&dir.path().join("b.key"), b"0123456789abcdef-b", 0o600);
+    let text = add(
+        &keyed(BASE, "a.key"),
+        "[heartbeat]",
+        r#"key_file_next = "b.key""#,
+    );
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, &text).unwrap();
+    let c = config::load(&path).unwrap();
+    assert_eq!(c.heartbeat.key.as_deref(), Some(&b"0123456789abcdef-a"[..]));
+    assert_eq!(
+        c.heartbeat.key_next.as_deref(),
+        Some(&b"0123456789abcdef-b"[..])
+    );
+    assert!(c.render().contains("also accepting"), "{}", c.render());
+    let hb = proxyha::control::heartbeat_config(&c, [2, 0, 0, 0, 0, 1]);
+    assert_eq!(hb.key_next.as_deref(), Some(&b"0123456789abcdef-b"[..]));
+    // The next key gets the same checks.
+    write_key(&dir.path().join("b.key"), b"0123456789abcdef-b", 0o644);
+    let e = config::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains(r#"heartbeat.key_file_next = "b.key": mode 0644"#),
+        "{e}"
+    );
+}
+
+#[test]
+fn static_nodes_and_discovery_reach_the_heartbeat_machine() {
+    let text = add(
+        BASE,
+        "[heartbeat]",
+        "static_nodes = [{ ip = \"198.18.0.3\", mac = \"02:00:00:00:00:03\", name = \"scanner-c\" }, { ip = \"198.18.0.2\", mac = \"02-00-00-00-00-02\" }]\naccept_unlisted = false\nmax_capacity = 5000",
+    );
+    let c = config::parse("cluster.toml", &text, Path::new(".")).unwrap();
+    assert_eq!(c.heartbeat.static_nodes.len(), 2);
+    assert_eq!(c.heartbeat.static_nodes[1].name, "198.18.0.2");
+    let hb = proxyha::control::heartbeat_config(&c, [2, 0, 0, 0, 0, 1]);
+    assert!(!hb.accept_unlisted);
+    assert_eq!(hb.max_capacity, 5000);
+    assert_eq!(
+        hb.static_nodes[0],
+        proxyha::heartbeat::StaticNode {
+            id: proxyha::heartbeat::node_id_from_ipv4("198.18.0.3".parse().unwrap()),
+            name: "scanner-c".into(),
+            ip: "198.18.0.3".parse().unwrap(),
+            mac: [2, 0, 0, 0, 0, 3],
+        }
+    );
+    let m = proxyha::heartbeat::Machine::new(hb, std::time::Instant::now(), 0).unwrap();
+    assert_eq!(m.node_ids().len(), 2);
+    let r = c.render();
+    assert!(r.contains("scanner-c 198.18.0.3 02:00:00:00:00:03"), "{r}");
+    assert!(r.contains("heartbeat.accept_unlisted"), "{r}");
+    // The defaults.
+    let d = config::parse("cluster.toml", BASE, Path::new(".")).unwrap();
+    assert!(d.heartbeat.accept_unlisted);
+    assert_eq!(
+        d.heartbeat.max_capacity,
+        proxyha::heartbeat::DEFAULT_MAX_CAPACITY
+    );
+}
+
+#[test]
+fn key_new_cli_writes_a_private_key_and_never_overwrites() {
+    use std::os::unix::fs::MetadataExt;
+    let bin = env!("CARGO_BIN_EXE_proxyha");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("hb.key");
+    let out = std::process::Command::new(bin)
+        .args(["key", "new"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&key).unwrap();
+    assert_eq!(bytes.len(), 32);
+    let meta = std::fs::metadata(&key).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o600);
+    // The config accepts it as written, all 32 bytes.
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, keyed(BASE, "hb.key")).unwrap();
+    assert_eq!(
+        config::load(&path).unwrap().heartbeat.key,
+        Some(bytes.clone())
+    );
+    // A second run refuses to overwrite it.
+    let again = std::process::Command::new(bin)
+        .args(["key", "new"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("already exists; refusing to overwrite"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&key).unwrap(), bytes);
+    // Nor does it follow a symlink planted at the path.
+    let link = dir.path().join("link.key");
+    std::os::unix::fs::symlink(dir.path().join("target"), &link).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["key", "new"])
+        .arg(&link)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.path().join("target").exists());
 }
 
 #[test]
@@ -549,8 +855,35 @@ fn missing_file_is_a_clear_error() {
     );
 }
 
+/// Loads a shipped pipeline file with its `key_file` pointed at `key`
+/// (the shipped path, under /etc/proxyha, is the operator's to create);
+/// every shipped file must name a key and must not opt out.
+fn load_pipeline(p: &Path, key: &Path) -> config::Config {
+    let text = std::fs::read_to_string(p).unwrap();
+    assert!(
+        !text.lines().any(|l| l.trim_start().starts_with("insecure")),
+        "{}: shipped configs must not opt out of authentication",
+        p.display()
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("key_file = "))
+        .unwrap_or_else(|| panic!("{}: no heartbeat.key_file", p.display()));
+    assert!(line.contains("/etc/proxyha/"), "{}: {line}", p.display());
+    let text = text.replacen(
+        line,
+        &format!("key_file = {:?}", key.display().to_string()),
+        1,
+    );
+    config::parse(&p.display().to_string(), &text, p.parent().unwrap())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[test]
 fn every_pipeline_file_validates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("group.key");
+    write_key(&key, b"0123456789abcdef0123456789abcdef", 0o600);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
     let mut n = 0;
     let mut stack = vec![dir];
@@ -561,7 +894,7 @@ fn every_pipeline_file_validates() {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "toml") {
-                let c = config::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                let c = load_pipeline(&p, &key);
                 for a in [c.node.management_ip]
                     .into_iter()
                     .chain(c.virtual_ips.iter().map(|v| v.address.address()))
@@ -592,9 +925,18 @@ fn every_pipeline_file_validates() {
 #[test]
 fn config_check_cli() {
     let bin = env!("CARGO_BIN_EXE_proxyha");
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("group.key");
+    write_key(&key, b"0123456789abcdef0123456789abcdef", 0o600);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/cluster-a/director-a.toml");
+    let text = std::fs::read_to_string(&shipped)
+        .unwrap()
+        .replace("/etc/proxyha/cluster-a.key", &key.display().to_string());
+    let copy = tmp.path().join("director-a.toml");
+    std::fs::write(&copy, text).unwrap();
     let ok = std::process::Command::new(bin)
-        .args(["config", "check", "pipelines/cluster-a/director-a.toml"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["config", "check"])
+        .arg(&copy)
         .output()
         .unwrap();
     assert!(ok.status.success());
@@ -628,4 +970,26 @@ fn config_check_cli() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A closed stderr (the reading end of its pipe gone: EPIPE) must not
+/// make proxyha panic (exit 101); it reports through the exit code.
+#[test]
+fn a_closed_stderr_never_panics() {
+    let bin = env!("CARGO_BIN_EXE_proxyha");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, with(BASE, "insecure", "")).unwrap();
+    for args in [vec!["run", "--config"], vec!["config", "check"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let st = std::process::Command::new(bin)
+            .args(&args)
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(1), "{args:?}: {st}");
+    }
 }

@@ -30,6 +30,8 @@ address = "198.18.0.250/24"
 [[port_redirect]]
 original_ports = "9090"
 proxy_port = 9090
+[heartbeat]
+insecure = true
 "#
     );
     proxyha::config::parse("sim.toml", &text, std::path::Path::new(".")).unwrap()
@@ -266,4 +268,33 @@ fn only_the_master_answers_arp_for_the_vip() {
         seg.nodes[2].plane.poll_transmit().is_none(),
         "a scanning node never answers"
     );
+}
+
+/// A node that dies is FAILED in the health table (its flows move), then,
+/// once the heartbeat protocol forgets it (`forget_after`, 300 s), its slot
+/// is freed with a new generation, so no flow pinned to the slot follows it
+/// to whichever node gets the slot next.
+#[test]
+fn a_forgotten_node_frees_its_health_slot() {
+    let mut seg = Segment::new();
+    seg.run_until(6000);
+    let c_id = u64::from(u32::from(std::net::Ipv4Addr::new(198, 18, 0, 3)));
+    let slot = seg.nodes[0]
+        .shared
+        .health
+        .find(c_id)
+        .expect("scanner-c has a slot");
+    let g = seg.nodes[0].shared.health.get(slot).unwrap().generation;
+    seg.nodes[2].up = false;
+    seg.run_until(6000 + 10_000);
+    let failed = seg.nodes[0].shared.health.get(slot).unwrap();
+    assert_eq!((failed.id, failed.state), (c_id, health::State::Failed));
+    seg.run_until(6000 + 320_000);
+    let h = &seg.nodes[0].shared.health;
+    assert_eq!(h.find(c_id), None, "scanner-c still holds a slot");
+    let freed = h.get(slot).unwrap();
+    assert_eq!(freed.state, health::State::Empty);
+    assert!(freed.generation > failed.generation && failed.generation > g);
+    // The passive director frees it too.
+    assert_eq!(seg.nodes[1].shared.health.find(c_id), None);
 }

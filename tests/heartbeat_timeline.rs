@@ -214,7 +214,7 @@ impl Sim {
             .events
             .iter()
             .filter_map(|(_, e)| match e {
-                Event::Rejected { reason, source } => Some((*reason, *source)),
+                Event::Rejected { reason, source, .. } => Some((*reason, *source)),
                 _ => None,
             })
             .collect()
@@ -835,4 +835,259 @@ fn config_rules_and_roles() {
     assert_eq!(s.state(a, x), Some(State::Failed));
     let members: Vec<Member> = s.hosts[a].m.membership().nodes.clone();
     assert_eq!(members.len(), 1);
+}
+
+/// A heartbeat from a host that is not running proxyha (a forger): any id,
+/// addresses, state and capacity, optionally signed.
+#[allow(clippy::too_many_arguments)]
+fn forged(
+    id: u32,
+    ip: Ipv4Addr,
+    mac: [u8; 6],
+    sequence: u64,
+    unix_ms: u64,
+    capacity: u32,
+    key: Option<&[u8]>,
+) -> Vec<u8> {
+    wire::Repr {
+        kind: wire::Kind::Reply,
+        lbid: 10,
+        node_id: id,
+        name: format!("rogue-{id:x}"),
+        role: wire::Role::Scanning,
+        priority: 0,
+        state: State::Ok,
+        director_state: State::Unknown,
+        ipv4: ip,
+        ipv6: std::net::Ipv6Addr::UNSPECIFIED,
+        mac,
+        sequence,
+        timestamp_ms: unix_ms,
+        connections: 0,
+        load_permille: 0,
+        capacity,
+        ports: Ports::from_results(&[true]),
+        announcement: None,
+    }
+    .to_bytes(key)
+    .unwrap()
+}
+
+fn mac_of(s: &Sim, i: usize, of: usize) -> Option<[u8; 6]> {
+    let id = s.id(of);
+    s.hosts[i]
+        .m
+        .nodes()
+        .into_iter()
+        .find(|v| v.id == id && !v.is_self)
+        .map(|v| v.mac)
+}
+
+#[test]
+fn a_stolen_id_is_dropped_and_counted_until_the_owner_fails() {
+    let (mut s, a, _b, c) = cluster(None);
+    s.run_until(ms(1500));
+    assert_eq!(s.state(a, c), Some(State::Ok));
+    let cid = s.id(c);
+    let rogue_mac = [0x02, 0, 0, 0, 0, 0x66];
+    // C's id from the rogue's own address, then with C's IPv4 but the
+    // rogue's MAC (a spoofed source address).
+    let f1 = forged(cid, ip(66), rogue_mac, 1, s.unix_ms(), 1000, None);
+    s.inject(ip(66), f1);
+    let f2 = forged(cid, ip(3), rogue_mac, 2, s.unix_ms(), 1000, None);
+    s.inject(ip(3), f2);
+    assert_eq!(s.hosts[a].m.counters().drop_identity_mismatch, 2);
+    assert_eq!(mac_of(&s, a, c), Some(mac(3)));
+    let m = s.hosts[a].m.membership().clone();
+    assert!(m.nodes.iter().any(|n| n.id == cid && n.mac == mac(3)));
+    assert!(m.nodes.iter().all(|n| n.mac != rogue_mac));
+    assert!(s.rejected(a).contains(&(Reject::IdentityMismatch, ip(66))));
+    // C dies at 2500 ms; until it is FAILED (5250 ms) the rogue keeps
+    // being dropped, twice a second.
+    s.run_until(ms(2500));
+    s.hosts[c].up = false;
+    let mut t = 2600;
+    while t < 5200 {
+        s.run_until(ms(t));
+        let f = forged(cid, ip(66), rogue_mac, t, s.unix_ms(), 1000, None);
+        s.inject(ip(66), f);
+        t += 500;
+    }
+    assert_eq!(
+        s.hosts[a].m.counters().drop_identity_mismatch,
+        2 + 6,
+        "{:?}",
+        s.hosts[a].m.counters()
+    );
+    assert_eq!(s.hosts[a].m.counters().nodes_rebound, 0);
+    assert_eq!(mac_of(&s, a, c), Some(mac(3)));
+    s.run_until(ms(5300));
+    assert_eq!(s.state(a, c), Some(State::Failed));
+    // The old binding is FAILED: the id may move (a replaced NIC), and
+    // it starts FAILED, needing `rise` good heartbeats like any node.
+    let f = forged(cid, ip(66), rogue_mac, 9999, s.unix_ms(), 1000, None);
+    s.inject(ip(66), f);
+    assert_eq!(s.hosts[a].m.counters().nodes_rebound, 1);
+    assert_eq!(mac_of(&s, a, c), Some(rogue_mac));
+    assert_eq!(s.state(a, c), Some(State::Failed));
+    assert!(
+        s.hosts[a].events.iter().any(
+            |(_, e)| matches!(e, Event::Rebound { id, to, .. } if *id == cid && *to == ip(66))
+        )
+    );
+}
+
+#[test]
+fn multicast_and_zero_macs_are_dropped_and_counted() {
+    let (mut s, a, b, c) = cluster(None);
+    s.run_until(ms(1500));
+    for (n, bad) in [
+        [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12], // IPv4 multicast
+        [0x33, 0x33, 0x00, 0x00, 0x00, 0x01], // IPv6 multicast
+        [0xff; 6],                            // broadcast
+        [0; 6],                               // zero
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let src = ip(70 + n as u8);
+        let f = forged(u32::from(src), src, bad, 1, s.unix_ms(), 1000, None);
+        s.inject(src, f);
+    }
+    assert_eq!(s.hosts[a].m.counters().drop_bad_mac, 4);
+    assert_eq!(s.hosts[a].m.node_ids(), vec![s.id(b), s.id(c)]);
+    s.run_until(ms(2500));
+    assert_eq!(s.member_ids(a), vec![s.id(a), s.id(b), s.id(c)]);
+}
+
+#[test]
+fn claimed_capacity_is_capped() {
+    let mut s = Sim::new();
+    let mut ca = cfg("dir-a", 1, 99, 10, None);
+    ca.max_capacity = 1000;
+    let a = s.add(ca, Some(healthy(0)));
+    let c = s.add(cfg("scan-c", 3, 0, 10, None), Some(healthy(0)));
+    let mut greedy = cfg("greedy", 9, 0, 10, None);
+    greedy.capacity = 1_000_000;
+    let g = s.add(greedy, Some(healthy(0)));
+    let now = s.now;
+    s.m(a).set_active(now, true).unwrap();
+    s.drain(a);
+    s.run_until(ms(2500));
+    assert!(s.hosts[a].m.counters().capacity_capped >= 2);
+    let row = s.hosts[a]
+        .m
+        .nodes()
+        .into_iter()
+        .find(|v| v.name == "greedy")
+        .unwrap();
+    assert_eq!(row.stats[2], 1000, "capacity shown as capped");
+    // The greedy node weighs no more than an honest node sized at the cap.
+    assert_eq!(s.weight(a, g), s.weight(a, c));
+    assert_eq!(s.weight(a, g), Some(1000));
+}
+
+#[test]
+fn three_hundred_forged_ids_never_evict_live_nodes_and_their_slots_come_back() {
+    let (mut s, a, b, c) = cluster(None);
+    s.run_until(ms(1500));
+    let forged_ip = |i: u32| Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 1, 0)) + i);
+    for i in 0..300u32 {
+        let src = forged_ip(i);
+        let m = [0x02, 0xee, 0, 0, (i >> 8) as u8, i as u8];
+        let f = forged(u32::from(src), src, m, 1, s.unix_ms(), 1000, None);
+        s.inject(src, f);
+    }
+    let ids = s.hosts[a].m.node_ids();
+    assert_eq!(ids.len(), heartbeat::MAX_NODES);
+    assert!(ids.contains(&s.id(b)) && ids.contains(&s.id(c)));
+    // The table is full of live (OK) forged nodes: nothing is evicted.
+    assert_eq!(s.hosts[a].m.counters().drop_table_full, 300 - 254);
+    assert_eq!(s.hosts[a].m.counters().nodes_evicted, 0);
+    // The forger stops; its nodes miss 3 requests and are FAILED.
+    s.run_until(ms(5500));
+    assert_eq!(s.state(a, b), Some(State::Ok));
+    assert_eq!(s.state(a, c), Some(State::Ok));
+    // A real new node joins the full table: it takes a failed node's slot.
+    let d = s.add(cfg("scan-d", 4, 0, 10, None), Some(healthy(0)));
+    s.run_until(ms(8010));
+    assert_eq!(s.state(a, d), Some(State::Ok));
+    assert_eq!(s.hosts[a].m.counters().nodes_evicted, 1);
+    assert_eq!(s.hosts[a].m.node_ids().len(), heartbeat::MAX_NODES);
+    for i in [a, b, c, d] {
+        assert!(s.member_ids(a).contains(&s.id(i)));
+    }
+    // After forget_after (300 s) every forged node is gone; the live ones stay.
+    s.run_until(ms(320_000));
+    let mut want = vec![s.id(b), s.id(c), s.id(d)];
+    want.sort_unstable();
+    assert_eq!(s.hosts[a].m.node_ids(), want);
+    assert_eq!(s.hosts[a].m.counters().nodes_forgotten, 253);
+    assert_eq!(
+        s.hosts[a]
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Forgotten { .. }))
+            .count(),
+        254
+    );
+    // The flood was logged once per source, not once per packet.
+    assert!(s.rejected(a).len() <= 300 - 254);
+}
+
+#[test]
+fn key_rotation_with_key_next_never_flaps() {
+    const NEW: &[u8] = b"group-10-secret-2027";
+    let mut s = Sim::new();
+    let with_next = |name: &str, last: u8, prio: u8, key: &[u8], next: &[u8]| {
+        let mut c = cfg(name, last, prio, 10, Some(key));
+        c.key_next = Some(next.to_vec());
+        c
+    };
+    // Step 1: everyone sends with the old key and also accepts the new one.
+    let a = s.add(with_next("dir-a", 1, 99, KEY, NEW), Some(healthy(0)));
+    let b = s.add(with_next("dir-b", 2, 89, KEY, NEW), Some(healthy(0)));
+    let c = s.add(with_next("scan-c", 3, 0, KEY, NEW), Some(healthy(0)));
+    let now = s.now;
+    s.m(a).set_active(now, true).unwrap();
+    s.drain(a);
+    s.run_until(ms(2500));
+    // Step 2: one node at a time sends with the new key, accepting the old.
+    s.restart(c, with_next("scan-c", 3, 0, NEW, KEY), healthy(0));
+    s.run_until(ms(4500));
+    s.restart(b, with_next("dir-b", 2, 89, NEW, KEY), healthy(0));
+    s.run_until(ms(6500));
+    assert!(s.hosts[a].m.counters().rx_next_key > 0);
+    s.run_until(ms(9500));
+    // (Step 3, once every node sends with the new key: drop key_next.)
+    for i in [a, b, c] {
+        let failures: Vec<_> = s.hosts[i]
+            .events
+            .iter()
+            .filter(|(_, e)| {
+                matches!(
+                    e,
+                    Event::StateChanged {
+                        to: State::Failed,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert!(failures.is_empty(), "host {i}: {failures:?}");
+    }
+    assert_eq!(s.state(a, c), Some(State::Ok));
+    assert_eq!(s.state(a, b), Some(State::Ok));
+    // A node with neither key is still refused.
+    let f = forged(
+        0xc612_0063,
+        ip(99),
+        mac(99),
+        1,
+        s.unix_ms(),
+        1000,
+        Some(b"some-other-key!!"),
+    );
+    s.inject(ip(99), f);
+    assert_eq!(s.hosts[a].m.counters().drop_bad_hmac, 1);
 }

@@ -25,6 +25,8 @@ address = "198.18.0.250/24"
 [[port_redirect]]
 original_ports = "9090"
 proxy_port = 9090
+[heartbeat]
+insecure = true
 "#;
 
 fuzz_target!(|data: &[u8]| {

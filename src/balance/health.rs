@@ -9,9 +9,14 @@
 //!
 //! Writers are serialised by a mutex, which the workers never touch. A slot's
 //! **generation** grows every time the slot is given to a different node and
-//! every time its node goes down; a flow remembers the generation it was
-//! steered under, so a flow never follows a slot that changed hands or a node
-//! that failed and came back.
+//! every time its node goes down or the slot is freed; a flow remembers the
+//! generation it was steered under, so a flow never follows a slot that
+//! changed hands or a node that failed and came back.
+//!
+//! Slots are freed when the heartbeat protocol forgets a node
+//! ([`Table::clear`]); a full table gives the slot of the node that has been
+//! `Failed` longest to a new one ([`Table::upsert_evicting`]), never an `Up`
+//! or `Draining` node's slot.
 
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
@@ -134,12 +139,17 @@ struct Slot {
     weight: AtomicU32,
     connections: AtomicU32,
     generation: AtomicU64,
+    /// The table's write count when this slot's state last changed (for
+    /// "failed longest"); written and read under the writer lock only.
+    state_tick: AtomicU64,
 }
 
 /// The node-health table. Share it as `Arc<health::Table>`.
 pub struct Table {
     slots: Box<[Slot]>,
     writer: Mutex<()>,
+    /// Writes so far (under the writer lock): the clock of `state_tick`.
+    ticks: AtomicU64,
 }
 
 impl std::fmt::Debug for Table {
@@ -170,6 +180,7 @@ impl Table {
         Ok(Table {
             slots: (0..capacity).map(|_| Slot::default()).collect(),
             writer: Mutex::new(()),
+            ticks: AtomicU64::new(0),
         })
     }
 
@@ -238,11 +249,16 @@ impl Table {
             .get(slot)
             .ok_or(Error::BadSlot { slot, capacity })?;
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let tick = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
         let seq = s.seq.load(Ordering::Relaxed);
+        let old_state = s.state.load(Ordering::Relaxed);
         s.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
         f(s);
         s.seq.store(seq.wrapping_add(2), Ordering::Release);
+        if s.state.load(Ordering::Relaxed) != old_state {
+            s.state_tick.store(tick, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -278,9 +294,39 @@ impl Table {
         })
     }
 
-    /// Empties slot `slot`; its flows move.
+    /// Empties slot `slot` (a forgotten node): its flows move, and the
+    /// generation grows in any case, so that no flow steered under the old
+    /// node follows the slot to whichever node gets it next.
     pub fn clear(&self, slot: usize) -> Result<(), Error> {
-        self.set_state(slot, State::Empty)
+        self.write(slot, |s| {
+            s.generation.fetch_add(1, Ordering::Relaxed);
+            s.state.store(State::Empty as u8, Ordering::Relaxed);
+        })
+    }
+
+    /// As [`Table::upsert`], but a full table gives `info` the slot of the
+    /// node that has been `Failed` longest (never an `Up` or `Draining`
+    /// one). Returns the slot and the id of the node it replaced, if any.
+    pub fn upsert_evicting(&self, info: NodeInfo) -> Result<(usize, Option<u64>), Error> {
+        match self.upsert(info) {
+            Ok(slot) => Ok((slot, None)),
+            Err(Error::Full { capacity }) => {
+                let victim = {
+                    let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+                    (0..self.slots.len())
+                        .filter(|&i| {
+                            State::from_u8(self.slots[i].state.load(Ordering::Relaxed))
+                                == State::Failed
+                        })
+                        .min_by_key(|&i| self.slots[i].state_tick.load(Ordering::Relaxed))
+                };
+                let slot = victim.ok_or(Error::Full { capacity })?;
+                let old = self.get(slot).map(|n| n.id);
+                self.set(slot, info)?;
+                Ok((slot, old))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Puts `info` in the slot already holding `info.id`, or else in the first
@@ -424,6 +470,95 @@ mod tests {
         assert_eq!(t.nodes().len(), 2);
         assert!(Table::with_capacity(0).is_err());
         assert!(Table::with_capacity(CAPACITY + 1).is_err());
+    }
+
+    #[test]
+    fn clearing_a_slot_bumps_its_generation() {
+        let t = Table::with_capacity(1).unwrap();
+        t.set(0, info(1, State::Up)).unwrap();
+        t.set_state(0, State::Failed).unwrap();
+        let g = t.get(0).unwrap().generation;
+        t.clear(0).unwrap();
+        let g2 = t.get(0).unwrap().generation;
+        assert!(g2 > g, "freeing must bump the generation");
+        assert_eq!(t.find(1), None);
+        // The slot's next node gets a generation no old flow carries.
+        t.upsert(info(2, State::Up)).unwrap();
+        let n = t.get(0).unwrap();
+        assert!(n.generation > g2);
+        assert_eq!(t.usable_mac(0, g as u16), None);
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_longest_failed_never_a_live_node() {
+        let t = Table::with_capacity(3).unwrap();
+        t.upsert(info(1, State::Up)).unwrap();
+        t.upsert(info(2, State::Up)).unwrap();
+        t.upsert(info(3, State::Draining)).unwrap();
+        // Only live nodes: nothing to evict.
+        assert_eq!(
+            t.upsert_evicting(info(4, State::Up)),
+            Err(Error::Full { capacity: 3 })
+        );
+        t.set_state(1, State::Failed).unwrap(); // node 2 fails first
+        t.set_state(0, State::Failed).unwrap(); // then node 1
+        let g = t.get(1).unwrap().generation;
+        assert_eq!(t.upsert_evicting(info(4, State::Up)), Ok((1, Some(2))));
+        assert!(t.get(1).unwrap().generation > g);
+        assert_eq!(t.upsert_evicting(info(5, State::Up)), Ok((0, Some(1))));
+        assert_eq!(
+            t.upsert_evicting(info(6, State::Up)),
+            Err(Error::Full { capacity: 3 })
+        );
+        assert_eq!(t.find(3), Some(2));
+        // An existing node is updated in place, not evicting anything.
+        assert_eq!(t.upsert_evicting(info(4, State::Draining)), Ok((1, None)));
+    }
+
+    proptest::proptest! {
+        /// Whatever the control plane does, a slot's generation never goes
+        /// back, a live (up or draining) node is never evicted, and freeing
+        /// a slot always bumps its generation.
+        #[test]
+        fn eviction_never_takes_a_live_node(
+            ops in proptest::collection::vec((0u8..4, 0u64..12), 1..200),
+        ) {
+            let t = Table::with_capacity(4).unwrap();
+            let mut gens = [0u64; 4];
+            for (op, id) in ops {
+                let live_before: Vec<u64> = t
+                    .nodes()
+                    .iter()
+                    .filter(|(_, n)| n.state.keeps_flows())
+                    .map(|(_, n)| n.id)
+                    .collect();
+                match op {
+                    0 => {
+                        if let Ok((_, Some(old))) = t.upsert_evicting(info(id, State::Up)) {
+                            proptest::prop_assert!(!live_before.contains(&old), "evicted live {old}");
+                        }
+                    }
+                    1 => if let Some(slot) = t.find(id) { t.set_state(slot, State::Failed).unwrap() },
+                    2 => if let Some(slot) = t.find(id) { t.set_state(slot, State::Draining).unwrap() },
+                    _ => {
+                        if let Some(slot) = t.find(id) {
+                            let g = t.get(slot).unwrap().generation;
+                            t.clear(slot).unwrap();
+                            proptest::prop_assert!(t.get(slot).unwrap().generation > g);
+                        }
+                    }
+                }
+                for (i, g) in gens.iter_mut().enumerate() {
+                    let now = t.get(i).unwrap().generation;
+                    proptest::prop_assert!(now >= *g);
+                    *g = now;
+                }
+                for id in live_before {
+                    if op == 3 { continue; }
+                    proptest::prop_assert!(t.find(id).is_some(), "live node {id} lost");
+                }
+            }
+        }
     }
 
     /// A writer flips a slot between two self-consistent nodes; readers must

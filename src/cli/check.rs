@@ -33,7 +33,7 @@ pub fn command(config: Option<&Path>, port: Option<u16>, timeout_ms: u64) -> i32
                     .collect()
             }
             Err(e) => {
-                eprintln!("proxyha: {e}");
+                crate::eprintln_safe!("proxyha: {e}");
                 return 2;
             }
         },

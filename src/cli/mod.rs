@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod check;
+pub mod key;
 pub mod stats;
 pub mod status;
 
@@ -25,6 +26,10 @@ pub enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+
+    /// Manage heartbeat keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
 
     /// Run one node in the foreground (as root).
     ///
@@ -168,11 +173,26 @@ pub enum ConfigCommand {
     },
 }
 
+/// `proxyha key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new random 32-byte heartbeat key (HMAC-SHA256) to FILE.
+    ///
+    /// FILE must not exist; it is created with mode 0600. Copy it to every
+    /// node of the group (mode 0600, owned by root) and point
+    /// heartbeat.key_file at it.
+    New {
+        /// Where to write the key.
+        file: PathBuf,
+    },
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Config(ConfigCommand::Check { file, json }) => config_check(&file, json),
+        Command::Key(KeyCommand::New { file }) => key::command_new(&file),
         Command::Run { config } => run(&config),
         Command::Status { target, json } => status::command(&target, json),
         Command::Stats {
@@ -195,7 +215,7 @@ fn drain(target: &Target, state: &str) -> i32 {
     let path = match target.path() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             return 1;
         }
     };
@@ -206,7 +226,7 @@ fn drain(target: &Target, state: &str) -> i32 {
             0
         }
         Ok(a) => {
-            eprintln!(
+            crate::eprintln_safe!(
                 "proxyha: unexpected answer from {}: {}",
                 path.display(),
                 a.trim()
@@ -214,7 +234,7 @@ fn drain(target: &Target, state: &str) -> i32 {
             1
         }
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             1
         }
     }
@@ -224,17 +244,17 @@ fn run(file: &std::path::Path) -> i32 {
     let cfg = match crate::config::load(file) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             return 1;
         }
     };
     match crate::node::run(cfg) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             let text = e.to_string();
             if text.contains("Permission denied") || text.contains("Operation not permitted") {
-                eprintln!(
+                crate::eprintln_safe!(
                     "proxyha: `proxyha run` needs root (CAP_NET_ADMIN and CAP_BPF, plus CAP_SYS_ADMIN to mount bpffs)"
                 );
             }
@@ -250,7 +270,7 @@ fn config_check(file: &std::path::Path, json: bool) -> i32 {
                 match serde_json::to_string_pretty(&cfg) {
                     Ok(s) => println!("{s}"),
                     Err(e) => {
-                        eprintln!("proxyha: cannot render JSON: {e}");
+                        crate::eprintln_safe!("proxyha: cannot render JSON: {e}");
                         return 1;
                     }
                 }
@@ -261,7 +281,7 @@ fn config_check(file: &std::path::Path, json: bool) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             1
         }
     }

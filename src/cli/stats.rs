@@ -103,14 +103,14 @@ pub fn command(
     let path = match target.path() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             return 1;
         }
     };
     let first = match fetch(&path) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             return 1;
         }
     };
@@ -133,7 +133,7 @@ pub fn command(
         let cur = match fetch(&path) {
             Ok(v) => v,
             Err(e) => {
-                eprintln!("proxyha: {e}");
+                crate::eprintln_safe!("proxyha: {e}");
                 return 1;
             }
         };

@@ -9,21 +9,21 @@ pub fn command(target: &super::Target, json: bool) -> i32 {
     let path = match target.path() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             return 1;
         }
     };
     let answer = match crate::node::admin::ask(&path, crate::node::admin::Request::Status) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("proxyha: {e}");
+            crate::eprintln_safe!("proxyha: {e}");
             return 1;
         }
     };
     let st: Status = match serde_json::from_str(&answer) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("proxyha: unexpected answer from {}: {e}", path.display());
+            crate::eprintln_safe!("proxyha: unexpected answer from {}: {e}", path.display());
             return 1;
         }
     };
@@ -31,7 +31,7 @@ pub fn command(target: &super::Target, json: bool) -> i32 {
         match serde_json::to_string_pretty(&st) {
             Ok(s) => println!("{s}"),
             Err(e) => {
-                eprintln!("proxyha: {e}");
+                crate::eprintln_safe!("proxyha: {e}");
                 return 1;
             }
         }
@@ -41,10 +41,17 @@ pub fn command(target: &super::Target, json: bool) -> i32 {
     0
 }
 
+/// The line `proxyha status` ends with when heartbeats are not authenticated
+/// (the config says `heartbeat.insecure = true`).
+pub const UNAUTHENTICATED_WARNING: &str = "warning: heartbeats are unauthenticated \
+(heartbeat.insecure = true): anyone on the segment can add or impersonate nodes; \
+create a key with `proxyha key new FILE` and set heartbeat.key_file";
+
 /// Renders one node entry exactly as the original lays it out.
 pub fn render_entry(e: &Entry, out: &mut String) {
     let mac: String = e.mac.iter().map(|b| format!("{b:02x}")).collect();
-    let _ = writeln!(out, "device: {}", e.device);
+    // Names come from the wire: escape them (no terminal control, no fake lines).
+    let _ = writeln!(out, "device: {}", crate::log::escape(&e.device));
     if e.statechange == 0 {
         let _ = writeln!(out, "statechange:");
     } else {
@@ -112,10 +119,7 @@ pub fn render(s: &Status) -> String {
         }
     }
     if !s.authenticated {
-        let _ = writeln!(
-            out,
-            "warning: heartbeats are unauthenticated (set heartbeat.key_file)"
-        );
+        let _ = writeln!(out, "{UNAUTHENTICATED_WARNING}");
     }
     out
 }
@@ -230,5 +234,41 @@ mod tests {
         let mut out = String::new();
         render_entry(&e, &mut out);
         assert!(out.contains("statechange: 1298958338 (Tue Mar 1 05:45:38 2011)\n"));
+    }
+
+    #[test]
+    fn wire_names_are_escaped_and_insecure_warns() {
+        let e = Entry {
+            device: "evil\u{1b}[2J\nstate: OK".into(),
+            statechange: 0,
+            ip: Ipv4Addr::new(198, 18, 0, 66),
+            ip6: Ipv6Addr::UNSPECIFIED,
+            protocols: 1,
+            mac: [2, 0, 0, 0, 0, 0x66],
+            state: "FAILED".into(),
+            stats: [0; 5],
+            statusvalid: 1,
+            kind: "scanning".into(),
+        };
+        let mut out = String::new();
+        render_entry(&e, &mut out);
+        assert!(
+            out.starts_with("device: evil\\x1b[2J\\x0astate:\\x20OK\n"),
+            "{out}"
+        );
+        assert!(!out.contains('\u{1b}'));
+        let st = Status {
+            node: "director-a".into(),
+            lbid: 10,
+            vrid: 51,
+            priority: 99,
+            vrrp_state: "Master".into(),
+            master_ip: None,
+            authenticated: false,
+            entries: vec![e],
+            vrrp: serde_json::Value::Null,
+            heartbeat: serde_json::Value::Null,
+        };
+        assert!(render(&st).ends_with(&format!("{UNAUTHENTICATED_WARNING}\n")));
     }
 }

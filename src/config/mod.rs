@@ -165,12 +165,37 @@ pub struct Heartbeat {
     pub interval: Duration,
     /// Heartbeats missed before a node is FAILED.
     pub misses: u32,
-    /// The key file's path; its bytes are in `key`.
+    /// The key file's path; its bytes are in `key`. Required unless
+    /// `insecure` (see `docs/heartbeat.md` §3.7).
     pub key_file: Option<PathBuf>,
     #[serde(skip)]
     pub key: Option<Vec<u8>>,
-    /// Nodes pinned by management IP (discovery still finds the others).
-    pub static_nodes: Vec<Ipv4Addr>,
+    /// A second accepted key during a rotation; its bytes are in `key_next`.
+    pub key_file_next: Option<PathBuf>,
+    #[serde(skip)]
+    pub key_next: Option<Vec<u8>>,
+    /// The operator's explicit opt-out: no key, unauthenticated heartbeats.
+    pub insecure: bool,
+    /// The most capacity a remote node's heartbeats may claim.
+    pub max_capacity: u32,
+    /// Whether nodes outside `static_nodes` are discovered.
+    pub accept_unlisted: bool,
+    /// Nodes pinned by IPv4 and MAC: in the table from the start, never
+    /// forgotten, their id never accepted from elsewhere.
+    pub static_nodes: Vec<StaticNode>,
+}
+
+/// A node pinned by `heartbeat.static_nodes`; its node id is its IPv4.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaticNode {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    #[serde(serialize_with = "ser_mac")]
+    pub mac: [u8; 6],
+}
+
+fn ser_mac<S: serde::Serializer>(mac: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&ethernet::Address(*mac).to_string())
 }
 
 /// How AF_XDP sockets bind.

@@ -59,8 +59,14 @@ pub(super) struct RawHeartbeat {
     pub(super) interval: Option<String>,
     pub(super) misses: Option<i64>,
     pub(super) key_file: Option<String>,
+    pub(super) key_file_next: Option<String>,
+    pub(super) insecure: Option<bool>,
+    pub(super) max_capacity: Option<i64>,
+    pub(super) accept_unlisted: Option<bool>,
+    /// Tables `{ ip, mac, name }`; kept as values so that a plain string
+    /// (the old syntax) gets an error that says what to write instead.
     #[serde(default)]
-    pub(super) static_nodes: Vec<String>,
+    pub(super) static_nodes: Vec<toml::Value>,
 }
 
 #[derive(Deserialize, Default)]

@@ -99,19 +99,31 @@ impl Config {
         line("heartbeat.misses", h.misses.to_string());
         line(
             "heartbeat.auth",
-            match &h.key_file {
-                Some(p) => format!("HMAC-SHA256 (key {})", p.display()),
-                None => "none (heartbeats are unauthenticated)".into(),
+            match (&h.key_file, &h.key_file_next) {
+                (Some(p), None) => format!("HMAC-SHA256 (key {})", p.display()),
+                (Some(p), Some(n)) => format!(
+                    "HMAC-SHA256 (key {}, also accepting {})",
+                    p.display(),
+                    n.display()
+                ),
+                _ => "none: heartbeat.insecure = true (heartbeats are unauthenticated)".into(),
             },
         );
+        line("heartbeat.max_capacity", h.max_capacity.to_string());
         if !h.static_nodes.is_empty() {
             line(
                 "heartbeat.static_nodes",
                 h.static_nodes
                     .iter()
-                    .map(|a| a.to_string())
+                    .map(|s| format!("{} {} {}", s.name, s.ip, ethernet::Address(s.mac)))
                     .collect::<Vec<_>>()
                     .join(", "),
+            );
+        }
+        if !h.accept_unlisted {
+            line(
+                "heartbeat.accept_unlisted",
+                "false (only static_nodes)".into(),
             );
         }
         let d = &self.dataplane;

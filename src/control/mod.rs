@@ -64,6 +64,8 @@ pub struct Counters {
     pub maglev_published: u64,
     /// Heartbeats dropped because their TTL was not 255 (not from this segment).
     pub drop_heartbeat_ttl: u64,
+    /// Failed nodes' health-table slots freed to make room for a member.
+    pub health_evicted: u64,
 }
 
 /// One node's control plane.
@@ -80,6 +82,7 @@ pub struct Plane {
     membership_generation: Option<u64>,
     dataplane_healthy: bool,
     counters: Counters,
+    ttl_log: log::RateLimit<Ipv4Addr>,
 }
 
 /// The node id of this node: its management IPv4 as a number, so every
@@ -125,6 +128,20 @@ pub fn heartbeat_config(cfg: &Config, mac: [u8; 6]) -> heartbeat::Config {
     c.interval = cfg.heartbeat.interval;
     c.misses = cfg.heartbeat.misses;
     c.key = cfg.heartbeat.key.clone();
+    c.key_next = cfg.heartbeat.key_next.clone();
+    c.max_capacity = cfg.heartbeat.max_capacity;
+    c.accept_unlisted = cfg.heartbeat.accept_unlisted;
+    c.static_nodes = cfg
+        .heartbeat
+        .static_nodes
+        .iter()
+        .map(|s| heartbeat::StaticNode {
+            id: heartbeat::node_id_from_ipv4(s.ip),
+            name: s.name.clone(),
+            ip: s.ip,
+            mac: s.mac,
+        })
+        .collect();
     c
 }
 
@@ -144,6 +161,14 @@ impl Plane {
             None
         };
         let hb = heartbeat::Machine::new(heartbeat_config(&cfg, our_mac), now, unix_ms)?;
+        if cfg.heartbeat.insecure {
+            log!(
+                "heartbeat",
+                "heartbeat.insecure = true: heartbeats are NOT authenticated; anyone on the \
+                 segment can add or impersonate nodes (create a key with `proxyha key new FILE` \
+                 and set heartbeat.key_file)"
+            );
+        }
         let vips = cfg.vip_addrs();
         let vmac = ethernet::Address::vrrp_virtual(cfg.vrrp.vrid);
         let mut p = Plane {
@@ -159,6 +184,7 @@ impl Plane {
             membership_generation: None,
             dataplane_healthy: true,
             counters: Counters::default(),
+            ttl_log: log::RateLimit::new(heartbeat::REJECT_LOG_KEYS, log::RATE_PERIOD),
         };
         p.publish_filter(None);
         p.drain(now);
@@ -253,10 +279,11 @@ impl Plane {
                     // lower TTL came from off the segment (as VRRP's check).
                     _ if ip.ttl != 255 => {
                         self.counters.drop_heartbeat_ttl += 1;
-                        if self.counters.drop_heartbeat_ttl == 1 {
+                        if let Some(n) = self.ttl_log.check(ip.src, now) {
                             log!(
                                 "heartbeat",
-                                "dropped heartbeat from {} with TTL {} (logged once)",
+                                "dropped heartbeat from {} with TTL {} ({n} more since the \
+                                 last line; at most one line per minute per source)",
                                 ip.src,
                                 ip.ttl
                             );
@@ -419,10 +446,14 @@ impl Plane {
     fn heartbeat_event(&mut self, e: heartbeat::Event) {
         match e {
             heartbeat::Event::Discovered { id, name, ip } => {
-                log!("heartbeat", "discovered node {name} ({ip}, id {id})");
+                log!(
+                    "heartbeat",
+                    "discovered node {} ({ip}, id {id})",
+                    log::escape(&name)
+                );
             }
             heartbeat::Event::StateChanged { name, from, to, .. } => {
-                log!("heartbeat", "node {name}: {from} -> {to}");
+                log!("heartbeat", "node {}: {from} -> {to}", log::escape(&name));
             }
             heartbeat::Event::MembershipChanged { generation } => {
                 log!(
@@ -430,15 +461,33 @@ impl Plane {
                     "balancing set changed (generation {generation})"
                 );
             }
-            heartbeat::Event::Rejected { reason, source } => {
+            heartbeat::Event::Rejected {
+                reason,
+                source,
+                held_back,
+            } => {
                 log!(
                     "heartbeat",
-                    "dropped heartbeat from {source}: {} (logged once per reason and source)",
+                    "dropped heartbeat from {source}: {} ({held_back} more since the last line; \
+                     at most one line per minute per reason and source)",
                     reason.as_str()
+                );
+            }
+            heartbeat::Event::Rebound { id, from, to, mac } => {
+                log!(
+                    "heartbeat",
+                    "node id {id} moved from {from} to {to} ({}) after it had failed",
+                    heartbeat::format_mac(&mac)
                 );
             }
             heartbeat::Event::Forgotten { id } => {
                 log!("heartbeat", "forgot node id {id}");
+                // Free its slot: a later node may take it. Clearing bumps the
+                // slot generation, so no flow follows the slot to a new node.
+                let table = &self.shared.health;
+                if let Some(slot) = table.find(u64::from(id)) {
+                    let _ = table.clear(slot);
+                }
             }
         }
     }
@@ -467,8 +516,17 @@ impl Plane {
                 weight: n.weight,
                 connections: 0,
             };
-            if let Err(e) = table.upsert(info) {
-                log!("balance", "node table full, {} left out: {e}", n.ip);
+            match table.upsert_evicting(info) {
+                Ok((_, Some(old))) => {
+                    self.counters.health_evicted += 1;
+                    log!(
+                        "balance",
+                        "health table full: freed the slot of failed node id {old} for {}",
+                        n.ip
+                    );
+                }
+                Ok((_, None)) => {}
+                Err(e) => log!("balance", "health table full, {} left out: {e}", n.ip),
             }
         }
         let backends = maglev::backends_from_health(table);

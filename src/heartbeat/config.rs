@@ -4,8 +4,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use super::{
-    DEFAULT_FORGET_AFTER, DEFAULT_INTERVAL, DEFAULT_MISSES, DEFAULT_REPLAY_WINDOW, DEFAULT_RISE,
-    Error, MAX_NODES, MIN_INTERVAL, Role, weight, wire,
+    DEFAULT_FORGET_AFTER, DEFAULT_INTERVAL, DEFAULT_MAX_CAPACITY, DEFAULT_MISSES,
+    DEFAULT_REPLAY_WINDOW, DEFAULT_RISE, Error, MAX_NODES, MIN_INTERVAL, Role, weight, wire,
 };
 
 /// A node pinned by the configuration: it is in the table from the start
@@ -50,6 +50,12 @@ pub struct Config {
     pub rise: u32,
     /// HMAC-SHA256 key; `None` sends and accepts unauthenticated heartbeats.
     pub key: Option<Vec<u8>>,
+    /// A second accepted key, for rotation: heartbeats are sent with `key`
+    /// and accepted when they verify with either.
+    pub key_next: Option<Vec<u8>>,
+    /// The most capacity a remote node may claim; higher claims are capped
+    /// (counted in `capacity_capped`).
+    pub max_capacity: u32,
     /// Accepted clock difference for authenticated heartbeats (default 30 s).
     pub replay_window: Duration,
     /// Pinned nodes.
@@ -85,6 +91,8 @@ impl Config {
             misses: DEFAULT_MISSES,
             rise: DEFAULT_RISE,
             key: None,
+            key_next: None,
+            max_capacity: DEFAULT_MAX_CAPACITY,
             replay_window: DEFAULT_REPLAY_WINDOW,
             static_nodes: Vec::new(),
             accept_unlisted: true,
@@ -118,8 +126,19 @@ impl Config {
         if self.name.len() > wire::MAX_NAME_LEN {
             return Err(Error::NameTooLong(self.name.clone()));
         }
-        if self.key.as_ref().is_some_and(Vec::is_empty) {
+        if self.key.as_ref().is_some_and(Vec::is_empty)
+            || self.key_next.as_ref().is_some_and(Vec::is_empty)
+        {
             return Err(Error::EmptyKey);
+        }
+        if self.key_next.is_some() && self.key.is_none() {
+            return Err(Error::NextKeyWithoutKey);
+        }
+        if self.max_capacity == 0 {
+            return Err(Error::ZeroMaxCapacity);
+        }
+        if !super::is_unicast_mac(&self.mac) {
+            return Err(Error::BadMac(self.mac));
         }
         if self.static_nodes.len() > MAX_NODES {
             return Err(Error::TooManyStatic);
@@ -131,6 +150,9 @@ impl Config {
             }
             if s.name.len() > wire::MAX_NAME_LEN {
                 return Err(Error::NameTooLong(s.name.clone()));
+            }
+            if !super::is_unicast_mac(&s.mac) {
+                return Err(Error::BadMac(s.mac));
             }
         }
         Ok(())

@@ -41,8 +41,21 @@ pub struct Counters {
     pub drop_static_mismatch: u64,
     /// Dropped: unlisted node while discovery is off.
     pub drop_unlisted: u64,
-    /// Dropped: node table full.
+    /// Dropped: node table full of nodes that may not be evicted.
     pub drop_table_full: u64,
+    /// Dropped: claims a known node's id from another IPv4 or MAC while
+    /// that node is still answering.
+    pub drop_identity_mismatch: u64,
+    /// Dropped: a multicast or all-zero MAC (in the header or an announcement).
+    pub drop_bad_mac: u64,
+    /// Accepted with the claimed capacity cut to `max_capacity`.
+    pub capacity_capped: u64,
+    /// Accepted with the second key (`key_next`) during a rotation.
+    pub rx_next_key: u64,
+    /// Known ids that moved to another IPv4/MAC after the old binding failed.
+    pub nodes_rebound: u64,
+    /// FAILED nodes forgotten early to make room in a full table.
+    pub nodes_evicted: u64,
     /// Missed requests, all nodes together.
     pub misses: u64,
     /// Transitions of any node into FAILED.
@@ -68,6 +81,8 @@ impl Counters {
             Reject::StaticMismatch => &mut self.drop_static_mismatch,
             Reject::Unlisted => &mut self.drop_unlisted,
             Reject::TableFull => &mut self.drop_table_full,
+            Reject::IdentityMismatch => &mut self.drop_identity_mismatch,
+            Reject::BadMac => &mut self.drop_bad_mac,
         }
     }
 }

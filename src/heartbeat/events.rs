@@ -47,8 +47,13 @@ pub enum Reject {
     StaticMismatch,
     /// Its node is not listed and discovery is off.
     Unlisted,
-    /// The node table is full.
+    /// The node table is full of nodes that may not be evicted.
     TableFull,
+    /// It claims a known node's id from another IPv4 or MAC while that node
+    /// still answers (it is bound until it is FAILED by misses).
+    IdentityMismatch,
+    /// Its MAC (or one in its announcement) is multicast or all zeros.
+    BadMac,
 }
 
 impl Reject {
@@ -66,6 +71,8 @@ impl Reject {
             Reject::StaticMismatch => "claims a static node's id from another address",
             Reject::Unlisted => "node not in the static list",
             Reject::TableFull => "node table full",
+            Reject::IdentityMismatch => "claims a live node's id from another IPv4 or MAC",
+            Reject::BadMac => "multicast or zero MAC",
         }
     }
 }
@@ -98,12 +105,28 @@ pub enum Event {
         /// The new generation.
         generation: u64,
     },
-    /// A heartbeat was dropped; emitted only the first time per (reason, source).
+    /// A heartbeat was dropped; emitted at most once per
+    /// [`REJECT_LOG_PERIOD`](super::REJECT_LOG_PERIOD) per (reason, source).
     Rejected {
         /// Why.
         reason: Reject,
         /// The IPv4 source of the packet.
         source: Ipv4Addr,
+        /// Drops of the same (reason, source) not reported since the last
+        /// event for it (each one is counted in the counters).
+        held_back: u64,
+    },
+    /// A known node id moved to another IPv4/MAC after its old binding
+    /// had FAILED (stopped answering).
+    Rebound {
+        /// Node id.
+        id: u32,
+        /// The old IPv4.
+        from: Ipv4Addr,
+        /// The new IPv4.
+        to: Ipv4Addr,
+        /// The new MAC.
+        mac: [u8; 6],
     },
     /// A discovered node that stayed FAILED was removed from the table.
     Forgotten {

@@ -32,8 +32,8 @@
 //! After each call, drain in this order: [`Machine::poll_transmit`] (send
 //! each payload as IPv4 protocol 253 from the management address to
 //! [`Transmit::dst`] / [`Transmit::dst_mac`] with TTL 255),
-//! [`Machine::poll_event`] (log them; `Rejected` events come only once per
-//! (reason, source)), then read [`Machine::membership`] (publish a new
+//! [`Machine::poll_event`] (log them; `Rejected` events come at most once
+//! per [`REJECT_LOG_PERIOD`] per (reason, source)), then read [`Machine::membership`] (publish a new
 //! Maglev table when its generation changed) and [`Machine::poll_timeout`].
 pub mod local;
 pub mod weight;
@@ -62,6 +62,7 @@ pub use self::events::{Event, Reject, Transmit};
 pub use self::membership::{Member, Membership};
 pub use self::status::{NodeType, NodeView, Status, format_mac};
 pub use crate::log::Once as LogOnce;
+use crate::log::RateLimit;
 pub use crate::wire::heartbeat::{Ports, Role, State};
 
 use self::node::Node;
@@ -82,8 +83,16 @@ pub const DEFAULT_RISE: u32 = 2;
 pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(30);
 /// Default time after which a discovered node that stays FAILED is forgotten.
 pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(300);
-/// Most nodes the table holds; heartbeats from further new ids are dropped.
+/// Most nodes the table holds. A new id that finds it full evicts the
+/// oldest FAILED discovered node (never an OK, DRAINING or static one), or
+/// is dropped when there is none.
 pub const MAX_NODES: usize = 256;
+/// Default cap on the capacity a remote node may claim (`heartbeat.max_capacity`).
+pub const DEFAULT_MAX_CAPACITY: u32 = 10_000;
+/// How often a drop is logged per (reason, source); see [`crate::log::RateLimit`].
+pub const REJECT_LOG_PERIOD: Duration = crate::log::RATE_PERIOD;
+/// Most (reason, source) keys the drop-log limiter remembers.
+pub const REJECT_LOG_KEYS: usize = 1024;
 /// The name `proxyha status` prints for this node's own scanning entry.
 pub const SELF_DEVICE: &str = "__SELF__";
 /// Where heartbeats go: the limited broadcast address (see `docs/heartbeat.md` §1).
@@ -114,6 +123,22 @@ pub enum Error {
     /// A scanning node (priority 0) was asked to become the active director.
     #[error("a scanning node (priority 0) cannot be the active director")]
     NotADirector,
+    /// A next key without a current one.
+    #[error("heartbeat key_next: needs a current key")]
+    NextKeyWithoutKey,
+    /// A capacity cap of 0 would give every node the same fallback weight.
+    #[error("heartbeat max_capacity: must be at least 1")]
+    ZeroMaxCapacity,
+    /// This node's or a static node's MAC is multicast or all zeros.
+    #[error("MAC {}: must be a unicast, non-zero address", format_mac(.0))]
+    BadMac([u8; 6]),
+}
+
+/// Whether `mac` can be a node's address: unicast (group bit clear) and
+/// not all zeros. Heartbeats claiming any other MAC are dropped
+/// ([`Reject::BadMac`]): the dataplane would rewrite client frames to it.
+pub fn is_unicast_mac(mac: &[u8; 6]) -> bool {
+    mac[0] & 1 == 0 && *mac != [0; 6]
 }
 /// What the local probes found ([`local`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -152,7 +177,7 @@ pub struct Machine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     counters: Counters,
-    log_once: LogOnce<(Reject, Ipv4Addr)>,
+    log_limit: RateLimit<(Reject, Ipv4Addr)>,
 }
 impl Machine {
     /// A machine that starts passive (not the active director). `now` and
@@ -191,7 +216,7 @@ impl Machine {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
-            log_once: LogOnce::new(1024),
+            log_limit: RateLimit::new(REJECT_LOG_KEYS, REJECT_LOG_PERIOD),
             cfg,
         })
     }
@@ -391,9 +416,37 @@ impl Machine {
             .map(|(id, _)| *id)
             .collect();
         for id in gone {
-            self.nodes.remove(&id);
+            self.forget(id);
             self.counters.nodes_forgotten += 1;
+        }
+    }
+
+    /// Removes node `id` from the table (its slot is free again) and says so.
+    fn forget(&mut self, id: u32) {
+        if self.nodes.remove(&id).is_some() {
+            self.weights.remove(&id);
             self.events.push_back(Event::Forgotten { id });
+        }
+    }
+
+    /// Makes room for a new node in a full table: forgets the discovered
+    /// node that has been FAILED longest, preferring one that stopped
+    /// answering over one that still reports itself failed. Never an OK,
+    /// DRAINING, UNKNOWN or static node. Returns whether it made room.
+    pub(super) fn evict_one(&mut self) -> bool {
+        let victim = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.is_static && n.state == State::Failed)
+            .min_by_key(|(id, n)| (!n.timed_out, n.state_changed, **id))
+            .map(|(id, _)| *id);
+        match victim {
+            Some(id) => {
+                self.forget(id);
+                self.counters.nodes_evicted += 1;
+                true
+            }
+            None => false,
         }
     }
     /// Recomputes node `id`'s effective states; reports and acts on changes.

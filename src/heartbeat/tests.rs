@@ -133,7 +133,118 @@ fn only_a_directors_announcement_is_adopted() {
     );
 }
 
+#[test]
+fn drops_are_logged_at_most_once_a_period_per_reason_and_source() {
+    let t0 = Instant::now();
+    let mut m = director(None, t0);
+    let ip = Ipv4Addr::new(198, 18, 0, 66);
+    let mut bad = reply(66, ip, 1);
+    bad.mac = [0x01, 0, 0x5e, 0, 0, 1];
+    let bytes = bad.to_bytes(None).unwrap();
+    let mut events = Vec::new();
+    for i in 0..1000u64 {
+        m.handle_heartbeat(t0 + Duration::from_millis(i), ip, &bytes);
+        while let Some(e) = m.poll_event() {
+            events.push(e);
+        }
+    }
+    // Another source logs on its own.
+    let other = Ipv4Addr::new(198, 18, 0, 67);
+    m.handle_heartbeat(t0, other, &bytes);
+    m.handle_heartbeat(t0 + REJECT_LOG_PERIOD, ip, &bytes);
+    while let Some(e) = m.poll_event() {
+        events.push(e);
+    }
+    let rejected: Vec<(Reject, Ipv4Addr, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Rejected {
+                reason,
+                source,
+                held_back,
+            } => Some((*reason, *source, *held_back)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (Reject::BadMac, ip, 0),
+            (Reject::SourceMismatch, other, 0),
+            (Reject::BadMac, ip, 999),
+        ]
+    );
+    assert_eq!(m.counters().drop_bad_mac, 1001);
+}
+
+#[test]
+fn the_next_key_is_accepted_and_the_current_one_sent() {
+    let now = Instant::now();
+    let mut c = Config::new(
+        10,
+        1,
+        "dir-a",
+        99,
+        Ipv4Addr::new(198, 18, 0, 1),
+        [2, 0, 0, 0, 0, 1],
+    );
+    c.key = Some(b"current-key-0001".to_vec());
+    c.key_next = Some(b"next-key-0000002".to_vec());
+    let mut m = Machine::new(c, now, UNIX0).unwrap();
+    let ip = Ipv4Addr::new(198, 18, 0, 3);
+    let mut r = reply(3, ip, 1);
+    r.kind = wire::Kind::Request;
+    m.handle_heartbeat(now, ip, &r.to_bytes(Some(b"next-key-0000002")).unwrap());
+    assert_eq!(m.counters().rx_next_key, 1);
+    assert_eq!(m.node_ids(), vec![3]);
+    let t = m.poll_transmit().expect("a reply");
+    let p = wire::Packet::new_checked(&t.payload[..]).unwrap();
+    assert!(p.verify(b"current-key-0001").is_ok());
+    assert!(p.verify(b"next-key-0000002").is_err());
+    r.sequence = 2;
+    m.handle_heartbeat(now, ip, &r.to_bytes(Some(b"wrong-key-000003")).unwrap());
+    assert_eq!(m.counters().drop_bad_hmac, 1);
+    let mut bad = Config::new(10, 1, "a", 99, ip, [2, 0, 0, 0, 0, 1]);
+    bad.key_next = Some(b"next-key-0000002".to_vec());
+    assert_eq!(
+        Machine::new(bad.clone(), now, UNIX0).unwrap_err(),
+        Error::NextKeyWithoutKey
+    );
+    bad.key_next = None;
+    bad.mac = [1, 0, 0x5e, 0, 0, 1];
+    assert!(matches!(
+        Machine::new(bad, now, UNIX0),
+        Err(Error::BadMac(_))
+    ));
+}
+
 proptest! {
+    /// Without a key (the insecure opt-out), forged heartbeats may add
+    /// nodes but never move a live node: whatever ids, addresses and MACs
+    /// they claim, node 3 keeps its IPv4 and MAC and the table stays bounded.
+    #[test]
+    fn forged_claims_never_move_a_live_node(
+        claims in proptest::collection::vec((0u32..8, 1u8..=254, any::<[u8; 6]>()), 1..60),
+    ) {
+        let now = Instant::now();
+        let mut m = director(None, now);
+        let known = Ipv4Addr::new(198, 18, 0, 3);
+        m.handle_heartbeat(now, known, &reply(3, known, 1).to_bytes(None).unwrap());
+        for (n, (id, last, mac)) in claims.into_iter().enumerate() {
+            let src = Ipv4Addr::new(198, 18, 0, last);
+            let mut r = reply(id, src, 10 + n as u64);
+            r.mac = mac;
+            m.handle_heartbeat(now, src, &r.to_bytes(None).unwrap());
+        }
+        let v = m.nodes().into_iter().find(|v| v.id == 3 && !v.is_self).unwrap();
+        prop_assert_eq!(v.ip, known);
+        prop_assert_eq!(v.mac, [2, 0, 0, 0, 1, 0]);
+        prop_assert!(m.node_ids().len() <= MAX_NODES);
+        for v in m.nodes() {
+            prop_assert!(is_unicast_mac(&v.mac));
+        }
+    }
+
     /// With a key, no input but a correctly signed heartbeat changes
     /// anything or makes the machine send: arbitrary bytes, and valid
     /// signed messages with bytes changed.

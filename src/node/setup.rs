@@ -188,7 +188,7 @@ mod tests {
 
     fn cfg(ports: &str, proxy: u16) -> Config {
         let text = format!(
-            "[node]\nname=\"n\"\nmanagement_ip=\"198.18.0.3\"\npriority=0\nlbid=10\n[vrrp]\ninterface=\"eth0\"\nvrid=51\n[[virtual_ip]]\naddress=\"198.18.0.250/24\"\n[[port_redirect]]\noriginal_ports=\"{ports}\"\nproxy_port={proxy}\n"
+            "[node]\nname=\"n\"\nmanagement_ip=\"198.18.0.3\"\npriority=0\nlbid=10\n[vrrp]\ninterface=\"eth0\"\nvrid=51\n[[virtual_ip]]\naddress=\"198.18.0.250/24\"\n[[port_redirect]]\noriginal_ports=\"{ports}\"\nproxy_port={proxy}\n[heartbeat]\ninsecure=true\n"
         );
         crate::config::parse("t.toml", &text, std::path::Path::new(".")).unwrap()
     }

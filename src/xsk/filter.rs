@@ -211,7 +211,7 @@ impl Attached {
 impl Drop for Attached {
     fn drop(&mut self) {
         if let Err(e) = self.detach() {
-            eprintln!("proxyha: xsk: {}", super::chain(&e));
+            crate::eprintln_safe!("proxyha: xsk: {}", super::chain(&e));
         }
     }
 }

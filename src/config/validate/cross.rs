@@ -27,6 +27,26 @@ impl Validator<'_> {
                 ),
             );
         }
+        if c.node.capacity > c.heartbeat.max_capacity {
+            return self.fail(
+                "node.capacity",
+                c.node.capacity,
+                &format!(
+                    "must be at most heartbeat.max_capacity = {} (the cap every node applies to \
+                     the others' claims)",
+                    c.heartbeat.max_capacity
+                ),
+            );
+        }
+        for (i, s) in c.heartbeat.static_nodes.iter().enumerate() {
+            if s.ip == c.node.management_ip {
+                return self.fail(
+                    &format!("heartbeat.static_nodes[{i}].ip"),
+                    format!("{:?}", s.ip.to_string()),
+                    "is this node's node.management_ip (list only the other nodes)",
+                );
+            }
+        }
         Ok(())
     }
 }
