@@ -37,7 +37,7 @@ use proxyha::dataplane::redirect::MemorySink;
 use proxyha::dataplane::stats::{Latency, Stats, bump};
 use proxyha::dataplane::worker::{self, Polling, Worker};
 use proxyha::dataplane::{Queues, Shared};
-use proxyha::node::report::{Sources, StatsReport};
+use proxyha::node::report::{QueueInfo, Sources, StatsReport};
 use proxyha::xsk;
 
 use crate::anyhow_lite::{Context, Error, bail};
@@ -219,7 +219,14 @@ pub fn run(args: Args) -> Result<(), Error> {
         let all_stats = all_stats.clone();
         let batch = batch.clone();
         let filter = filter.clone();
-        let bound = bound.clone();
+        let queue_info: Vec<QueueInfo> = (0..all_stats.len())
+            .map(|q| QueueInfo {
+                queue: q as u32,
+                cpu: Some(cpus[q]),
+                mode: bound.clone(),
+                need_wakeup: true,
+            })
+            .collect();
         let start = std::time::Instant::now();
         let health = shared.health.clone();
         proxyha::node::admin::Server::bind(&args.socket, move |req| match req {
@@ -229,7 +236,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                     node: "perflab-director",
                     uptime: start.elapsed(),
                     xdp_mode: &filter.mode().to_string(),
-                    bind_mode: &vec![bound.clone(); all_stats.len()],
+                    queues: &queue_info,
                     workers: &all_stats,
                     latency: &mut latency,
                     xdp: filter.stats().ok(),
