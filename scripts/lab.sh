@@ -7,7 +7,11 @@
 #                                                       --group-b adds a second Proxy HA group (LBID 20,
 #                                                       VRID 52, VIP 198.18.0.251, authenticated
 #                                                       heartbeats) on the same segment,
-#                                                       --redirect-80 adds a port redirect 80 -> 9090
+#                                                       --redirect-80 adds a port redirect 80 -> 9090,
+#                                                       --queues N gives every link N RX and N TX queues
+#                                                       (proxyha serves them all: dataplane.queues = "all"),
+#                                                       --vlan ID runs the segment tagged: every host uses
+#                                                       eth0.ID (802.1Q) on its veth eth0
 #   scripts/lab.sh down                                 tear everything down (always safe to run)
 #   scripts/lab.sh exec NODE CMD...                     run CMD inside a node's namespace
 #   scripts/lab.sh status                               show what runs where
@@ -47,6 +51,14 @@ GROUP_B=(
 )
 # Group B is part of the lab when its marker file exists (set by `up --group-b`).
 if [ -f "$LAB_DIR/group-b" ]; then NODES+=("${GROUP_B[@]}"); fi
+# Queues per link and the VLAN, as `up` recorded them (1 and none by default).
+QUEUES=1
+VLAN=
+[ -f "$LAB_DIR/queues" ] && QUEUES=$(cat "$LAB_DIR/queues")
+[ -f "$LAB_DIR/vlan" ] && VLAN=$(cat "$LAB_DIR/vlan")
+# The interface hosts use: eth0, or its VLAN interface eth0.ID.
+IF=eth0
+[ -n "$VLAN" ] && IF="eth0.$VLAN"
 
 # Background daemons must not inherit our caller's pipes (a caller waiting for
 # EOF would hang): close every descriptor above stderr except bash's own 255.
@@ -63,12 +75,18 @@ nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 add_host() { # ns-suffix ip [mac]
   local ns; ns=$(ns_of "$1")
   ip netns add "$ns"
-  ip link add eth0 netns "$ns" type veth peer name "$1" netns "$SW"
+  ip link add eth0 netns "$ns" numtxqueues "$QUEUES" numrxqueues "$QUEUES" type veth \
+    peer name "$1" netns "$SW" numtxqueues "$QUEUES" numrxqueues "$QUEUES"
   nsx "$SW" ip link set "$1" master br0 up
   nsx "$ns" ip link set lo up
   if [ -n "${3:-}" ]; then nsx "$ns" ip link set eth0 address "$3"; fi
-  nsx "$ns" ip addr add "$2/24" dev eth0
   nsx "$ns" ip link set eth0 up
+  if [ -n "$VLAN" ]; then
+    # The bridge forwards the tagged frames as they are (no VLAN filtering).
+    nsx "$ns" ip link add link eth0 name "$IF" type vlan id "$VLAN"
+    nsx "$ns" ip link set "$IF" up
+  fi
+  nsx "$ns" ip addr add "$2/24" dev "$IF"
 }
 
 squid_conf() { # name ip dir
@@ -129,6 +147,9 @@ node_config() { # name config
       sed -i "s|^\[heartbeat\]|[heartbeat]\nkey_file = \"$LAB_DIR/group-b.key\"|" "$dir/node.toml"
       ;;
   esac
+  if [ -n "$VLAN" ]; then
+    sed -i "s|^interface = \"eth0\"|interface = \"$IF\"|" "$dir/node.toml"
+  fi
   if [ -f "$LAB_DIR/redirect-80" ]; then
     # A port redirect whose ports differ: proxyha adds an nftables redirect.
     printf '\n[[port_redirect]]\nprotocol = "http-alt"\noriginal_ports = "80"\nproxy_port = 9090\n' >> "$dir/node.toml"
@@ -145,10 +166,12 @@ start_proxyha() { # name ns config
 }
 
 up() {
-  local start_ha=1 version=2 group_b=0 redirect80=0 n name sfx ip cfg
+  local start_ha=1 version=2 group_b=0 redirect80=0 queues=1 vlan= n name sfx ip cfg
   while [ $# -gt 0 ]; do
     case "$1" in
       --no-proxyha) start_ha=0 ;;
+      --queues) queues="${2:-}"; shift ;;
+      --vlan) vlan="${2:-}"; shift ;;
       --version) version="${2:-}"; shift ;;
       --group-b) group_b=1 ;;
       --redirect-80) redirect80=1 ;;
@@ -157,9 +180,21 @@ up() {
     shift
   done
   case "$version" in 2|3) ;; *) echo "lab.sh up: --version must be 2 or 3" >&2; exit 2 ;; esac
+  if ! [[ "$queues" =~ ^[0-9]+$ ]] || [ "$queues" -lt 1 ] || [ "$queues" -gt 64 ]; then
+    echo "lab.sh up: --queues must be 1..64" >&2; exit 2
+  fi
+  if [ -n "$vlan" ] && { ! [[ "$vlan" =~ ^[0-9]+$ ]] || [ "$vlan" -lt 1 ] || [ "$vlan" -gt 4094 ]; }; then
+    echo "lab.sh up: --vlan must be 1..4094" >&2; exit 2
+  fi
   down >/dev/null 2>&1 || true
   mkdir -p "$LAB_DIR"
   echo "$version" > "$LAB_DIR/vrrp-version"
+  echo "$queues" > "$LAB_DIR/queues"
+  QUEUES=$queues
+  if [ -n "$vlan" ]; then echo "$vlan" > "$LAB_DIR/vlan"; else rm -f "$LAB_DIR/vlan"; fi
+  VLAN=$vlan
+  IF=eth0
+  [ -n "$VLAN" ] && IF="eth0.$VLAN"
   if [ "$group_b" = 1 ]; then touch "$LAB_DIR/group-b"; NODES+=("${GROUP_B[@]}"); fi
   if [ "$redirect80" = 1 ]; then touch "$LAB_DIR/redirect-80"; else rm -f "$LAB_DIR/redirect-80"; fi
   log "segment: bridge br0 in $SW"
@@ -176,6 +211,7 @@ up() {
   # loses that metadata, so the scanning node would see a bad checksum and drop
   # it. Real NICs put full checksums on the wire; the lab's client must too.
   nsx "$(ns_of client)" ethtool -K eth0 tx off >/dev/null
+  if [ -n "$VLAN" ]; then nsx "$(ns_of client)" ethtool -K "$IF" tx off >/dev/null; fi
   # A small receive window keeps a rate-limited download on the wire for its
   # whole length (with the default 6 MiB window the 4 MiB test file would sit
   # in the client's socket buffer within a second), so the failover tests'
@@ -190,6 +226,7 @@ up() {
     # LVS-DR) and removes it on exit; the lab only makes reverse-path
     # filtering loose for the director's TAP delivery.
     nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
+    if [ -n "$VLAN" ]; then echo 0 | nsx "$ns" tee "/proc/sys/net/ipv4/conf/$IF/rp_filter" >/dev/null; fi
   done
 
   log "origin: python3 http.server on 198.18.0.200:80"
@@ -243,7 +280,7 @@ down() {
     kill_pidfile "$LAB_DIR/$name/squid.pid"
   done
   kill_pidfile "$LAB_DIR/origin/http.pid"
-  rm -f "$LAB_DIR/group-b"
+  rm -f "$LAB_DIR/group-b" "$LAB_DIR/queues" "$LAB_DIR/vlan"
   for sfx in client origin dira dirb scan bdira bscan sw; do
     ns=$(ns_of "$sfx")
     if ip netns list | grep -qw "$ns"; then

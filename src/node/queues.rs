@@ -29,7 +29,14 @@ pub fn rx_queue_count(iface: &Interface) -> u32 {
 /// Checks the configured count against the interface's `have` RX queues
 /// and returns how many queues to serve, or the error that names the count
 /// and the fix.
-pub fn check_count(ifname: &str, want: QueueCount, have: u32) -> Result<u32, String> {
+/// `ethtool_args(n)` is what `ethtool -L IF ...` takes to set `n` queues on
+/// this NIC (`combined n`, or `rx n tx n` on NICs without combined channels).
+pub fn check_count(
+    ifname: &str,
+    want: QueueCount,
+    have: u32,
+    ethtool_args: impl Fn(u32) -> String,
+) -> Result<u32, String> {
     let n = match want {
         QueueCount::All => return Ok(have),
         QueueCount::Count(n) => n,
@@ -39,7 +46,8 @@ pub fn check_count(ifname: &str, want: QueueCount, have: u32) -> Result<u32, Str
     }
     let fix = format!(
         "set dataplane.queues = \"all\" (or {have}), or dataplane.set_channels = true to make \
-         {ifname} use {n} (or run `ethtool -L {ifname} combined {n}` first)"
+         {ifname} use {n} (or run `ethtool -L {ifname} {}` first)",
+        ethtool_args(n)
     );
     if n < have {
         Err(format!(
@@ -90,11 +98,21 @@ impl Drop for ChannelGuard {
     }
 }
 
+/// The `ethtool -L` arguments that set `n` RX queues on a NIC with `ch`.
+fn ethtool_args(ch: Option<xsk::Channels>, n: u32) -> String {
+    match ch {
+        Some(c) if c.max_combined == 0 && c.max_rx > 0 => format!("rx {n} tx {n}"),
+        _ => format!("combined {n}"),
+    }
+}
+
 /// The queues to serve, after setting the NIC's channels if asked to.
 pub fn resolve(dp: &Dataplane, iface: &Interface) -> Result<(u32, Option<ChannelGuard>), String> {
     let have = rx_queue_count(iface);
+    let ch = xsk::channels(&iface.name).ok();
+    let hint = |n| ethtool_args(ch, n);
     let (QueueCount::Count(n), true) = (dp.queues, dp.set_channels) else {
-        return check_count(&iface.name, dp.queues, have).map(|n| (n, None));
+        return check_count(&iface.name, dp.queues, have, hint).map(|n| (n, None));
     };
     if n == have {
         return Ok((n, None));
@@ -131,7 +149,7 @@ pub fn resolve(dp: &Dataplane, iface: &Interface) -> Result<(u32, Option<Channel
     );
     // Re-read: a driver may round the count.
     let now = rx_queue_count(&Interface::lookup(&iface.name).map_err(|e| e.to_string())?);
-    check_count(&iface.name, dp.queues, now).map(|n| (n, Some(guard)))
+    check_count(&iface.name, dp.queues, now, hint).map(|n| (n, Some(guard)))
 }
 
 /// CPU placement: the control thread's CPU (if it gets one of its own) and
@@ -183,9 +201,10 @@ mod tests {
 
     #[test]
     fn counts_are_checked_with_the_fix_named() {
-        assert_eq!(check_count("eth0", QueueCount::All, 4), Ok(4));
-        assert_eq!(check_count("eth0", QueueCount::Count(4), 4), Ok(4));
-        let e = check_count("eth0", QueueCount::Count(2), 4).unwrap_err();
+        let hint = |n| ethtool_args(None, n);
+        assert_eq!(check_count("eth0", QueueCount::All, 4, hint), Ok(4));
+        assert_eq!(check_count("eth0", QueueCount::Count(4), 4, hint), Ok(4));
+        let e = check_count("eth0", QueueCount::Count(2), 4, hint).unwrap_err();
         assert!(
             e.starts_with("dataplane.queues = 2, but eth0 has 4 RX queues"),
             "{e}"
@@ -193,7 +212,16 @@ mod tests {
         assert!(e.contains("queues 2..3 would reach no worker"), "{e}");
         assert!(e.contains("dataplane.queues = \"all\" (or 4)"), "{e}");
         assert!(e.contains("dataplane.set_channels = true"), "{e}");
-        let e = check_count("eth0", QueueCount::Count(8), 4).unwrap_err();
+        assert!(e.contains("`ethtool -L eth0 combined 2`"), "{e}");
+        let veth = xsk::Channels {
+            max_rx: 4,
+            max_tx: 4,
+            rx: 4,
+            tx: 4,
+            ..xsk::Channels::default()
+        };
+        assert_eq!(ethtool_args(Some(veth), 2), "rx 2 tx 2");
+        let e = check_count("eth0", QueueCount::Count(8), 4, hint).unwrap_err();
         assert!(e.contains("has only 4 RX queues"), "{e}");
     }
 

@@ -52,6 +52,10 @@ pub struct Options {
     /// Add a port redirect 80 -> 9090 (nftables on every scanning node).
     pub redirect_80: bool,
     pub start_proxyha: bool,
+    /// RX/TX queues per link (`lab.sh up --queues N`).
+    pub queues: u32,
+    /// Run the segment tagged with this VLAN (`lab.sh up --vlan ID`).
+    pub vlan: Option<u16>,
 }
 
 impl Default for Options {
@@ -62,6 +66,8 @@ impl Default for Options {
             group_b: false,
             redirect_80: false,
             start_proxyha: true,
+            queues: 1,
+            vlan: None,
         }
     }
 }
@@ -89,6 +95,14 @@ impl Lab {
         }
         if opts.redirect_80 {
             args.push("--redirect-80".into());
+        }
+        if opts.queues != 1 {
+            args.push("--queues".into());
+            args.push(opts.queues.to_string());
+        }
+        if let Some(v) = opts.vlan {
+            args.push("--vlan".into());
+            args.push(v.to_string());
         }
         let out = sh(lab.script().args(&args));
         if !out.status.success() {
