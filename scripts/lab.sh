@@ -186,6 +186,13 @@ up() {
   if [ -n "$vlan" ] && { ! [[ "$vlan" =~ ^[0-9]+$ ]] || [ "$vlan" -lt 1 ] || [ "$vlan" -gt 4094 ]; }; then
     echo "lab.sh up: --vlan must be 1..4094" >&2; exit 2
   fi
+  if [ -n "$vlan" ]; then
+    modprobe 8021q 2>/dev/null || true
+    if [ ! -e /proc/net/vlan/config ]; then
+      echo "lab.sh up: --vlan needs the kernel's 802.1Q support (CONFIG_VLAN_8021Q, module 8021q); this kernel has none" >&2
+      exit 2
+    fi
+  fi
   down >/dev/null 2>&1 || true
   mkdir -p "$LAB_DIR"
   echo "$version" > "$LAB_DIR/vrrp-version"

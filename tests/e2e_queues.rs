@@ -281,8 +281,73 @@ fn four_queues_every_queue_served_failover_preemption() {
     sampler.finish_checked();
 }
 
-/// A namespace with one veth pair of 4 RX/4 TX queues (`q0`, `q1`), and a
-/// proxyha started on `q0`; removed (and the daemon killed) on drop.
+/// Election, failover and preemption on a tagged segment: every host on
+/// `eth0.100` (`lab.sh up --vlan 100`), so the adverts, heartbeats and
+/// gratuitous ARPs go out tagged by the VLAN interface.
+#[test]
+#[ignore = "needs 802.1Q VLAN interfaces (CONFIG_VLAN_8021Q); the lab machine's kernel has none"]
+fn vlan_election_failover_preemption() {
+    let Some((_g, lab)) = Lab::start(
+        "vlan_election_failover_preemption",
+        Options {
+            prefix: "phv",
+            vlan: Some(100),
+            ..Options::default()
+        },
+    ) else {
+        return;
+    };
+    let sampler = Sampler::start(&lab);
+    lab.wait_state("director-a", "Master", Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("director-a never became Master\n{}", lab.logs()));
+    assert_eq!(lab.vrrp_state("director-b"), "Backup", "{}", lab.logs());
+    // On the segment, the adverts carry the tag.
+    let td = lab.exec(
+        "sw",
+        &[
+            "timeout",
+            "5",
+            "tcpdump",
+            "-nep",
+            "-c",
+            "2",
+            "-i",
+            "br0",
+            "vlan 100 and vrrp",
+        ],
+    );
+    let td = String::from_utf8_lossy(&td.stdout);
+    assert!(
+        td.contains("vlan 100") && td.contains("VRRPv2, Advertisement, vrid 51, prio 99"),
+        "{td}"
+    );
+    let l = load(&lab, 200, 8);
+    assert_all_served(&l, 200, "vlan", &lab);
+    lab.kill9("director-a");
+    lab.wait_state("director-b", "Master", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("director-b did not take over\n{}", lab.logs()));
+    thread::sleep(Duration::from_secs(1));
+    let l = load(&lab, 100, 8);
+    assert_all_served(&l, 100, "vlan, after failover", &lab);
+    lab.restart("director-a");
+    lab.wait_state("director-a", "Master", Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("director-a did not preempt\n{}", lab.logs()));
+    assert!(
+        lab.wait_state("director-b", "Backup", Duration::from_secs(3))
+            .is_some()
+    );
+    thread::sleep(Duration::from_secs(1));
+    let l = load(&lab, 100, 8);
+    assert_all_served(&l, 100, "vlan, after preemption", &lab);
+    sampler.finish_checked();
+}
+
+/// The node's interface: a dotted name, as VLAN interfaces have (`eth0.100`);
+/// the sysctl paths under /proc/sys/net/ipv4/conf/ must keep the dot.
+const IF: &str = "q0.100";
+
+/// A namespace with one veth pair of 4 RX/4 TX queues ([`IF`], `q1`), and a
+/// proxyha started on [`IF`]; removed (and the daemon killed) on drop.
 struct QueueNs {
     ns: String,
     dir: std::path::PathBuf,
@@ -306,7 +371,7 @@ impl QueueNs {
                 ns,
                 "link",
                 "add",
-                "q0",
+                IF,
                 "numtxqueues",
                 "4",
                 "numrxqueues",
@@ -321,9 +386,9 @@ impl QueueNs {
                 "numrxqueues",
                 "4",
             ],
-            vec!["-n", ns, "link", "set", "q0", "up"],
+            vec!["-n", ns, "link", "set", IF, "up"],
             vec!["-n", ns, "link", "set", "q1", "up"],
-            vec!["-n", ns, "addr", "add", "198.18.7.1/24", "dev", "q0"],
+            vec!["-n", ns, "addr", "add", "198.18.7.1/24", "dev", IF],
         ] {
             let o = Command::new("ip").args(&args).output().unwrap();
             assert!(
@@ -340,10 +405,10 @@ impl QueueNs {
         let text = format!(
             "[node]\nname = \"qtest\"\nmanagement_ip = \"198.18.7.1\"\npriority = 0\nlbid = 77\n\
              control_socket = \"{}\"\n\
-             [vrrp]\ninterface = \"q0\"\nvrid = 57\n\
+             [vrrp]\ninterface = \"{IF}\"\nvrid = 57\n\
              [[virtual_ip]]\naddress = \"198.18.7.250/24\"\n\
              [[port_redirect]]\noriginal_ports = \"9090\"\nproxy_port = 9090\n\
-             [dataplane]\ninterface = \"q0\"\n{dataplane}\n",
+             [dataplane]\ninterface = \"{IF}\"\n{dataplane}\n",
             self.socket().display()
         );
         let p = self.dir.join("node.toml");
@@ -357,7 +422,7 @@ impl QueueNs {
 
     fn rx_channels(&self) -> u32 {
         let o = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "ethtool", "-l", "q0"])
+            .args(["netns", "exec", &self.ns, "ethtool", "-l", IF])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&o.stdout);
@@ -424,9 +489,9 @@ fn queue_count_refused_and_set_channels_honoured() {
     assert!(!out.status.success(), "started with queues = 2: {err}");
     assert!(
         err.contains(
-            "proxyha: dataplane.queues = 2, but q0 has 4 RX queues: frames the NIC puts on \
+            "proxyha: dataplane.queues = 2, but q0.100 has 4 RX queues: frames the NIC puts on \
              queues 2..3 would reach no worker; set dataplane.queues = \"all\" (or 4), or \
-             dataplane.set_channels = true to make q0 use 2 (or run `ethtool -L q0 rx 2 tx 2` first)"
+             dataplane.set_channels = true to make q0.100 use 2 (or run `ethtool -L q0.100 rx 2 tx 2` first)"
         ),
         "{err}"
     );
@@ -466,7 +531,7 @@ fn queue_count_refused_and_set_channels_honoured() {
         assert_eq!(e["cpu"], 0, "dataplane.cpus = \"0\": {e}");
     }
     assert!(
-        read_log(&ns).contains("set q0 from 4 to 2 RX queues (restored on exit)"),
+        read_log(&ns).contains("set q0.100 from 4 to 2 RX queues (restored on exit)"),
         "{}",
         read_log(&ns)
     );
@@ -486,7 +551,7 @@ fn queue_count_refused_and_set_channels_honoured() {
     }
     assert!(stopped, "the node did not stop:\n{}", read_log(&ns));
     assert!(
-        read_log(&ns).contains("restored q0 to 4 RX queues"),
+        read_log(&ns).contains("restored q0.100 to 4 RX queues"),
         "{}",
         read_log(&ns)
     );
