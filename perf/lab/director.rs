@@ -70,6 +70,11 @@ pub struct Args {
     /// Spin always (`busy`) or sleep in poll(2) after idle polls (`adaptive`).
     #[arg(long, default_value = "busy")]
     pub polling: String,
+    /// Preferred busy polling on the sockets (`SO_PREFER_BUSY_POLL`,
+    /// `SO_BUSY_POLL` 20 us, `SO_BUSY_POLL_BUDGET` 64), as the daemon sets
+    /// with `poll = "busy"`.
+    #[arg(long)]
+    pub busy_poll: bool,
     /// Flow-table capacity per worker.
     #[arg(long, default_value_t = 1 << 20)]
     pub flow_capacity: usize,
@@ -171,10 +176,17 @@ pub fn run(args: Args) -> Result<(), Error> {
             q,
             &xsk::SocketConfig {
                 mode: xsk::BindMode::Copy,
+                busy_poll: args.busy_poll.then_some(xsk::BusyPoll {
+                    usecs: 20,
+                    budget: worker::DEFAULT_BATCH as u32,
+                }),
                 ..xsk::SocketConfig::default()
             },
         )
         .context(format!("AF_XDP socket on queue {q}"))?;
+        if let Err(why) = sock.busy_poll() {
+            bail!("queue {q}: the kernel refused the busy-poll options: {why}");
+        }
         filter.add_socket(&sock).context("XSKMAP")?;
         sockets.push(sock);
     }
