@@ -73,10 +73,18 @@ nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 
 add_host() { # ns-suffix ip [mac]
-  local ns; ns=$(ns_of "$1")
+  local ns txq; ns=$(ns_of "$1")
   ip netns add "$ns"
-  ip link add eth0 netns "$ns" numtxqueues "$QUEUES" numrxqueues "$QUEUES" type veth \
-    peer name "$1" netns "$SW" numtxqueues "$QUEUES" numrxqueues "$QUEUES"
+  # veth hands a frame's TX queue index to the peer as a recorded RX queue
+  # plus one, and a bridge forwarding it picks the outgoing TX queue from that:
+  # the client's TX queue 0 is hashed, 1..N become queues 0..N-1 of the
+  # director's link. One more TX queue on the client (N > 1) spreads its flows
+  # over all N of the director's RX queues; with N TX queues, queue N-1
+  # would get almost nothing.
+  txq=$QUEUES
+  if [ "$1" = client ] && [ "$QUEUES" -gt 1 ]; then txq=$((QUEUES + 1)); fi
+  ip link add eth0 netns "$ns" numtxqueues "$txq" numrxqueues "$QUEUES" type veth \
+    peer name "$1" netns "$SW" numtxqueues "$QUEUES" numrxqueues "$txq"
   nsx "$SW" ip link set "$1" master br0 up
   nsx "$ns" ip link set lo up
   if [ -n "${3:-}" ]; then nsx "$ns" ip link set eth0 address "$3"; fi

@@ -496,6 +496,28 @@ fn queue_count_refused_and_set_channels_honoured() {
         "{err}"
     );
 
+    // mode = "zerocopy" on veth (copy mode only): a clear error naming the
+    // driver's refusal and the fix, and the node does not start.
+    let cfg = ns.config("mode = \"zerocopy\"");
+    let out = ns
+        .run(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started in zero-copy mode on veth: {err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "worker for queue 0 failed to start: dataplane.mode = \"zero-copy\", but the driver \
+             of {IF} cannot bind queue 0 in zero-copy mode"
+        )) && err.contains("set dataplane.mode = \"auto\""),
+        "{err}"
+    );
+
     // set_channels = true: veth takes `ethtool -L rx N tx N`, so the node
     // sets 2 queues, serves both, and restores 4 on exit.
     let cfg = ns.config("queues = 2\nset_channels = true\ncpus = \"0\"");
