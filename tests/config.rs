@@ -394,12 +394,12 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "queues",
             add(b, "[dataplane]", "queues = 0"),
-            "cluster.toml: dataplane.queues = 0: must be 1..256",
+            "cluster.toml: dataplane.queues = 0: must be 1..64",
         ),
         (
             "queues word",
             add(b, "[dataplane]", r#"queues = "some""#),
-            r#"cluster.toml: dataplane.queues = "some": must be "all" or a number of queues 1..256"#,
+            r#"cluster.toml: dataplane.queues = "some": must be "all" or a number of queues 1..64"#,
         ),
         (
             "set_channels needs a count",

@@ -185,6 +185,10 @@ pub enum PollMode {
     Busy,
 }
 
+/// The most RX queues a node serves: the XDP filter's XSKMAP
+/// (`proxyha_xsks` in `src/bpf/filter.bpf.c`) has 64 entries.
+pub const MAX_QUEUES: u32 = 64;
+
 /// Which RX queues get a socket and a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum QueueCount {

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::{Dataplane, QueueCount};
+use crate::config::{Dataplane, MAX_QUEUES, QueueCount};
 use crate::log;
 use crate::xsk;
 
@@ -37,6 +37,14 @@ pub fn check_count(
     have: u32,
     ethtool_args: impl Fn(u32) -> String,
 ) -> Result<u32, String> {
+    if have > MAX_QUEUES {
+        return Err(format!(
+            "{ifname} has {have} RX queues, more than proxyha serves ({MAX_QUEUES}); set \
+             dataplane.queues = {MAX_QUEUES} and dataplane.set_channels = true (or run \
+             `ethtool -L {ifname} {}` first)",
+            ethtool_args(MAX_QUEUES)
+        ));
+    }
     let n = match want {
         QueueCount::All => return Ok(have),
         QueueCount::Count(n) => n,
@@ -221,6 +229,11 @@ mod tests {
             ..xsk::Channels::default()
         };
         assert_eq!(ethtool_args(Some(veth), 2), "rx 2 tx 2");
+        let e = check_count("eth0", QueueCount::All, 96, hint).unwrap_err();
+        assert!(
+            e.starts_with("eth0 has 96 RX queues, more than proxyha serves (64)"),
+            "{e}"
+        );
         let e = check_count("eth0", QueueCount::Count(8), 4, hint).unwrap_err();
         assert!(e.contains("has only 4 RX queues"), "{e}");
     }

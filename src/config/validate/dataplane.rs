@@ -21,7 +21,7 @@ impl Validator<'_> {
                 return self.fail(
                     "dataplane.queues",
                     format!("{w:?}"),
-                    "must be \"all\" or a number of queues 1..256",
+                    "must be \"all\" or a number of queues 1..64",
                 );
             }
             Some(IntOrString::Int(n)) => {
@@ -165,8 +165,8 @@ impl Validator<'_> {
     }
 }
 
-/// The most queues a node serves (and the XSKMAP holds).
-const MAX_QUEUES: i64 = 256;
+/// The most queues a node serves, as the file's integer type.
+const MAX_QUEUES: i64 = crate::config::MAX_QUEUES as i64;
 /// The highest CPU number accepted.
 const MAX_CPU: i64 = 4095;
 
