@@ -9,6 +9,9 @@
 #  5. kill -9s the Active Director while requests keep flowing, and measures the downtime
 #  6. restarts it and shows preemption
 #  7. prints a summary and tears everything down (also on failure or Ctrl-C)
+#
+# Options are passed to `scripts/lab.sh up`, e.g. `scripts/demo.sh --queues 4`
+# runs the cluster on links with 4 RX/TX queues (one pinned worker per queue).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -34,8 +37,8 @@ cargo build --quiet --release --bin proxyha
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step "bringing the lab up (scripts/lab.sh up)"
-$LAB up
+step "bringing the lab up (scripts/lab.sh up $*)"
+$LAB up "$@"
 
 st() { "$PROXYHA" status --node "$1" "${@:2}"; }
 vrrp_state() { st "$1" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["vrrp_state"])' 2>/dev/null || echo down; }

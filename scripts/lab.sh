@@ -9,7 +9,11 @@
 #                                                       key) on the same segment,
 #                                                       --redirect-80 adds a port redirect 80 -> 9090,
 #                                                       --rogue adds a host with no role (198.18.0.66)
-#                                                       for the hostile-peer tests
+#                                                       for the hostile-peer tests,
+#                                                       --queues N gives every link N RX and N TX queues
+#                                                       (proxyha serves them all: dataplane.queues = "all"),
+#                                                       --vlan ID runs the segment tagged: every host uses
+#                                                       eth0.ID (802.1Q) on its veth eth0
 #   scripts/lab.sh down                                 tear everything down (always safe to run)
 #   scripts/lab.sh exec NODE CMD...                     run CMD inside a node's namespace
 #   scripts/lab.sh status                               show what runs where
@@ -53,6 +57,14 @@ GROUP_B=(
 )
 # Group B is part of the lab when its marker file exists (set by `up --group-b`).
 if [ -f "$LAB_DIR/group-b" ]; then NODES+=("${GROUP_B[@]}"); fi
+# Queues per link and the VLAN, as `up` recorded them (1 and none by default).
+QUEUES=1
+VLAN=
+[ -f "$LAB_DIR/queues" ] && QUEUES=$(cat "$LAB_DIR/queues")
+[ -f "$LAB_DIR/vlan" ] && VLAN=$(cat "$LAB_DIR/vlan")
+# The interface hosts use: eth0, or its VLAN interface eth0.ID.
+IF=eth0
+[ -n "$VLAN" ] && IF="eth0.$VLAN"
 
 # Background daemons must not inherit our caller's pipes (a caller waiting for
 # EOF would hang): close every descriptor above stderr except bash's own 255.
@@ -67,14 +79,28 @@ nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 
 add_host() { # ns-suffix ip [mac]
-  local ns; ns=$(ns_of "$1")
+  local ns txq; ns=$(ns_of "$1")
   ip netns add "$ns"
-  ip link add eth0 netns "$ns" type veth peer name "$1" netns "$SW"
+  # veth hands a frame's TX queue index to the peer as a recorded RX queue
+  # plus one, and a bridge forwarding it picks the outgoing TX queue from that:
+  # the client's TX queue 0 is hashed, 1..N become queues 0..N-1 of the
+  # director's link. One more TX queue on the client (N > 1) spreads its flows
+  # over all N of the director's RX queues; with N TX queues, queue N-1
+  # would get almost nothing.
+  txq=$QUEUES
+  if [ "$1" = client ] && [ "$QUEUES" -gt 1 ]; then txq=$((QUEUES + 1)); fi
+  ip link add eth0 netns "$ns" numtxqueues "$txq" numrxqueues "$QUEUES" type veth \
+    peer name "$1" netns "$SW" numtxqueues "$QUEUES" numrxqueues "$txq"
   nsx "$SW" ip link set "$1" master br0 up
   nsx "$ns" ip link set lo up
   if [ -n "${3:-}" ]; then nsx "$ns" ip link set eth0 address "$3"; fi
-  nsx "$ns" ip addr add "$2/24" dev eth0
   nsx "$ns" ip link set eth0 up
+  if [ -n "$VLAN" ]; then
+    # The bridge forwards the tagged frames as they are (no VLAN filtering).
+    nsx "$ns" ip link add link eth0 name "$IF" type vlan id "$VLAN"
+    nsx "$ns" ip link set "$IF" up
+  fi
+  nsx "$ns" ip addr add "$2/24" dev "$IF"
 }
 
 squid_conf() { # name ip dir
@@ -134,6 +160,9 @@ node_config() { # name config
   key="$LAB_DIR/group-$group.key"
   [ -f "$key" ] || "$PROXYHA" key new "$key" >/dev/null
   sed -i "s|^key_file = .*|key_file = \"$key\"|" "$dir/node.toml"
+  if [ -n "$VLAN" ]; then
+    sed -i "s|^interface = \"eth0\"|interface = \"$IF\"|" "$dir/node.toml"
+  fi
   if [ -f "$LAB_DIR/redirect-80" ]; then
     # A port redirect whose ports differ: proxyha adds an nftables redirect.
     printf '\n[[port_redirect]]\nprotocol = "http-alt"\noriginal_ports = "80"\nproxy_port = 9090\n' >> "$dir/node.toml"
@@ -150,10 +179,12 @@ start_proxyha() { # name ns config
 }
 
 up() {
-  local start_ha=1 version=2 group_b=0 redirect80=0 rogue=0 n name sfx ip cfg
+  local start_ha=1 version=2 group_b=0 redirect80=0 rogue=0 queues=1 vlan= n name sfx ip cfg
   while [ $# -gt 0 ]; do
     case "$1" in
       --no-proxyha) start_ha=0 ;;
+      --queues) queues="${2:-}"; shift ;;
+      --vlan) vlan="${2:-}"; shift ;;
       --version) version="${2:-}"; shift ;;
       --group-b) group_b=1 ;;
       --redirect-80) redirect80=1 ;;
@@ -163,10 +194,29 @@ up() {
     shift
   done
   case "$version" in 2|3) ;; *) echo "lab.sh up: --version must be 2 or 3" >&2; exit 2 ;; esac
+  if ! [[ "$queues" =~ ^[0-9]+$ ]] || [ "$queues" -lt 1 ] || [ "$queues" -gt 64 ]; then
+    echo "lab.sh up: --queues must be 1..64" >&2; exit 2
+  fi
+  if [ -n "$vlan" ] && { ! [[ "$vlan" =~ ^[0-9]+$ ]] || [ "$vlan" -lt 1 ] || [ "$vlan" -gt 4094 ]; }; then
+    echo "lab.sh up: --vlan must be 1..4094" >&2; exit 2
+  fi
+  if [ -n "$vlan" ]; then
+    modprobe 8021q 2>/dev/null || true
+    if [ ! -e /proc/net/vlan/config ]; then
+      echo "lab.sh up: --vlan needs the kernel's 802.1Q support (CONFIG_VLAN_8021Q, module 8021q); this kernel has none" >&2
+      exit 2
+    fi
+  fi
   down >/dev/null 2>&1 || true
   mkdir -p "$LAB_DIR"
   rm -f "$LAB_DIR/group-a.key" "$LAB_DIR/group-b.key"   # fresh keys for every lab
   echo "$version" > "$LAB_DIR/vrrp-version"
+  echo "$queues" > "$LAB_DIR/queues"
+  QUEUES=$queues
+  if [ -n "$vlan" ]; then echo "$vlan" > "$LAB_DIR/vlan"; else rm -f "$LAB_DIR/vlan"; fi
+  VLAN=$vlan
+  IF=eth0
+  [ -n "$VLAN" ] && IF="eth0.$VLAN"
   if [ "$group_b" = 1 ]; then touch "$LAB_DIR/group-b"; NODES+=("${GROUP_B[@]}"); fi
   if [ "$redirect80" = 1 ]; then touch "$LAB_DIR/redirect-80"; else rm -f "$LAB_DIR/redirect-80"; fi
   log "segment: bridge br0 in $SW"
@@ -183,6 +233,7 @@ up() {
   # loses that metadata, so the scanning node would see a bad checksum and drop
   # it. Real NICs put full checksums on the wire; the lab's client must too.
   nsx "$(ns_of client)" ethtool -K eth0 tx off >/dev/null
+  if [ -n "$VLAN" ]; then nsx "$(ns_of client)" ethtool -K "$IF" tx off >/dev/null; fi
   # A small receive window keeps a rate-limited download on the wire for its
   # whole length (with the default 6 MiB window the 4 MiB test file would sit
   # in the client's socket buffer within a second), so the failover tests'
@@ -200,6 +251,7 @@ up() {
     # LVS-DR) and removes it on exit; the lab only makes reverse-path
     # filtering loose for the director's TAP delivery.
     nsx "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
+    if [ -n "$VLAN" ]; then echo 0 | nsx "$ns" tee "/proc/sys/net/ipv4/conf/$IF/rp_filter" >/dev/null; fi
   done
 
   log "origin: python3 http.server on 198.18.0.200:80"
@@ -253,7 +305,7 @@ down() {
     kill_pidfile "$LAB_DIR/$name/squid.pid"
   done
   kill_pidfile "$LAB_DIR/origin/http.pid"
-  rm -f "$LAB_DIR/group-b"
+  rm -f "$LAB_DIR/group-b" "$LAB_DIR/queues" "$LAB_DIR/vlan"
   for sfx in client origin rogue dira dirb scan bdira bscan sw; do
     ns=$(ns_of "$sfx")
     if ip netns list | grep -qw "$ns"; then

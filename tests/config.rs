@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use proxyha::config::{self, PollMode, VrrpVersion, XdpMode};
+use proxyha::config::{self, PollMode, QueueCount, VrrpVersion, XdpMode};
 
 const BASE: &str = r#"
 [node]
@@ -83,6 +83,34 @@ fn err(text: &str) -> String {
 }
 
 #[test]
+fn dataplane_queue_cpu_and_ring_settings() {
+    let text = add(
+        BASE,
+        "[dataplane]",
+        "queues = 4\nset_channels = true\ncpus = \"1-2,5\"\nmode = \"zerocopy\"\n\
+         rx_ring = 4096\ntx_ring = 1024\numem_frames = 8192\nframe_size = 4096",
+    );
+    let c = config::parse("cluster.toml", &text, Path::new(".")).unwrap();
+    assert_eq!(c.dataplane.queues, QueueCount::Count(4));
+    assert!(c.dataplane.set_channels);
+    assert_eq!(c.dataplane.cpus, vec![1, 2, 5]);
+    assert_eq!(c.dataplane.mode, XdpMode::ZeroCopy);
+    assert_eq!(
+        (
+            c.dataplane.rx_ring,
+            c.dataplane.tx_ring,
+            c.dataplane.umem_frames,
+            c.dataplane.frame_size
+        ),
+        (4096, 1024, 8192, 4096)
+    );
+    let all = add(BASE, "[dataplane]", "queues = \"all\"\ncpus = [3, 1]");
+    let c = config::parse("cluster.toml", &all, Path::new(".")).unwrap();
+    assert_eq!(c.dataplane.queues, QueueCount::All);
+    assert_eq!(c.dataplane.cpus, vec![3, 1]);
+}
+
+#[test]
 fn base_is_valid_and_defaults_resolve() {
     let c = config::parse("cluster.toml", BASE, Path::new(".")).unwrap();
     assert_eq!(c.node.priority, 99);
@@ -101,7 +129,18 @@ fn base_is_valid_and_defaults_resolve() {
     assert!(c.port_redirects[0].matches(9090));
     assert!(!c.port_redirects[0].matches(9091));
     assert_eq!(c.heartbeat.misses, 3);
-    assert_eq!(c.dataplane.queues, vec![0]);
+    assert_eq!(c.dataplane.queues, QueueCount::All);
+    assert!(!c.dataplane.set_channels);
+    assert!(c.dataplane.cpus.is_empty());
+    assert_eq!(
+        (
+            c.dataplane.rx_ring,
+            c.dataplane.tx_ring,
+            c.dataplane.umem_frames,
+            c.dataplane.frame_size
+        ),
+        (2048, 2048, 4096, 2048)
+    );
     assert_eq!(c.dataplane.mode, XdpMode::Auto);
     assert_eq!(c.dataplane.poll, PollMode::Adaptive);
     assert_eq!(c.dataplane.batch_size, 64);
@@ -480,9 +519,39 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "cluster.toml: dataplane.queues = 0: must be 1..64",
         ),
         (
-            "cores len",
-            add(b, "[dataplane]", "cores = [0, 1]"),
-            "cluster.toml: dataplane.cores = [0, 1]: must list one core per queue (1 queues)",
+            "queues word",
+            add(b, "[dataplane]", r#"queues = "some""#),
+            r#"cluster.toml: dataplane.queues = "some": must be "all" or a number of queues 1..64"#,
+        ),
+        (
+            "set_channels needs a count",
+            add(b, "[dataplane]", "set_channels = true"),
+            "cluster.toml: dataplane.set_channels = true: needs dataplane.queues = N (the channel count to set)",
+        ),
+        (
+            "cpus list",
+            add(b, "[dataplane]", r#"cpus = "3-1""#),
+            r#"cluster.toml: dataplane.cpus = "3-1": must be a CPU list like "1-3,5" (CPUs 0..4095)"#,
+        ),
+        (
+            "cpus array",
+            add(b, "[dataplane]", "cpus = [0, -1]"),
+            "cluster.toml: dataplane.cpus[1] = -1: must be 0..4095",
+        ),
+        (
+            "rx ring",
+            add(b, "[dataplane]", "rx_ring = 1000"),
+            "cluster.toml: dataplane.rx_ring = 1000: must be a power of two",
+        ),
+        (
+            "umem below ring",
+            add(b, "[dataplane]", "umem_frames = 1024"),
+            "cluster.toml: dataplane.umem_frames = 1024: must be at least dataplane.rx_ring (2048), to keep the RX ring fed",
+        ),
+        (
+            "frame size",
+            add(b, "[dataplane]", "frame_size = 3000"),
+            "cluster.toml: dataplane.frame_size = 3000: must be 2048 or 4096",
         ),
         (
             "mode",

@@ -910,6 +910,77 @@ fn child_verdicts() {
     filter.set_vips(&[Ipv4Addr::from(VIP_OCTETS)]).unwrap();
     check("VIP back", &vip_udp(PORT), ToSocket);
 
+    // Tagged frames (802.1Q and 802.1ad) are classified the same way by the
+    // XDP program and by the workers' classifier: what XDP steers, the
+    // worker recognises as the same kind of frame as its untagged twin.
+    {
+        use proxyha::dataplane::classify::{self, Verdict as V};
+        let cls = classify::Filter::new(VRID, [2, 0, 0, 0, 0, 0xaa])
+            .with_vip(Ipv4Addr::from(VIP_OCTETS))
+            .with_ports([PORT]);
+        let kind = |v: V| match v {
+            V::ProxyFlow(_) => "flow",
+            V::Vrrp => "vrrp",
+            V::Heartbeat => "heartbeat",
+            V::ArpForVip => "arp",
+            V::Pass => "pass",
+            V::Drop(_) => "drop",
+        };
+        let mut advert = vec![0x21, VRID, 100, 1, 0, 1, 0, 0];
+        advert.extend_from_slice(&VIP_OCTETS);
+        // (name, destination MAC, EtherType, body, the classifier's verdict)
+        type Case<'a> = (&'a str, [u8; 6], u16, Vec<u8>, &'a str);
+        let bodies: [Case; 4] = [
+            (
+                "tcp VIP:9090",
+                VMAC,
+                0x0800,
+                ipv4(6, VIP_OCTETS, 5, 0, &{
+                    let mut t = l4(PORT);
+                    t.resize(20, 0);
+                    t[12] = 0x50;
+                    t[13] = 0x02;
+                    t
+                }),
+                "flow",
+            ),
+            (
+                "vrrp",
+                [1, 0, 0x5e, 0, 0, 0x12],
+                0x0800,
+                ipv4(112, [224, 0, 0, 18], 5, 0, &advert),
+                "vrrp",
+            ),
+            (
+                "heartbeat",
+                [0xff; 6],
+                0x0800,
+                ipv4(253, [198, 18, 99, 255], 5, 0, &[0; 16]),
+                "heartbeat",
+            ),
+            ("arp", [0xff; 6], 0x0806, arp(1, VIP_OCTETS), "arp"),
+        ];
+        for (name, dst, etype, body, want) in &bodies {
+            for tags in [&[][..], &[0x8100], &[0x88a8]] {
+                let f = eth(*dst, tags, *etype, body);
+                let what = format!("{name} tags {tags:04x?}");
+                check(&format!("XDP: {what}"), &f, ToSocket);
+                assert_eq!(
+                    kind(classify::classify(&cls, &f)),
+                    *want,
+                    "userspace: {what}"
+                );
+            }
+            let two = eth(*dst, &[0x88a8, 0x8100], *etype, body);
+            check(&format!("XDP: {name}, two tags"), &two, Pass);
+            assert_eq!(
+                kind(classify::classify(&cls, &two)),
+                "pass",
+                "userspace: {name}, two tags"
+            );
+        }
+    }
+
     // No socket on the queue: qualifying frames go to the kernel, counted.
     let before = filter.stats().unwrap().no_socket;
     filter.remove_socket(0).unwrap();

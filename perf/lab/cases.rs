@@ -25,6 +25,8 @@ pub(crate) enum Case {
     Floor,
     A,
     A2,
+    /// Case a with preferred busy polling on the socket.
+    Abp,
     B,
     C,
     D,
@@ -36,10 +38,11 @@ impl Case {
             "floor" => Case::Floor,
             "a" => Case::A,
             "a2" => Case::A2,
+            "abp" => Case::Abp,
             "b" => Case::B,
             "c" => Case::C,
             "d" => Case::D,
-            other => bail!("unknown case {other:?} (floor, a, a2, b, c, d)"),
+            other => bail!("unknown case {other:?} (floor, a, a2, abp, b, c, d)"),
         })
     }
 
@@ -48,6 +51,7 @@ impl Case {
             Case::Floor => "floor",
             Case::A => "a",
             Case::A2 => "a2",
+            Case::Abp => "abp",
             Case::B => "b",
             Case::C => "c",
             Case::D => "d",
@@ -59,6 +63,9 @@ impl Case {
             Case::Floor => "no director: generator -> bridge -> sink 1",
             Case::A => "proxyha, 1 worker, AF_XDP copy mode",
             Case::A2 => "proxyha, 2 workers on 2 queues, AF_XDP copy mode",
+            Case::Abp => {
+                "proxyha, 1 worker, copy mode, preferred busy polling (SO_PREFER_BUSY_POLL, SO_BUSY_POLL 20 us, budget 64)"
+            }
             Case::B => "in-kernel XDP MAC rewrite + XDP_TX",
             Case::C => "plain AF_XDP rx->tx hairpin",
             Case::D => "nftables DNAT, jhash over 2 sinks",
@@ -135,7 +142,12 @@ pub(crate) struct DirectorChild {
 }
 
 impl DirectorChild {
-    fn start(mode: &str, args: &RunArgs, queues: u32) -> Result<DirectorChild, Error> {
+    fn start(
+        mode: &str,
+        args: &RunArgs,
+        queues: u32,
+        busy_poll: bool,
+    ) -> Result<DirectorChild, Error> {
         use std::io::BufRead as _;
         let exe = std::env::current_exe().context("finding my own executable")?;
         let cpus = if queues > 1 {
@@ -159,6 +171,7 @@ impl DirectorChild {
                 "--socket",
                 DIRECTOR_SOCKET,
             ])
+            .args(busy_poll.then_some("--busy-poll"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -256,10 +269,15 @@ pub(crate) fn setup_case(case: Case, args: &RunArgs) -> Result<Setup, Error> {
             // as the XDP cases have.
             Ok(Setup::Nft(PassStub::attach(NS_DIR, IF_DIR)?))
         }
-        Case::A => Ok(Setup::Child(DirectorChild::start("proxyha", args, 1)?)),
+        Case::A => Ok(Setup::Child(DirectorChild::start(
+            "proxyha", args, 1, false,
+        )?)),
+        Case::Abp => Ok(Setup::Child(DirectorChild::start(
+            "proxyha", args, 1, true,
+        )?)),
         Case::A2 => {
             set_channels(2)?;
-            match DirectorChild::start("proxyha", args, 2) {
+            match DirectorChild::start("proxyha", args, 2, false) {
                 Ok(c) => Ok(Setup::Child(c)),
                 Err(e) => {
                     let _ = set_channels(1);
@@ -267,7 +285,9 @@ pub(crate) fn setup_case(case: Case, args: &RunArgs) -> Result<Setup, Error> {
                 }
             }
         }
-        Case::C => Ok(Setup::Child(DirectorChild::start("hairpin", args, 1)?)),
+        Case::C => Ok(Setup::Child(DirectorChild::start(
+            "hairpin", args, 1, false,
+        )?)),
     }
 }
 

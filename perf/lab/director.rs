@@ -37,7 +37,7 @@ use proxyha::dataplane::redirect::MemorySink;
 use proxyha::dataplane::stats::{Latency, Stats, bump};
 use proxyha::dataplane::worker::{self, Polling, Worker};
 use proxyha::dataplane::{Queues, Shared};
-use proxyha::node::report::{Sources, StatsReport};
+use proxyha::node::report::{QueueInfo, Sources, StatsReport};
 use proxyha::xsk;
 
 use crate::anyhow_lite::{Context, Error, bail};
@@ -70,6 +70,11 @@ pub struct Args {
     /// Spin always (`busy`) or sleep in poll(2) after idle polls (`adaptive`).
     #[arg(long, default_value = "busy")]
     pub polling: String,
+    /// Preferred busy polling on the sockets (`SO_PREFER_BUSY_POLL`,
+    /// `SO_BUSY_POLL` 20 us, `SO_BUSY_POLL_BUDGET` 64), as the daemon sets
+    /// with `poll = "busy"`.
+    #[arg(long)]
+    pub busy_poll: bool,
     /// Flow-table capacity per worker.
     #[arg(long, default_value_t = 1 << 20)]
     pub flow_capacity: usize,
@@ -171,10 +176,17 @@ pub fn run(args: Args) -> Result<(), Error> {
             q,
             &xsk::SocketConfig {
                 mode: xsk::BindMode::Copy,
+                busy_poll: args.busy_poll.then_some(xsk::BusyPoll {
+                    usecs: 20,
+                    budget: worker::DEFAULT_BATCH as u32,
+                }),
                 ..xsk::SocketConfig::default()
             },
         )
         .context(format!("AF_XDP socket on queue {q}"))?;
+        if let Err(why) = sock.busy_poll() {
+            bail!("queue {q}: the kernel refused the busy-poll options: {why}");
+        }
         filter.add_socket(&sock).context("XSKMAP")?;
         sockets.push(sock);
     }
@@ -220,7 +232,14 @@ pub fn run(args: Args) -> Result<(), Error> {
             let all_stats = all_stats.clone();
             let batch = batch.clone();
             let filter = filter.clone();
-            let bound = bound.clone();
+            let queue_info: Vec<QueueInfo> = (0..all_stats.len())
+                .map(|q| QueueInfo {
+                    queue: q as u32,
+                    cpu: Some(cpus[q]),
+                    mode: bound.clone(),
+                    need_wakeup: true,
+                })
+                .collect();
             let start = std::time::Instant::now();
             let health = shared.health.clone();
             proxyha::node::admin::Server::bind(&args.socket, Default::default(), move |req, _| {
@@ -231,7 +250,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                             node: "perflab-director",
                             uptime: start.elapsed(),
                             xdp_mode: &filter.mode().to_string(),
-                            bind_mode: &vec![bound.clone(); all_stats.len()],
+                            queues: &queue_info,
                             workers: &all_stats,
                             latency: &mut latency,
                             xdp: filter.stats().ok(),

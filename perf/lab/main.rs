@@ -824,6 +824,7 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         (Case::A, Case::C),
         (Case::A, Case::D),
         (Case::A2, Case::A),
+        (Case::Abp, Case::A),
         (Case::C, Case::B),
         (Case::D, Case::B),
         (Case::B, Case::Floor),

@@ -55,6 +55,36 @@ pub fn render(r: &StatsReport) -> String {
     for (k, n) in counters(r) {
         let _ = writeln!(s, "  {k:<34}{n:>14}");
     }
+    if !r.queues.is_empty() {
+        let _ = writeln!(
+            s,
+            "  {:<6}{:>5}  {:<10}{:<12}{:>14}{:>14}{:>12}{:>12}{:>10}",
+            "queue",
+            "cpu",
+            "mode",
+            "need-wakeup",
+            "rx_frames",
+            "tx_frames",
+            "tx_local",
+            "control",
+            "drops"
+        );
+        for q in &r.queues {
+            let _ = writeln!(
+                s,
+                "  {:<6}{:>5}  {:<10}{:<12}{:>14}{:>14}{:>12}{:>12}{:>10}",
+                q.queue,
+                q.cpu.map_or("any".into(), |c| c.to_string()),
+                q.mode,
+                if q.need_wakeup { "on" } else { "off" },
+                q.rx_frames,
+                q.tx_frames,
+                q.tx_local,
+                q.rx_control,
+                q.drops
+            );
+        }
+    }
     let b = &r.batch_time;
     let _ = writeln!(
         s,
@@ -170,6 +200,8 @@ mod tests {
                       "flow_untracked": 0, "ring_full": 0, "batches": 0, "idle_waits": 0,
                       "drops": {"drop_runt": 2}, "tx_redirected": {"1": 4}},
             "per_worker": [],
+            "queues": [{"queue": 0, "cpu": 1, "mode": "copy", "need_wakeup": true, "rx_frames": rx,
+                        "tx_frames": 5, "tx_local": 1, "rx_control": 2, "drops": 2}],
             "slots": [[1, "198.18.0.3"]],
             "batch_time": {"p50_ns": 100, "p99_ns": 200, "p999_ns": 300, "max_ns": 400, "batches": 9},
             "xdp": {"rx_frames": 10, "to_xsk_vip": 0, "to_xsk_arp": 0, "to_xsk_vrrp": 0,
@@ -192,6 +224,16 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("tx_redirected[198.18.0.3]"), "{s}");
+        let q = s
+            .lines()
+            .find(|l| l.trim_start().starts_with("0 "))
+            .unwrap_or_else(|| panic!("a line for queue 0 in {s}"));
+        let cols: Vec<&str> = q.split_whitespace().collect();
+        assert_eq!(
+            cols,
+            ["0", "1", "copy", "on", "10", "5", "1", "2", "2"],
+            "{s}"
+        );
         assert!(s.contains("drop_runt"), "{s}");
     }
 

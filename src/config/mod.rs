@@ -216,20 +216,44 @@ pub enum PollMode {
     Busy,
 }
 
+/// The most RX queues a node serves: the XDP filter's XSKMAP
+/// (`proxyha_xsks` in `src/bpf/filter.bpf.c`) has 64 entries.
+pub const MAX_QUEUES: u32 = 64;
+
+/// Which RX queues get a socket and a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum QueueCount {
+    /// Every RX queue (combined channel) the interface has (default).
+    All,
+    /// Queues 0..N; the node refuses to start when the interface has more
+    /// (unless `set_channels` makes it N).
+    Count(u32),
+}
+
 /// The dataplane settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dataplane {
     pub interface: String,
-    /// RX queue indices, one worker each.
-    pub queues: Vec<u32>,
-    /// The core each worker is pinned to (same length as `queues`), or empty
-    /// to pin worker i to core i mod the number of cores.
-    pub cores: Vec<usize>,
+    /// The RX queues to serve, one socket and one worker each.
+    pub queues: QueueCount,
+    /// With `queues = N`: set the NIC's channels to N at start (ethtool's
+    /// channels call) and restore them on exit.
+    pub set_channels: bool,
+    /// The CPUs workers are pinned to, worker i on `cpus[i % len]`; empty
+    /// for one core per worker, avoiding the control thread's core where
+    /// there are enough cores.
+    pub cpus: Vec<usize>,
     pub mode: XdpMode,
     pub poll: PollMode,
     pub batch_size: u32,
     pub flow_capacity: u32,
     pub maglev_table_size: u32,
+    /// AF_XDP RX and TX ring slots per socket (powers of two).
+    pub rx_ring: u32,
+    pub tx_ring: u32,
+    /// UMEM frames per socket (a power of two) and bytes per frame.
+    pub umem_frames: u32,
+    pub frame_size: u32,
 }
 
 /// Reads and validates the file at `path`.

@@ -72,11 +72,32 @@ pub(super) struct RawHeartbeat {
 #[derive(Deserialize, Default)]
 pub(super) struct RawDataplane {
     pub(super) interface: Option<String>,
-    pub(super) queues: Option<i64>,
-    pub(super) cores: Option<Vec<i64>>,
+    pub(super) queues: Option<IntOrString>,
+    pub(super) set_channels: Option<bool>,
+    pub(super) cpus: Option<CpuList>,
     pub(super) mode: Option<String>,
     pub(super) poll: Option<String>,
     pub(super) batch_size: Option<i64>,
     pub(super) flow_capacity: Option<i64>,
     pub(super) maglev_table_size: Option<i64>,
+    pub(super) rx_ring: Option<i64>,
+    pub(super) tx_ring: Option<i64>,
+    pub(super) umem_frames: Option<i64>,
+    pub(super) frame_size: Option<i64>,
+}
+
+/// A key that takes a number or a word (`queues = 4` or `queues = "all"`).
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+pub(super) enum IntOrString {
+    Int(i64),
+    Str(String),
+}
+
+/// A CPU list: `"0-3,6"` (as taskset and the kernel write it) or `[0, 1]`.
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+pub(super) enum CpuList {
+    Str(String),
+    List(Vec<i64>),
 }

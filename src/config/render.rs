@@ -1,7 +1,7 @@
 //! `proxyha config check`'s listing of the resolved settings.
 
 use super::values::fmt_duration;
-use super::{Config, VrrpVersion, format_ports};
+use super::{Config, QueueCount, VrrpVersion, format_ports};
 use crate::wire::ethernet;
 
 impl Config {
@@ -128,13 +128,20 @@ impl Config {
         }
         let d = &self.dataplane;
         line("dataplane.interface", d.interface.clone());
-        line("dataplane.queues", format!("{:?}", d.queues));
         line(
-            "dataplane.cores",
-            if d.cores.is_empty() {
+            "dataplane.queues",
+            match d.queues {
+                QueueCount::All => "all".into(),
+                QueueCount::Count(n) => n.to_string(),
+            },
+        );
+        line("dataplane.set_channels", d.set_channels.to_string());
+        line(
+            "dataplane.cpus",
+            if d.cpus.is_empty() {
                 "auto".into()
             } else {
-                format!("{:?}", d.cores)
+                format!("{:?}", d.cpus)
             },
         );
         line(
@@ -150,6 +157,10 @@ impl Config {
             "dataplane.maglev_table_size",
             d.maglev_table_size.to_string(),
         );
+        line("dataplane.rx_ring", d.rx_ring.to_string());
+        line("dataplane.tx_ring", d.tx_ring.to_string());
+        line("dataplane.umem_frames", d.umem_frames.to_string());
+        line("dataplane.frame_size", d.frame_size.to_string());
         s
     }
 }

@@ -32,6 +32,9 @@ pub const ETHERTYPE_IPV4: u16 = EtherType::Ipv4.to_u16();
 pub const ETHERTYPE_ARP: u16 = EtherType::Arp.to_u16();
 /// EtherType of an 802.1Q VLAN tag.
 pub const ETHERTYPE_VLAN: u16 = EtherType::Vlan.to_u16();
+/// EtherType of an 802.1ad service tag, looked through like an 802.1Q tag
+/// (as the XDP filter does).
+pub const ETHERTYPE_QINQ: u16 = EtherType::ServiceVlan.to_u16();
 /// IP protocol number of VRRP.
 pub const PROTO_VRRP: u8 = Protocol::Vrrp.to_u8();
 /// IP protocol number of our heartbeats.
@@ -254,7 +257,7 @@ pub fn classify(filter: &Filter, frame: &[u8]) -> Verdict {
         return Verdict::Drop(DropReason::Runt);
     };
     let mut l3 = 14;
-    if ethertype == ETHERTYPE_VLAN {
+    if ethertype == ETHERTYPE_VLAN || ethertype == ETHERTYPE_QINQ {
         let Some(inner) = get_be16(frame, 16) else {
             return Verdict::Drop(DropReason::BadVlan);
         };
@@ -599,6 +602,10 @@ mod tests {
         assert!(
             matches!(classify(&f, &vlan), Verdict::ProxyFlow(p) if p.l3_offset == 18 && p.key.dport == 8080)
         );
+        // An 802.1ad service tag is looked through the same way.
+        let mut qinq = vlan.clone();
+        qinq[12..14].copy_from_slice(&ETHERTYPE_QINQ.to_be_bytes());
+        assert_eq!(classify(&f, &qinq), classify(&f, &vlan));
         let u = udp(vmac(), CLIENT_MAC, CLIENT, 5000, VIP, 9090, b"x");
         assert!(matches!(classify(&f, &u), Verdict::ProxyFlow(p) if p.key.proto == 17));
     }

@@ -5,6 +5,7 @@
 //!
 //! * [`run`]: start-up order and the run loop;
 //! * [`lock`]: one daemon per node and interface;
+//! * [`queues`]: which RX queues get a worker (all of them), on which CPU;
 //! * [`workers`]: one AF_XDP socket and one pinned worker per queue;
 //! * [`shutdown`]: signals and the graceful stop;
 //! * [`xdp`]: the filter program and the Master's unicast MAC;
@@ -20,6 +21,7 @@ pub mod iface;
 pub mod lock;
 pub mod prereq;
 pub mod probe;
+pub mod queues;
 pub mod report;
 pub mod run;
 pub mod setup;
@@ -48,6 +50,8 @@ pub enum Error {
     Admin(#[from] admin::Error),
     #[error("signals: {0}")]
     Signal(std::io::Error),
+    #[error("{0}")]
+    Queues(String),
     #[error("worker for queue {queue} failed to start: {detail}")]
     Worker { queue: u32, detail: String },
 }

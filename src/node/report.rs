@@ -22,6 +22,9 @@ pub struct StatsReport {
     pub xdp_mode: String,
     /// Each socket's bind mode (copy, zero-copy), by worker.
     pub bind_mode: Vec<String>,
+    /// One entry per RX queue (worker), in queue order.
+    #[serde(default)]
+    pub queues: Vec<QueueReport>,
     /// All workers summed.
     pub total: Snapshot,
     pub per_worker: Vec<Snapshot>,
@@ -35,12 +38,42 @@ pub struct StatsReport {
     pub control_tx_dropped: u64,
 }
 
+/// A queue's worker as it was started: the fixed half of a [`QueueReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub queue: u32,
+    /// The CPU its worker is pinned to (`None`: not pinned).
+    pub cpu: Option<usize>,
+    /// The socket's bind mode: `zero-copy` or `copy`.
+    pub mode: String,
+    /// Bound with `XDP_USE_NEED_WAKEUP`.
+    pub need_wakeup: bool,
+}
+
+/// One RX queue: its worker's placement, its socket's mode and its main
+/// counters (the full set is in `per_worker`, same order).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueReport {
+    pub queue: u32,
+    pub cpu: Option<usize>,
+    pub mode: String,
+    pub need_wakeup: bool,
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+    pub tx_local: u64,
+    /// VRRP, heartbeat and ARP frames this queue handed to the control plane.
+    pub rx_control: u64,
+    /// Frames dropped, all reasons.
+    pub drops: u64,
+}
+
 /// What a report is made of; the constructor's argument.
 pub struct Sources<'a> {
     pub node: &'a str,
     pub uptime: Duration,
     pub xdp_mode: &'a str,
-    pub bind_mode: &'a [String],
+    /// Every worker's queue, CPU and mode, in the order of `workers`.
+    pub queues: &'a [QueueInfo],
     /// Every worker's counters, in queue order.
     pub workers: &'a [Arc<Stats>],
     /// The batch-time accumulator; drained from the workers here.
@@ -55,10 +88,23 @@ impl StatsReport {
     pub fn collect(src: Sources<'_>) -> StatsReport {
         let mut total = Snapshot::default();
         let mut per_worker = Vec::with_capacity(src.workers.len());
-        for w in src.workers {
+        let mut queues = Vec::with_capacity(src.workers.len());
+        for (i, w) in src.workers.iter().enumerate() {
             src.latency.collect(w);
             let s = w.snapshot();
             total.add(&s);
+            let info = src.queues.get(i);
+            queues.push(QueueReport {
+                queue: info.map_or(i as u32, |q| q.queue),
+                cpu: info.and_then(|q| q.cpu),
+                mode: info.map(|q| q.mode.clone()).unwrap_or_default(),
+                need_wakeup: info.is_some_and(|q| q.need_wakeup),
+                rx_frames: s.rx_frames,
+                tx_frames: s.tx_frames,
+                tx_local: s.tx_local,
+                rx_control: s.rx_vrrp + s.rx_heartbeat + s.rx_arp,
+                drops: s.drops.values().sum(),
+            });
             per_worker.push(s);
         }
         StatsReport {
@@ -66,7 +112,8 @@ impl StatsReport {
             uptime_ms: u64::try_from(src.uptime.as_millis()).unwrap_or(u64::MAX),
             workers: src.workers.len(),
             xdp_mode: src.xdp_mode.to_owned(),
-            bind_mode: src.bind_mode.to_vec(),
+            bind_mode: src.queues.iter().map(|q| q.mode.clone()).collect(),
+            queues,
             total,
             per_worker,
             batch_time: src.latency.summary(),
@@ -105,7 +152,20 @@ mod tests {
             node: "n",
             uptime: Duration::from_millis(1500),
             xdp_mode: "native",
-            bind_mode: &["copy".into(), "copy".into()],
+            queues: &[
+                QueueInfo {
+                    queue: 0,
+                    cpu: Some(1),
+                    mode: "copy".into(),
+                    need_wakeup: true,
+                },
+                QueueInfo {
+                    queue: 1,
+                    cpu: None,
+                    mode: "zero-copy".into(),
+                    need_wakeup: false,
+                },
+            ],
             workers: &workers,
             latency: &mut latency,
             xdp: Some(FilterStats {
@@ -117,6 +177,21 @@ mod tests {
         });
         assert_eq!(r.total.rx_frames, 7);
         assert_eq!(r.per_worker.len(), 2);
+        assert_eq!(r.bind_mode, vec!["copy", "zero-copy"]);
+        assert_eq!(r.queues.len(), 2);
+        assert_eq!(
+            (r.queues[0].queue, r.queues[0].cpu, r.queues[0].rx_frames),
+            (0, Some(1), 3)
+        );
+        assert_eq!(
+            (r.queues[1].queue, r.queues[1].cpu, r.queues[1].rx_frames),
+            (1, None, 4)
+        );
+        assert_eq!(r.queues[1].mode, "zero-copy");
+        let v = serde_json::to_value(&r).unwrap();
+        for key in ["queue", "cpu", "mode", "rx_frames", "need_wakeup"] {
+            assert!(v["queues"][0].get(key).is_some(), "queues[0].{key} in {v}");
+        }
         assert_eq!(r.uptime_ms, 1500);
         let back: StatsReport = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);

@@ -22,10 +22,10 @@ use crate::log;
 
 use super::admin::{self, Peer, Request};
 use super::iface::Interface;
-use super::report::{Sources, StatsReport};
+use super::report::{QueueInfo, Sources, StatsReport};
 use super::shutdown::{self, Drain};
 use super::xdp::Steering;
-use super::{Error, lock, probe, setup, workers};
+use super::{Error, lock, probe, queues, setup, workers};
 
 /// How often the published status and stats snapshots are refreshed.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
@@ -112,6 +112,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         iface.name,
         format_mac(&iface.mac)
     );
+    let (nqueues, channels) = queues::resolve(&cfg.dataplane, &iface).map_err(Error::Queues)?;
     let setup = setup::apply(&cfg)?;
     let mut steering = Steering::attach(&cfg, &iface, director)?;
     let shared = Shared::new(
@@ -119,7 +120,27 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         cfg.dataplane.maglev_table_size,
     )
     .map_err(crate::control::Error::Maglev)?;
-    let workers = workers::spawn_all(&cfg, &shared, &steering.filter, director)?;
+    let available: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let placement = queues::place(&cfg.dataplane.cpus, nqueues as usize, &available);
+    // The control thread (this one, and the threads it starts from here on:
+    // probe, admin) keeps off the workers' cores where there are enough.
+    if let Some(c) = placement.control
+        && core_affinity::set_for_current(core_affinity::CoreId { id: c })
+    {
+        log!("node", "control thread on CPU {c}");
+    }
+    let workers = workers::spawn_all(
+        &cfg,
+        nqueues,
+        &placement.workers,
+        &shared,
+        &steering.filter,
+        director,
+    )?;
 
     let start = Instant::now();
     let mut plane = Plane::new(cfg.clone(), iface.mac, shared.clone(), start, unix_ms())?;
@@ -148,7 +169,15 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let mut last_publish = start - PUBLISH_EVERY;
     let mut last_health = start;
     let xdp_mode = steering.filter.mode().to_string();
-    let bind_mode: Vec<String> = workers.iter().map(|w| w.bound.clone()).collect();
+    let queue_info: Vec<QueueInfo> = workers
+        .iter()
+        .map(|w| QueueInfo {
+            queue: w.queue,
+            cpu: w.cpu,
+            mode: w.bound.clone(),
+            need_wakeup: w.need_wakeup,
+        })
+        .collect();
     let worker_stats: Vec<Arc<Stats>> = workers.iter().map(|w| w.stats.clone()).collect();
     let mut drain = Drain::default();
     loop {
@@ -200,7 +229,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                 node: &cfg.node.name,
                 uptime: now.duration_since(start),
                 xdp_mode: &xdp_mode,
-                bind_mode: &bind_mode,
+                queues: &queue_info,
                 workers: &worker_stats,
                 latency: &mut latency,
                 xdp: steering.filter.stats().ok(),
@@ -219,6 +248,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     log!("node", "drained; stopping the dataplane");
     workers::stop_all(&shared, workers);
     steering.release();
+    drop(channels);
     drop(setup);
     log!("node", "stopped");
     Ok(())

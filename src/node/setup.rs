@@ -82,9 +82,17 @@ fn on_lo(addr: Ipv4Addr) -> bool {
         .unwrap_or(false)
 }
 
+/// The `/proc/sys` file of `net.ipv4.conf.<ifname>.<key>`. Written as a
+/// path, not a dotted key, since interface names may contain dots (the
+/// VLAN interface `eth0.100`).
+pub fn ipv4_conf_path(ifname: &str, key: &str) -> PathBuf {
+    PathBuf::from("/proc/sys/net/ipv4/conf")
+        .join(ifname)
+        .join(key)
+}
+
 impl Guard {
-    fn sysctl(&mut self, key: &str, value: &str) -> Result<(), Error> {
-        let path = PathBuf::from(format!("/proc/sys/{}", key.replace('.', "/")));
+    fn sysctl(&mut self, path: PathBuf, value: &str) -> Result<(), Error> {
         let old = std::fs::read_to_string(&path).map_err(|source| Error::Sysctl {
             path: path.clone(),
             source,
@@ -135,14 +143,10 @@ pub fn nft_ruleset(cfg: &Config, table: &str) -> Option<String> {
 pub fn apply(cfg: &Config) -> Result<Guard, Error> {
     let mut g = Guard::default();
     let ifname = cfg.dataplane.interface.clone();
-    for (k, v) in [
-        ("net.ipv4.conf.all.arp_ignore", "1"),
-        ("net.ipv4.conf.all.arp_announce", "2"),
-    ] {
-        g.sysctl(k, v)?;
+    for name in ["all", ifname.as_str()] {
+        g.sysctl(ipv4_conf_path(name, "arp_ignore"), "1")?;
+        g.sysctl(ipv4_conf_path(name, "arp_announce"), "2")?;
     }
-    g.sysctl(&format!("net.ipv4.conf.{ifname}.arp_ignore"), "1")?;
-    g.sysctl(&format!("net.ipv4.conf.{ifname}.arp_announce"), "2")?;
     // The VIPs are this node's: one left on lo by a crashed run is taken over
     // and removed on exit like one added now.
     for a in cfg.vip_addrs() {
@@ -185,6 +189,18 @@ impl Drop for Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sysctl_paths_keep_dotted_interface_names() {
+        assert_eq!(
+            ipv4_conf_path("eth0.100", "arp_ignore"),
+            std::path::Path::new("/proc/sys/net/ipv4/conf/eth0.100/arp_ignore")
+        );
+        assert_eq!(
+            ipv4_conf_path("all", "arp_announce"),
+            std::path::Path::new("/proc/sys/net/ipv4/conf/all/arp_announce")
+        );
+    }
 
     fn cfg(ports: &str, proxy: u16) -> Config {
         let text = format!(

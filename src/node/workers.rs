@@ -71,7 +71,44 @@ pub struct Handle {
     pub thread: JoinHandle<()>,
     /// The socket's bind mode (copy or zero-copy).
     pub bound: String,
+    /// The CPU the worker is pinned to (`None`: not pinned).
+    pub cpu: Option<usize>,
+    /// The socket was bound with `XDP_USE_NEED_WAKEUP`.
+    pub need_wakeup: bool,
 }
+
+/// What a worker reports once its socket is bound.
+struct Ready {
+    bound: String,
+    pinned: bool,
+    need_wakeup: bool,
+    /// The per-queue outcome to log once: zero-copy refusal, busy polling.
+    notes: Vec<String>,
+}
+
+/// The socket settings a node config asks for.
+pub fn socket_config(cfg: &Config) -> xsk::SocketConfig {
+    let d = &cfg.dataplane;
+    xsk::SocketConfig {
+        mode: match d.mode {
+            XdpMode::Auto => xsk::BindMode::Auto,
+            XdpMode::Copy => xsk::BindMode::Copy,
+            XdpMode::ZeroCopy => xsk::BindMode::ZeroCopy,
+        },
+        frame_count: d.umem_frames,
+        frame_size: d.frame_size,
+        rx_size: d.rx_ring,
+        tx_size: d.tx_ring,
+        busy_poll: (d.poll == PollMode::Busy).then_some(xsk::BusyPoll {
+            usecs: BUSY_POLL_USECS,
+            budget: d.batch_size,
+        }),
+        ..xsk::SocketConfig::default()
+    }
+}
+
+/// `SO_BUSY_POLL` with `poll = "busy"`: as the kernel's AF_XDP docs suggest.
+const BUSY_POLL_USECS: u32 = 20;
 
 /// Opens the socket for `queue` on the worker's own thread (pinned to
 /// `core`), registers it with the filter and starts polling. Returns once
@@ -85,18 +122,11 @@ pub fn spawn(
     director: bool,
 ) -> Result<Handle, Error> {
     let ifname = cfg.dataplane.interface.clone();
-    let sock_cfg = xsk::SocketConfig {
-        mode: match cfg.dataplane.mode {
-            XdpMode::Auto => xsk::BindMode::Auto,
-            XdpMode::Copy => xsk::BindMode::Copy,
-            XdpMode::ZeroCopy => xsk::BindMode::ZeroCopy,
-        },
-        ..xsk::SocketConfig::default()
-    };
+    let sock_cfg = socket_config(cfg);
     let queues = Queues::new(1024);
     let stats = Arc::new(Stats::new());
     let wcfg = worker_config(cfg);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<String, String>>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Ready, String>>();
     let (shared2, queues2, stats2, filter2) = (
         shared.clone(),
         queues.clone(),
@@ -106,17 +136,27 @@ pub fn spawn(
     let thread = thread::Builder::new()
         .name(format!("proxyha-w{queue}"))
         .spawn(move || {
-            if let Some(c) = core
-                && !core_affinity::set_for_current(c)
-            {
-                log!(
-                    "dataplane",
-                    "worker {queue}: could not pin to core {}",
-                    c.id
-                );
+            let mut pinned = false;
+            if let Some(c) = core {
+                pinned = core_affinity::set_for_current(c);
+                if !pinned {
+                    log!(
+                        "dataplane",
+                        "worker {queue}: could not pin to core {}",
+                        c.id
+                    );
+                }
             }
             let sock = match xsk::Socket::open(&ifname, queue, &sock_cfg) {
                 Ok(s) => s,
+                Err(e) if sock_cfg.mode == xsk::BindMode::ZeroCopy => {
+                    let _ = ready_tx.send(Err(format!(
+                        "dataplane.mode = \"zero-copy\", but the driver of {ifname} cannot \
+                         bind queue {queue} in zero-copy mode ({e}); set dataplane.mode = \
+                         \"auto\" (zero-copy where offered, else copy) or \"copy\""
+                    )));
+                    return;
+                }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e.to_string()));
                     return;
@@ -126,7 +166,21 @@ pub fn spawn(
                 let _ = ready_tx.send(Err(e.to_string()));
                 return;
             }
-            let bound = sock.bound().to_string();
+            let mut notes = Vec::new();
+            if let Some(why) = sock.zerocopy_refused() {
+                notes.push(format!("zero-copy refused: {why}"));
+            }
+            match sock.busy_poll() {
+                Ok(true) => notes.push("preferred busy polling".into()),
+                Ok(false) => {}
+                Err(why) => notes.push(format!("busy-poll options refused: {why}")),
+            }
+            let ready = Ready {
+                bound: sock.bound().to_string(),
+                pinned,
+                need_wakeup: sock.need_wakeup(),
+                notes,
+            };
             if director {
                 let tap = match xsk::TapSink::open(&format!("proxyha{queue}")) {
                     Ok(t) => t,
@@ -135,14 +189,14 @@ pub fn spawn(
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(bound));
+                let _ = ready_tx.send(Ok(ready));
                 let sink = TapDelivery {
                     tap,
                     buf: Vec::with_capacity(2048),
                 };
                 Worker::new(sock, sink, wcfg, &shared2, queues2, stats2).run();
             } else {
-                let _ = ready_tx.send(Ok(bound));
+                let _ = ready_tx.send(Ok(ready));
                 Worker::new(sock, NoLocal, wcfg, &shared2, queues2, stats2).run();
             }
             let _ = filter2.remove_socket(queue);
@@ -152,13 +206,31 @@ pub fn spawn(
             detail: e.to_string(),
         })?;
     match ready_rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(Ok(bound)) => Ok(Handle {
-            queue,
-            queues,
-            stats,
-            thread,
-            bound,
-        }),
+        Ok(Ok(r)) => {
+            log!(
+                "dataplane",
+                "queue {queue}: AF_XDP {} mode (asked {}), need-wakeup {}, worker on CPU {}{}",
+                r.bound,
+                match cfg.dataplane.mode {
+                    XdpMode::Auto => "auto",
+                    XdpMode::Copy => "copy",
+                    XdpMode::ZeroCopy => "zero-copy",
+                },
+                if r.need_wakeup { "on" } else { "off" },
+                core.filter(|_| r.pinned)
+                    .map_or("any".into(), |c| c.id.to_string()),
+                r.notes.iter().map(|n| format!("; {n}")).collect::<String>()
+            );
+            Ok(Handle {
+                queue,
+                queues,
+                stats,
+                thread,
+                bound: r.bound,
+                cpu: core.filter(|_| r.pinned).map(|c| c.id),
+                need_wakeup: r.need_wakeup,
+            })
+        }
         Ok(Err(detail)) => {
             let _ = thread.join();
             Err(Error::Worker { queue, detail })
@@ -170,33 +242,38 @@ pub fn spawn(
     }
 }
 
-/// Starts a worker for every configured queue, each on its configured core
-/// (or the next core round-robin).
+/// Starts a worker for each of queues `0..n`, placed by `cpus` (see
+/// [`super::queues::place`]).
 pub fn spawn_all(
     cfg: &Config,
+    n: u32,
+    cpus: &[Option<usize>],
     shared: &Shared,
     filter: &Arc<xsk::Filter>,
     director: bool,
 ) -> Result<Vec<Handle>, Error> {
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut workers = Vec::new();
-    for (i, &q) in cfg.dataplane.queues.iter().enumerate() {
-        let core = match cfg.dataplane.cores.get(i) {
-            Some(&id) => Some(core_affinity::CoreId { id }),
-            None if !cores.is_empty() => Some(cores[i % cores.len()]),
-            None => None,
+    for q in 0..n {
+        let core = cpus
+            .get(q as usize)
+            .copied()
+            .flatten()
+            .map(|id| core_affinity::CoreId { id });
+        let w = match spawn(cfg, q, core, shared, filter, director) {
+            Ok(w) => w,
+            Err(e) => {
+                stop_all(shared, workers);
+                return Err(e);
+            }
         };
-        let w = spawn(cfg, q, core, shared, filter, director)?;
-        log!(
-            "dataplane",
-            "worker {q} on core {} ({} mode, {:?} polling, batch {})",
-            core.map_or("any".into(), |c| c.id.to_string()),
-            w.bound,
-            cfg.dataplane.poll,
-            cfg.dataplane.batch_size
-        );
         workers.push(w);
     }
+    log!(
+        "dataplane",
+        "{n} worker(s), {:?} polling, batch {}",
+        cfg.dataplane.poll,
+        cfg.dataplane.batch_size
+    );
     Ok(workers)
 }
 

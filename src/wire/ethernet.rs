@@ -166,6 +166,9 @@ pub enum EtherType {
     Ipv6,
     /// 0x8100, an IEEE 802.1Q tag.
     Vlan,
+    /// 0x88a8, an IEEE 802.1ad service tag (QinQ's outer tag); read like
+    /// an 802.1Q tag.
+    ServiceVlan,
     /// Anything else (including 802.3 length values below 0x0600).
     Unknown(u16),
 }
@@ -179,6 +182,7 @@ impl EtherType {
             EtherType::Arp => 0x0806,
             EtherType::Ipv6 => 0x86dd,
             EtherType::Vlan => 0x8100,
+            EtherType::ServiceVlan => 0x88a8,
             EtherType::Unknown(v) => v,
         }
     }
@@ -191,6 +195,7 @@ impl EtherType {
             0x0806 => EtherType::Arp,
             0x86dd => EtherType::Ipv6,
             0x8100 => EtherType::Vlan,
+            0x88a8 => EtherType::ServiceVlan,
             v => EtherType::Unknown(v),
         }
     }
@@ -215,6 +220,7 @@ impl fmt::Display for EtherType {
             EtherType::Arp => f.write_str("ARP"),
             EtherType::Ipv6 => f.write_str("IPv6"),
             EtherType::Vlan => f.write_str("802.1Q"),
+            EtherType::ServiceVlan => f.write_str("802.1ad"),
             EtherType::Unknown(v) => write!(f, "0x{v:04x}"),
         }
     }
@@ -265,7 +271,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         need(WHAT, b, HEADER_LEN)?;
-        if self.outer_ethertype() == EtherType::Vlan {
+        if self.has_vlan() {
             need("ethernet 802.1Q tag", b, VLAN_HEADER_LEN)?;
         }
         Ok(())
@@ -305,10 +311,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
         EtherType::from_u16(be16(self.buffer.as_ref(), field::ETHERTYPE))
     }
 
-    /// Whether the frame carries an 802.1Q tag.
+    /// Whether the frame carries an 802.1Q (or 802.1ad) tag.
     #[inline]
     pub fn has_vlan(&self) -> bool {
-        self.outer_ethertype() == EtherType::Vlan
+        matches!(
+            self.outer_ethertype(),
+            EtherType::Vlan | EtherType::ServiceVlan
+        )
     }
 
     /// The 802.1Q Tag Control Information (PCP, DEI, VID), if tagged.
@@ -659,6 +668,7 @@ pub(crate) mod tests {
             (EtherType::Arp, 0x0806),
             (EtherType::Ipv6, 0x86dd),
             (EtherType::Vlan, 0x8100),
+            (EtherType::ServiceVlan, 0x88a8),
             (EtherType::Unknown(0x88cc), 0x88cc),
         ] {
             assert_eq!(u16::from(t), v);
@@ -678,8 +688,10 @@ pub(crate) mod tests {
             any::<u16>().prop_map(EtherType::from),
         )
             .prop_filter(
-                "an untagged frame cannot carry EtherType 0x8100 as payload type",
-                |(_, _, v, t)| v.is_some() || *t != EtherType::Vlan,
+                "an untagged frame cannot carry a tag's EtherType as payload type",
+                |(_, _, v, t)| {
+                    v.is_some() || !matches!(*t, EtherType::Vlan | EtherType::ServiceVlan)
+                },
             )
             .prop_map(|(src, dst, vlan, ethertype)| Repr {
                 src,

@@ -73,18 +73,20 @@
 
 #![allow(unsafe_code)]
 
+mod channels;
 mod filter;
 mod mac;
 mod socket;
 mod sys;
 mod tap;
 
+pub use channels::{Channels, channels, set_channels};
 pub use filter::{
     AttachMode, FLAG_ACTIVE, FLAG_HEARTBEAT, FLAG_VRRP, Filter, FilterConfig, FilterStats, L4,
     PassProgram, Verdict, detach_stale,
 };
 pub use mac::UnicastMac;
-pub use socket::{Accounting, BindMode, Bound, Socket, SocketConfig, SocketStats};
+pub use socket::{Accounting, BindMode, Bound, BusyPoll, Socket, SocketConfig, SocketStats};
 pub use sys::{ensure_bpffs, ifindex};
 pub use tap::TapSink;
 
@@ -161,6 +163,17 @@ pub enum Error {
         /// Interface.
         ifname: String,
         /// The errno.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading or setting the NIC's channels (ethtool) failed.
+    #[error("{op} on {ifname}: {source}")]
+    Channels {
+        /// Interface.
+        ifname: String,
+        /// The ethtool command.
+        op: &'static str,
+        /// The errno (EOPNOTSUPP: the driver has no channels).
         #[source]
         source: io::Error,
     },

@@ -87,6 +87,19 @@ pub struct SocketConfig {
     /// Ask for `XDP_USE_NEED_WAKEUP`: the kernel is kicked only when a ring's
     /// flag asks for it.
     pub need_wakeup: bool,
+    /// Preferred busy polling (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL`,
+    /// `SO_BUSY_POLL_BUDGET`): the worker's own empty polls drive the NIC's
+    /// NAPI instead of its interrupts. `None` leaves the socket as it is.
+    pub busy_poll: Option<BusyPoll>,
+}
+
+/// Preferred busy-polling settings of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyPoll {
+    /// `SO_BUSY_POLL`: microseconds to busy-poll per call.
+    pub usecs: u32,
+    /// `SO_BUSY_POLL_BUDGET`: packets per NAPI poll.
+    pub budget: u32,
 }
 
 impl Default for SocketConfig {
@@ -99,6 +112,7 @@ impl Default for SocketConfig {
             alloc_reserve: 128,
             mode: BindMode::Auto,
             need_wakeup: true,
+            busy_poll: None,
         }
     }
 }
@@ -186,6 +200,12 @@ pub struct Socket {
     queue: u32,
     bound: Bound,
     need_wakeup: bool,
+    /// Why zero-copy was refused when `BindMode::Auto` fell back to copy.
+    zerocopy_refused: Option<String>,
+    /// Preferred busy polling is on: empty polls call `recvfrom`.
+    busy_poll: bool,
+    /// Why the busy-poll options were refused, if they were.
+    busy_poll_refused: Option<String>,
     // Field order is drop order: the rings hold the xsk socket, which must
     // go before the UMEM (`umem` also keeps the mapping behind `base` alive).
     rx: RxQueue,
@@ -236,10 +256,15 @@ impl Socket {
             BindMode::ZeroCopy => &[BindMode::ZeroCopy],
             BindMode::Copy => &[BindMode::Copy],
         };
-        let mut last = None;
+        let mut last: Option<Error> = None;
         for &mode in modes {
             match Socket::open_mode(ifname, queue, config, mode) {
-                Ok(s) => return Ok(s),
+                Ok(mut s) => {
+                    if config.mode == BindMode::Auto {
+                        s.zerocopy_refused = last.as_ref().map(|e| super::chain(e));
+                    }
+                    return Ok(s);
+                }
                 Err(e) => last = Some(e),
             }
         }
@@ -319,12 +344,19 @@ impl Socket {
             Ok(false) => Bound::Copy,
             Err(e) => return Err(sock_err(format!("getsockopt(XDP_OPTIONS): {e}"))),
         };
+        let busy_poll_refused = config
+            .busy_poll
+            .and_then(|b| set_busy_poll(rx.fd().as_raw_fd(), b).err())
+            .map(|e| e.to_string());
         let n = config.frame_count as usize;
         let mut this = Socket {
             ifname: ifname.to_owned(),
             queue,
             bound,
             need_wakeup: config.need_wakeup,
+            zerocopy_refused: None,
+            busy_poll: config.busy_poll.is_some() && busy_poll_refused.is_none(),
+            busy_poll_refused,
             rx,
             tx,
             fq,
@@ -360,6 +392,24 @@ impl Socket {
     /// The mode the kernel bound the socket in.
     pub fn bound(&self) -> Bound {
         self.bound
+    }
+
+    /// Whether the socket was bound with `XDP_USE_NEED_WAKEUP`.
+    pub fn need_wakeup(&self) -> bool {
+        self.need_wakeup
+    }
+
+    /// Why zero-copy was refused, when `BindMode::Auto` fell back to copy.
+    pub fn zerocopy_refused(&self) -> Option<&str> {
+        self.zerocopy_refused.as_deref()
+    }
+
+    /// Whether preferred busy polling is on, or why the kernel refused it.
+    pub fn busy_poll(&self) -> Result<bool, &str> {
+        match &self.busy_poll_refused {
+            Some(e) => Err(e),
+            None => Ok(self.busy_poll),
+        }
     }
 
     /// The socket's file descriptor (for the XSKMAP and for `poll`).
@@ -451,6 +501,37 @@ impl Socket {
     }
 }
 
+/// `SO_PREFER_BUSY_POLL` and `SO_BUSY_POLL_BUDGET` (asm-generic/socket.h,
+/// Linux 5.11); libc may not name them yet.
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+
+/// Turns on preferred busy polling (the kernel's AF_XDP busy-poll recipe).
+fn set_busy_poll(fd: RawFd, b: BusyPoll) -> io::Result<()> {
+    let set = |opt: libc::c_int, name: &str, v: u32| -> io::Result<()> {
+        let v = v as libc::c_int;
+        // SAFETY: `v` is a valid int for the duration of the call, and its
+        // size is passed; the kernel only reads it.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&raw const v).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("setsockopt({name}): {e}")));
+        }
+        Ok(())
+    };
+    set(SO_PREFER_BUSY_POLL, "SO_PREFER_BUSY_POLL", 1)?;
+    set(libc::SO_BUSY_POLL, "SO_BUSY_POLL", b.usecs)?;
+    set(SO_BUSY_POLL_BUDGET, "SO_BUSY_POLL_BUDGET", b.budget)
+}
+
 /// Asks the kernel whether the socket is bound in zero-copy mode.
 fn query_zerocopy(fd: RawFd) -> io::Result<bool> {
     let mut flags: u32 = 0;
@@ -497,7 +578,23 @@ impl Port for Socket {
             k += 1;
         }
         self.stats.rx_frames += k as u64;
-        if got == 0 && self.need_wakeup && self.fq.needs_wakeup() {
+        if got == 0 && self.busy_poll {
+            // With preferred busy polling the application's syscalls drive
+            // the NAPI: an empty recvfrom runs it (xsk_recvmsg busy-loops).
+            self.stats.fill_kicks += 1;
+            // SAFETY: a zero-length, non-blocking recvfrom with no buffer
+            // and no address; the kernel writes nothing.
+            let _ = unsafe {
+                libc::recvfrom(
+                    self.raw_fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+        } else if got == 0 && self.need_wakeup && self.fq.needs_wakeup() {
             // The driver sleeps until told the fill ring has frames.
             self.stats.fill_kicks += 1;
             let _ = self.fq.wakeup(self.rx.fd_mut(), 0);

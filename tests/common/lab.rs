@@ -54,6 +54,10 @@ pub struct Options {
     /// Add a host with no role at 198.18.0.66 (`PREFIX-rogue`).
     pub rogue: bool,
     pub start_proxyha: bool,
+    /// RX/TX queues per link (`lab.sh up --queues N`).
+    pub queues: u32,
+    /// Run the segment tagged with this VLAN (`lab.sh up --vlan ID`).
+    pub vlan: Option<u16>,
 }
 
 impl Default for Options {
@@ -65,6 +69,8 @@ impl Default for Options {
             redirect_80: false,
             rogue: false,
             start_proxyha: true,
+            queues: 1,
+            vlan: None,
         }
     }
 }
@@ -95,6 +101,14 @@ impl Lab {
         }
         if opts.rogue {
             args.push("--rogue".into());
+        }
+        if opts.queues != 1 {
+            args.push("--queues".into());
+            args.push(opts.queues.to_string());
+        }
+        if let Some(v) = opts.vlan {
+            args.push("--vlan".into());
+            args.push(v.to_string());
         }
         let out = sh(lab.script().args(&args));
         if !out.status.success() {
