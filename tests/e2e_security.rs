@@ -144,6 +144,57 @@ mod forge {
         )
     }
 
+    /// A heartbeat reply as the rogue would forge it: from `(mac, src)` to
+    /// director-a, claiming `node_id`, signed with `key` when given.
+    pub fn reply(
+        mac: [u8; 6],
+        src: Ipv4Addr,
+        to_mac: [u8; 6],
+        lbid: u16,
+        node_id: u32,
+        claimed_mac: [u8; 6],
+        key: Option<&[u8]>,
+    ) -> Vec<u8> {
+        use proxyha::wire::heartbeat as hb;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let payload = hb::Repr {
+            kind: hb::Kind::Reply,
+            lbid,
+            node_id,
+            name: "rogue".into(),
+            role: hb::Role::Scanning,
+            priority: 0,
+            state: hb::State::Ok,
+            director_state: hb::State::Unknown,
+            ipv4: src,
+            ipv6: std::net::Ipv6Addr::UNSPECIFIED,
+            mac: claimed_mac,
+            // Ahead of every real sequence (senders count from unix µs), so
+            // the replay check does not hide the check under test.
+            sequence: now_ms * 1000 + 1_000_000_000,
+            timestamp_ms: now_ms,
+            connections: 0,
+            load_permille: 0,
+            capacity: 1_000_000,
+            ports: hb::Ports::from_results(&[true]),
+            announcement: None,
+        }
+        .to_bytes(key)
+        .unwrap();
+        build_ipv4(
+            ethernet::Address(mac),
+            ethernet::Address(to_mac),
+            src,
+            Ipv4Addr::new(198, 18, 0, 1),
+            ipv4::Protocol::Heartbeat,
+            255,
+            &payload,
+        )
+    }
+
     /// `frame` with its last byte of the VRRP checksum flipped.
     pub fn bad_checksum(mut frame: Vec<u8>) -> Vec<u8> {
         // Ethernet 14 + IPv4 20 + VRRP checksum at offset 6.
@@ -218,6 +269,34 @@ fn wait_discovered(lab: &Lab) -> serde_json::Value {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+fn hb_counter(status: &serde_json::Value, name: &str) -> u64 {
+    status["heartbeat"]["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no heartbeat counter {name} in {}", status["heartbeat"]))
+}
+
+/// The first protocol-253 frame seen on the lab's bridge (a real heartbeat,
+/// to replay), read from a pcap file that tcpdump writes.
+fn capture_heartbeat(lab: &Lab) -> Vec<u8> {
+    let file = lab.path().join("hb.pcap");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("sw")])
+        .args(["timeout", "10", "tcpdump", "-c", "1", "-i", "br0", "-w"])
+        .arg(&file)
+        .arg("ip proto 253 and ip src 198.18.0.3")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pcap = std::fs::read(&file).unwrap();
+    // pcap: 24-byte file header, 16-byte record header (incl_len at 8..12).
+    let len = u32::from_le_bytes(pcap[32..36].try_into().unwrap()) as usize;
+    pcap[40..40 + len].to_vec()
 }
 
 fn vrrp_counter(status: &serde_json::Value, name: &str) -> u64 {
@@ -320,6 +399,125 @@ fn a_hostile_host_on_the_segment_changes_nothing() {
         assert!(a >= b + 20, "{counter}: {b} -> {a}");
     }
     assert!(xdp_passed() >= passed_before + 20);
+
+    // Heartbeat forgeries. Every node of group A signs with the lab's key.
+    let key = std::fs::read(lab.path().join("group-a.key")).unwrap();
+    let key = key.trim_ascii();
+    let dir_a = mac_of(&lab, "director-a");
+    let scanner_c = std::net::Ipv4Addr::new(198, 18, 0, 3);
+    let scanner_c_id = u32::from(scanner_c);
+    let hb_before = lab.status("director-a").unwrap();
+    let replayed = capture_heartbeat(&lab);
+    let mut hb_frames: Vec<(Vec<u8>, u32, u32)> = vec![
+        // An outsider without the key: unsigned, and signed with a wrong key.
+        (
+            reply(rogue_mac, ROGUE, dir_a, 10, 0x0101_0101, rogue_mac, None),
+            20,
+            5_000,
+        ),
+        (
+            reply(
+                rogue_mac,
+                ROGUE,
+                dir_a,
+                10,
+                0x0101_0102,
+                rogue_mac,
+                Some(&[7u8; 32]),
+            ),
+            20,
+            5_000,
+        ),
+        // A real heartbeat of scanner-c, sent again.
+        (replayed, 20, 5_000),
+        // An insider with the key: scanner-c's id from the rogue's address,
+        // and a node with a multicast MAC.
+        (
+            reply(
+                rogue_mac,
+                ROGUE,
+                dir_a,
+                10,
+                scanner_c_id,
+                rogue_mac,
+                Some(key),
+            ),
+            20,
+            5_000,
+        ),
+        (
+            reply(
+                rogue_mac,
+                ROGUE,
+                dir_a,
+                10,
+                0x0101_0103,
+                [0x01, 0, 0x5e, 0, 0, 1],
+                Some(key),
+            ),
+            20,
+            5_000,
+        ),
+    ];
+    // 300 distinct forged ids without the key.
+    for i in 0..300u32 {
+        hb_frames.push((
+            reply(
+                rogue_mac,
+                ROGUE,
+                dir_a,
+                10,
+                0x0200_0000 + i,
+                rogue_mac,
+                None,
+            ),
+            1,
+            0,
+        ));
+    }
+    let sent = inject(&lab, &hb_frames);
+    assert_eq!(sent, 20 * 5 + 300);
+    for i in 0..20 {
+        assert!(
+            lab.request("/index.html", 3.0).is_some(),
+            "request {i} failed after the heartbeat forgeries\n{}",
+            lab.logs()
+        );
+    }
+    let hb_after = lab.status("director-a").unwrap();
+    for (counter, at_least) in [
+        ("drop_unauthenticated", 320),
+        ("drop_bad_hmac", 20),
+        ("drop_replay", 20),
+        ("drop_identity_mismatch", 20),
+        ("drop_bad_mac", 20),
+    ] {
+        let (b, a) = (
+            hb_counter(&hb_before, counter),
+            hb_counter(&hb_after, counter),
+        );
+        assert!(
+            a >= b + at_least,
+            "{counter}: {b} -> {a}\n{}",
+            hb_after["heartbeat"]
+        );
+    }
+    assert_eq!(
+        membership(&hb_after),
+        membership(&before),
+        "membership changed"
+    );
+    assert!(!hb_after.to_string().contains("198.18.0.66"));
+    assert!(!hb_after.to_string().contains("rogue"));
+    let b = lab.status("director-b").unwrap();
+    assert!(!b.to_string().contains("198.18.0.66"));
+    // No flow was ever sent to the rogue's MAC: no slot names it.
+    let stats = Command::new(lab::binary())
+        .args(["stats", "--json", "--socket"])
+        .arg(lab.socket("director-a"))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&stats.stdout).contains("198.18.0.66"));
     assert_eq!(lab.vrrp_state("director-a"), "Master");
     assert_eq!(lab.vrrp_state("director-b"), "Backup");
     assert_eq!(
