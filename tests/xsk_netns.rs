@@ -28,6 +28,8 @@ const IP_A: &str = "198.18.99.1";
 const IP_B: &str = "198.18.99.2";
 const VIP: &str = "198.18.99.250";
 const VRID: u8 = 51;
+/// The heartbeat group the filter is configured for.
+const LBID: u16 = 10;
 const PORT: u16 = 9090;
 /// Frames per kind that the sender sends.
 const N: usize = 200;
@@ -669,7 +671,7 @@ fn vip_udp(port: u16) -> Vec<u8> {
 #[test]
 #[ignore = "runs inside a namespace, started by xsk_in_network_namespaces"]
 fn child_verdicts() {
-    use xsk::Verdict::{Pass, ToSocket};
+    use xsk::Verdict::{Drop, Pass, ToSocket};
     require_parent("child_verdicts");
     let filter = xsk::Filter::attach(IF_A, xsk::AttachMode::Native).expect("attach");
     let sock = xsk::Socket::open(IF_A, 0, &xsk::SocketConfig::default()).expect("socket");
@@ -680,7 +682,7 @@ fn child_verdicts() {
         .set_ports(xsk::L4::Tcp, &[PORT, 8080, 0, 65535])
         .unwrap();
     filter
-        .set_config(&xsk::FilterConfig::director(VRID, true))
+        .set_config(&xsk::FilterConfig::director(VRID, true).with_lbid(LBID))
         .unwrap();
     let mut runs = 0u64;
     let mut check = |name: &str, frame: &[u8], want: xsk::Verdict| {
@@ -870,13 +872,52 @@ fn child_verdicts() {
         ),
         Pass,
     );
-    let hb = eth(
-        [0xff; 6],
-        &[],
-        0x0800,
-        &ipv4(253, [198, 18, 99, 255], 5, 0, &[]),
-    );
+    // A heartbeat message: the LBID at bytes 10..12 (docs/heartbeat.md).
+    let hb_msg = |lbid: u16| {
+        let mut m = b"PXHB\x01\x02\x00\x00\x00\x4c".to_vec();
+        m.extend_from_slice(&lbid.to_be_bytes());
+        m.resize(76, 0);
+        m
+    };
+    let heartbeat = |lbid: u16, ihl: u8| {
+        eth(
+            [0xff; 6],
+            &[],
+            0x0800,
+            &ipv4(253, [198, 18, 99, 255], ihl, 0, &hb_msg(lbid)),
+        )
+    };
+    let hb = heartbeat(LBID, 5);
     check("heartbeat", &hb, ToSocket);
+    check("heartbeat, IP options", &heartbeat(LBID, 7), ToSocket);
+    check(
+        "heartbeat, IP options (ihl 15)",
+        &heartbeat(LBID, 15),
+        ToSocket,
+    );
+    let dropped = filter.stats().unwrap().drop_heartbeat;
+    check("heartbeat, other LBID", &heartbeat(LBID + 1, 5), Drop);
+    check(
+        "heartbeat, other LBID (swapped bytes)",
+        &heartbeat(LBID.swap_bytes(), 5),
+        Drop,
+    );
+    check(
+        "heartbeat, other LBID, IP options",
+        &heartbeat(LBID + 1, 9),
+        Drop,
+    );
+    check(
+        "heartbeat cut before the LBID",
+        &eth(
+            [0xff; 6],
+            &[],
+            0x0800,
+            &ipv4(253, [198, 18, 99, 255], 5, 0, &hb_msg(LBID)[..11]),
+        ),
+        Drop,
+    );
+    assert_eq!(filter.stats().unwrap().drop_heartbeat, dropped + 4);
 
     // A backup steers VRRP and heartbeats but no VIP traffic or ARP.
     filter.set_active(false).unwrap();
@@ -894,12 +935,13 @@ fn child_verdicts() {
             vmac: VMAC,
             vrid: VRID,
             flags: xsk::FLAG_HEARTBEAT,
+            lbid: LBID,
         })
         .unwrap();
     check("scanning: VRRP", &vrrp(VRID), Pass);
     check("scanning: heartbeat", &hb, ToSocket);
     filter
-        .set_config(&xsk::FilterConfig::director(VRID, true))
+        .set_config(&xsk::FilterConfig::director(VRID, true).with_lbid(LBID))
         .unwrap();
     filter.set_ports(xsk::L4::Udp, &[]).unwrap();
     // Still sent to the virtual MAC for a VIP: delivered locally by the worker.
@@ -941,7 +983,12 @@ fn child_verdicts() {
         }
         let v = filter.verdict(&f).expect("test run");
         runs += 1;
-        assert!(matches!(v, Pass | ToSocket), "frame {f:02x?} got {v:?}");
+        // Drop only for protocol 253 (a heartbeat of another LBID).
+        let hb_proto = f.get(12..14) == Some(&[0x08, 0x00][..]) && f.get(23) == Some(&253);
+        assert!(
+            matches!(v, Pass | ToSocket) || (v == Drop && hb_proto),
+            "frame {f:02x?} got {v:?}"
+        );
     }
 
     let st = filter.stats().unwrap();
@@ -949,7 +996,7 @@ fn child_verdicts() {
     assert_eq!(st.rx_frames, runs);
     let to_socket = st.to_xsk_vip + st.to_xsk_arp + st.to_xsk_vrrp + st.to_xsk_heartbeat;
     assert_eq!(
-        to_socket + st.passed,
+        to_socket + st.passed + st.drop_heartbeat,
         st.rx_frames,
         "every frame counted once"
     );
