@@ -83,7 +83,7 @@ if mode == 'steer':
     vrrp = lambda vrid: bytes([0x21, vrid, 100, 1, 0, 1, 0, 0]) + vip
     send(eth(bytes.fromhex('01005e000012'), 0x0800, ip(112, socket.inet_aton('224.0.0.18'), vrrp(51), 255)))
     send(eth(bytes.fromhex('01005e000012'), 0x0800, ip(112, socket.inet_aton('224.0.0.18'), vrrp(52), 255)))
-    send(eth(b'\xff' * 6, 0x0800, ip(253, socket.inet_aton('198.18.99.255'), b'PHXHB')))
+    send(eth(b'\xff' * 6, 0x0800, ip(253, socket.inet_aton('198.18.99.255'), b'PXHB\x01\x02\x00\x00\x00\x4c\x00\x0a' + bytes(64))))
     arp = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, 1, me, src, b'\0' * 6, vip)
     send(eth(b'\xff' * 6, 0x0806, arp))
     seen = set(); s.settimeout(0.2); deadline = time.time() + 4
@@ -459,7 +459,7 @@ fn child_steer_echo_and_deliver() {
     filter.set_ports(xsk::L4::Udp, &[PORT]).expect("udp ports");
     filter.set_ports(xsk::L4::Tcp, &[PORT]).expect("tcp ports");
     filter
-        .set_config(&xsk::FilterConfig::director(VRID, true))
+        .set_config(&xsk::FilterConfig::director(VRID, true).with_lbid(LBID))
         .expect("config");
     let vmac = format!("00:00:5e:00:01:{VRID:02x}");
     let amac = mac_of(IF_A);
@@ -591,7 +591,7 @@ fn child_crash() {
     require_parent("child_crash");
     let filter = xsk::Filter::attach(IF_A, xsk::AttachMode::Native).expect("attach");
     filter
-        .set_config(&xsk::FilterConfig::director(VRID, true))
+        .set_config(&xsk::FilterConfig::director(VRID, true).with_lbid(LBID))
         .unwrap();
     println!("attached; dying without cleanup");
     std::process::abort();
