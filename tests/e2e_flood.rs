@@ -1,9 +1,11 @@
 //! The control plane under the heaviest forged heartbeat flood this lab can
 //! make (issue 11, item 4): a rogue host on the lab bridge sends forged
-//! protocol-253 frames from a raw socket as fast as one Python process can,
-//! bounded in count and time, three of four with the group's own LBID (they
-//! pass the XDP filter and fill the shared control queue) and one of four
-//! with another LBID (dropped in XDP). Meanwhile a client downloads through
+//! protocol-253 frames from an AF_XDP socket (`xsk::Socket`, copy mode on
+//! the veth) as fast as one thread can, bounded in count and time, three of
+//! four with the group's own LBID (they pass the XDP filter and fill the
+//! shared control queue) and one of four with another LBID (dropped in XDP).
+//! The sender is this test binary itself, run again inside the rogue
+//! namespace as the ignored test `child_flood`. Meanwhile a client downloads through
 //! the VIP (one established flow for the whole flood) and sends requests.
 //!
 //! Checks: the Active Director stays Master and the Passive Director never
@@ -19,46 +21,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::lab::{self, Lab, Options};
+use proxyha::dataplane::classify::build;
+use proxyha::dataplane::port::Port;
+use proxyha::xsk;
 
 const ROGUE_NS: &str = "pdf-rogue";
 /// The flood's bounds.
 const FLOOD_SECS: f64 = 10.0;
 const FLOOD_MAX_FRAMES: u64 = 20_000_000;
-
-/// Runs in the rogue namespace: `ifname count secs`. Prints `sent=N secs=S`.
-const FLOOD: &str = r#"
-import socket, struct, sys, time
-ifname, count, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-def csum(b):
-    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
-    while s >> 16: s = (s & 0xffff) + (s >> 16)
-    return (~s) & 0xffff
-def frame(i):
-    lbid = 99 if i % 4 == 3 else 10
-    # A heartbeat reply header (docs/heartbeat.md 2.1) whose length field
-    # lies: it passes the XDP filter (right LBID) and is rejected by the
-    # control plane's parser.
-    msg = b'PXHB' + bytes([1, 2]) + b'\x00\x00' + struct.pack('!HHI', 900, lbid, 0xc6120000 + 66 + i)
-    msg += bytes(76 - len(msg))
-    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(msg), i & 0xffff, 0, 255, 253, 0,
-                     socket.inet_aton('198.18.0.66'), socket.inet_aton('198.18.0.255'))
-    ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
-    return b'\xff' * 6 + b'\x02\x00\x00\x00\x00\x66' + b'\x08\x00' + ip + msg
-frames = [frame(i) for i in range(256)]
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((ifname, 0))
-send = s.send
-sent = errors = 0
-t0 = time.monotonic(); end = t0 + secs
-while sent < count and time.monotonic() < end:
-    for f in frames:
-        try:
-            send(f)
-        except OSError:
-            errors += 1
-    sent += len(frames)
-print('sent=%d secs=%.3f errors=%d' % (sent, time.monotonic() - t0, errors))
-"#;
 
 /// The rogue host: a namespace with a veth into the lab's bridge. Removed on
 /// drop (its veth peer goes with it).
@@ -158,9 +128,10 @@ fn heartbeat_flood_cannot_starve_the_control_plane() {
     let mut dl = download(&lab);
     thread::sleep(Duration::from_millis(500));
     let flood = Command::new("ip")
-        .args(["netns", "exec", ROGUE_NS, "python3", "-c", FLOOD, "eth0"])
-        .arg(FLOOD_MAX_FRAMES.to_string())
-        .arg(FLOOD_SECS.to_string())
+        .args(["netns", "exec", ROGUE_NS])
+        .arg(std::env::current_exe().expect("test binary"))
+        .args(["child_flood", "--exact", "--ignored", "--nocapture"])
+        .env("PD_FLOOD_CHILD", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -189,6 +160,21 @@ fn heartbeat_flood_cannot_starve_the_control_plane() {
     );
     let after = stats(&lab, "director-a");
     let after_b = stats(&lab, "director-b");
+    // Node states right after the flood (printed: a flood that fills the
+    // shared queue also drops real heartbeats, see docs/security.md).
+    let nodes: Vec<String> = lab
+        .status("director-a")
+        .and_then(|v| v["entries"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["device"].as_str().unwrap_or("?"),
+                e["state"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
     let dl_ok = dl.wait().is_ok_and(|s| s.success());
     let want = std::fs::read(lab.path().join("origin/www/4m.bin")).unwrap();
     let intact = dl_ok && std::fs::read(lab.path().join("flood-dl.bin")).is_ok_and(|b| b == want);
@@ -219,7 +205,7 @@ fn heartbeat_flood_cannot_starve_the_control_plane() {
          to_xsk_heartbeat {xdp_hb}, rx_heartbeat {rx_hb}, control_queue_full {queue_full}, \
          director-b: control_queue_full {queue_full_b}, rx_vrrp {rx_vrrp}; both: \
          vrrp_queue_full {vrrp_full}; requests ok {ok} failed {failed}; \
-         download intact {intact}",
+         download intact {intact}; nodes after: {nodes:?}",
         sent as f64 / secs
     );
     let not_master: Vec<_> = states.iter().filter(|s| s.1 != "Master").collect();
@@ -243,4 +229,73 @@ fn heartbeat_flood_cannot_starve_the_control_plane() {
     assert!(xdp_hb > 0, "no flood frame reached the sockets");
     assert_eq!(vrrp_full, 0, "a VRRP advert was dropped");
     assert!(rx_vrrp > 0, "adverts kept arriving at the Backup");
+}
+
+/// Forged heartbeat frames: a reply header (docs/heartbeat.md §2.1) whose
+/// length field lies, so the control plane's parser rejects it after the
+/// XDP filter passed it (LBID 10); every fourth has LBID 99.
+fn forged(i: u32) -> Vec<u8> {
+    let lbid: u16 = if i % 4 == 3 { 99 } else { 10 };
+    let mut m = b"PXHB\x01\x02\x00\x00".to_vec();
+    m.extend_from_slice(&900u16.to_be_bytes());
+    m.extend_from_slice(&lbid.to_be_bytes());
+    m.extend_from_slice(&(0xc612_0042u32 + i).to_be_bytes());
+    m.resize(76, 0);
+    build::ipv4(
+        [0xff; 6],
+        [0x02, 0, 0, 0, 0, 0x66],
+        None,
+        "198.18.0.66".parse().unwrap(),
+        "198.18.0.255".parse().unwrap(),
+        253,
+        &m,
+    )
+}
+
+/// The flood sender, inside the rogue namespace (started by the test
+/// above; does nothing when run on its own). Bounded by
+/// `FLOOD_MAX_FRAMES` and `FLOOD_SECS`. Prints `sent=N secs=S`.
+#[test]
+#[ignore = "the flood sender, run inside the rogue namespace by heartbeat_flood_cannot_starve_the_control_plane"]
+fn child_flood() {
+    if std::env::var_os("PD_FLOOD_CHILD").is_none() {
+        return;
+    }
+    let frames: Vec<Vec<u8>> = (0..256).map(forged).collect();
+    let cfg = xsk::SocketConfig {
+        frame_count: 4096,
+        alloc_reserve: 4032,
+        ..xsk::SocketConfig::default()
+    };
+    let mut sock = xsk::Socket::open("eth0", 0, &cfg).expect("AF_XDP socket on eth0");
+    let mut batch: Vec<proxyha::dataplane::port::Frame> = Vec::with_capacity(64);
+    let (mut sent, mut i) = (0u64, 0usize);
+    let t0 = Instant::now();
+    let limit = Duration::from_secs_f64(FLOOD_SECS);
+    while sent < FLOOD_MAX_FRAMES && t0.elapsed() < limit {
+        sock.reclaim();
+        while batch.len() < 64 {
+            let Some(mut fr) = sock.alloc() else { break };
+            let f = &frames[i % frames.len()];
+            i += 1;
+            sock.buffer_mut(fr)[..f.len()].copy_from_slice(f);
+            fr.len = f.len() as u32;
+            batch.push(fr);
+        }
+        let n = sock.send(&batch);
+        batch.drain(..n);
+        sent += n as u64;
+        let _ = sock.flush();
+    }
+    // Let the ring drain, then give back what is left.
+    let _ = sock.flush();
+    std::thread::sleep(Duration::from_millis(50));
+    sock.reclaim();
+    sock.release(&batch);
+    // `sent` counts what the kernel completed (really went out of eth0).
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "sent={} secs={secs:.3} queued={sent}",
+        sock.stats().tx_completed
+    );
 }
