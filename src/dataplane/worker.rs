@@ -371,13 +371,13 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
         let local = filter.local_slot;
         for (i, &fr) in self.rx[..n].iter().enumerate() {
             let (verdict, hash) = self.verdicts[i];
-            // Where a balanced (or related) frame goes: `Err` is a counted
-            // drop reason, `Ok(None)` the local stack.
-            let steered: Result<Option<flow::Target>, DropReason> = match verdict {
+            // The node a balanced (or related) frame goes to, or a counted
+            // drop reason; every other verdict is handled in its arm.
+            let steered: Result<flow::Target, DropReason> = match verdict {
                 Verdict::ProxyFlow(p) => {
                     let s = self.flows.steer(hash, p.segment, now_ms, &mut nodes);
                     count_outcome(c, s.outcome);
-                    s.target.map(Some).ok_or(DropReason::NoBackend)
+                    s.target.ok_or(DropReason::NoBackend)
                 }
                 Verdict::FirstFragment(Some(p), fk) => {
                     let s = self.flows.steer(hash, p.segment, now_ms, &mut nodes);
@@ -386,7 +386,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                         Some(t) => {
                             self.frags.insert(&fk, flow::FragTo::Node(t), now_ms);
                             bump(&c.frag_steered, 1);
-                            Ok(Some(t))
+                            Ok(t)
                         }
                         None => Err(DropReason::NoBackend),
                     }
@@ -406,7 +406,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                         match flow::Backends::usable(&mut nodes, t.slot, t.generation) {
                             Some(mac) => {
                                 bump(&c.frag_steered, 1);
-                                Ok(Some(flow::Target { mac, ..t }))
+                                Ok(flow::Target { mac, ..t })
                             }
                             None => Err(DropReason::FragUnmatched),
                         }
@@ -425,37 +425,9 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                 Verdict::IcmpError(_) => match self.flows.lookup(hash, now_ms, &mut nodes) {
                     Some(t) => {
                         bump(&c.icmp_steered, 1);
-                        Ok(Some(t))
+                        Ok(t)
                     }
                     None => Err(DropReason::NoBackend),
-                },
-                _ => Ok(None),
-            };
-            match verdict {
-                Verdict::ProxyFlow(_)
-                | Verdict::FirstFragment(..)
-                | Verdict::Fragment(_)
-                | Verdict::IcmpError(_) => match steered {
-                    Err(r) => {
-                        bump(&c.drops[r as usize], 1);
-                        self.done.push(fr);
-                    }
-                    Ok(Some(t)) if Some(t.slot) != local => {
-                        redirect::rewrite_macs(self.port.buffer_mut(fr), t.mac, our_mac);
-                        if let Some(ctr) = c.tx_redirected.get(usize::from(t.slot)) {
-                            bump(ctr, 1);
-                        }
-                        self.tx.push(fr);
-                    }
-                    // This node's own share.
-                    Ok(_) => {
-                        if self.sink.deliver(self.port.data(fr)) {
-                            bump(&c.tx_local, 1);
-                        } else {
-                            bump(&c.local_sink_full, 1);
-                        }
-                        self.done.push(fr);
-                    }
                 },
                 Verdict::Vrrp => {
                     let cf = ControlFrame {
@@ -467,6 +439,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                         Err(_) => bump(&c.vrrp_queue_full, 1),
                     }
                     self.done.push(fr);
+                    continue;
                 }
                 Verdict::Heartbeat | Verdict::ArpForVip => {
                     let (kind, ctr) = match verdict {
@@ -486,6 +459,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                         }
                     }
                     self.done.push(fr);
+                    continue;
                 }
                 Verdict::Pass => {
                     if self.sink.deliver(self.port.data(fr)) {
@@ -494,9 +468,33 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                         bump(&c.local_sink_full, 1);
                     }
                     self.done.push(fr);
+                    continue;
                 }
                 Verdict::Drop(r) => {
                     bump(&c.drops[r as usize], 1);
+                    self.done.push(fr);
+                    continue;
+                }
+            };
+            match steered {
+                Err(r) => {
+                    bump(&c.drops[r as usize], 1);
+                    self.done.push(fr);
+                }
+                Ok(t) if Some(t.slot) != local => {
+                    redirect::rewrite_macs(self.port.buffer_mut(fr), t.mac, our_mac);
+                    if let Some(ctr) = c.tx_redirected.get(usize::from(t.slot)) {
+                        bump(ctr, 1);
+                    }
+                    self.tx.push(fr);
+                }
+                // This node's own share.
+                Ok(_) => {
+                    if self.sink.deliver(self.port.data(fr)) {
+                        bump(&c.tx_local, 1);
+                    } else {
+                        bump(&c.local_sink_full, 1);
+                    }
                     self.done.push(fr);
                 }
             }
