@@ -7,9 +7,10 @@
 //! queue is a counted drop on either side.
 //!
 //! **VRRP first.** Received VRRP adverts travel up in their own queue
-//! ([`Queues::vrrp_to_control`]), which the control loop drains completely
-//! before it takes a bounded batch ([`CONTROL_BUDGET`]) from the shared
-//! heartbeat/ARP queue ([`Queues::to_control`]). A flood of heartbeats or
+//! ([`Queues::vrrp_to_control`]), which the control loop empties (at most
+//! [`VRRP_QUEUE`] frames per turn) before it takes a bounded batch
+//! ([`CONTROL_BUDGET`]) from the shared heartbeat/ARP queue
+//! ([`Queues::to_control`]). A flood of heartbeats or
 //! ARP fills only that shared queue (counted `control_queue_full`): it can
 //! neither drop nor delay an advert, nor keep the loop from its timers.
 
