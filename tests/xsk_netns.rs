@@ -919,6 +919,16 @@ fn child_verdicts() {
     );
     assert_eq!(filter.stats().unwrap().drop_heartbeat, dropped + 4);
 
+    // ICMP errors and fragments to the VIP reach the workers while active
+    // (they steer them to the node that owns the flow).
+    let icmp = eth(
+        VMAC,
+        &[],
+        0x0800,
+        &ipv4(1, VIP_OCTETS, 5, 0, &[3, 4, 0, 0, 0, 0, 5, 0]),
+    );
+    check("ICMP frag-needed to the VIP", &icmp, ToSocket);
+
     // A backup steers VRRP and heartbeats but no VIP traffic or ARP.
     filter.set_active(false).unwrap();
     check("backup: VIP", &vip_udp(PORT), Pass);
@@ -927,6 +937,7 @@ fn child_verdicts() {
         &eth([0xff; 6], &[], 0x0806, &arp(1, VIP_OCTETS)),
         Pass,
     );
+    check("backup: ICMP to the VIP", &icmp, Pass);
     check("backup: VRRP", &vrrp(VRID), ToSocket);
     check("backup: heartbeat", &hb, ToSocket);
     // A scanning node (flags: heartbeat only) leaves VRRP to the kernel.
