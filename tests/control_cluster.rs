@@ -298,3 +298,62 @@ fn a_forgotten_node_frees_its_health_slot() {
     // The passive director frees it too.
     assert_eq!(seg.nodes[1].shared.health.find(c_id), None);
 }
+
+/// Flapping input cannot make the control plane rebuild Maglev at its own
+/// rate: the Active Director's proxy port flaps every 5 ms for 2 s, the
+/// health table follows at once, Maglev is rebuilt at most once per
+/// `REBUILD_INTERVAL`, and the table published at the end of the window is
+/// the latest membership.
+#[test]
+fn maglev_rebuilds_are_coalesced_under_flapping() {
+    let mut seg = Segment::new();
+    seg.run_until(8000);
+    let a_id = u64::from(u32::from(std::net::Ipv4Addr::new(198, 18, 0, 1)));
+    assert!(seg.table_by_id(0).contains(&a_id));
+    let before = seg.nodes[0].plane.counters();
+    let flap_ms = 2000u64;
+    let start = seg.now;
+    let mut up = true;
+    let mut steps = 0u64;
+    while seg.now < start + Duration::from_millis(flap_ms) {
+        up = !up;
+        steps += 1;
+        let now = seg.now;
+        seg.nodes[0].plane.set_local_health(
+            now,
+            LocalHealth {
+                ports: Ports::from_results(&[up]),
+                ..LocalHealth::default()
+            },
+        );
+        let ms = (seg.now - seg.t0).as_millis() as u64 + 5;
+        seg.run_until(ms);
+    }
+    let after = seg.nodes[0].plane.counters();
+    let rebuilds = after.maglev_rebuilds - before.maglev_rebuilds;
+    let coalesced = after.maglev_rebuilds_coalesced - before.maglev_rebuilds_coalesced;
+    let window = proxyha::control::REBUILD_INTERVAL.as_millis() as u64;
+    println!("{steps} flaps in {flap_ms} ms: {rebuilds} rebuilds, {coalesced} coalesced");
+    assert!(coalesced > 0, "the flapping changed the membership");
+    assert!(
+        rebuilds <= flap_ms / window + 2,
+        "{rebuilds} rebuilds in {flap_ms} ms"
+    );
+    // Stop with the port down: once the window closes the table is the
+    // latest membership (without director-a), though the probe said "up"
+    // to the rebuild before.
+    let now = seg.now;
+    seg.nodes[0].plane.set_local_health(
+        now,
+        LocalHealth {
+            ports: Ports::from_results(&[false]),
+            ..LocalHealth::default()
+        },
+    );
+    let ms = (seg.now - seg.t0).as_millis() as u64;
+    seg.run_until(ms + window + 10);
+    assert!(
+        !seg.table_by_id(0).contains(&a_id),
+        "the last change was applied at the end of the window"
+    );
+}

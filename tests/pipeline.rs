@@ -206,14 +206,19 @@ fn every_frame_kind_is_classified_and_routed() {
     assert_eq!(s.drops.get(DropReason::Runt.name()), Some(&1));
     assert_eq!(s.drops.get(DropReason::BadIpv4Header.name()), Some(&1));
     assert_eq!(s.tx_redirected.get(&0), Some(&2));
-    let got: Vec<_> = std::iter::from_fn(|| lab.queues.to_control.pop()).collect();
-    assert_eq!(got.len(), 3);
-    assert_eq!((got[0].kind, &got[0].data), (ControlKind::Vrrp, &vrrp));
+    let adverts: Vec<_> = std::iter::from_fn(|| lab.queues.vrrp_to_control.pop()).collect();
+    assert_eq!(adverts.len(), 1, "VRRP has its own queue");
     assert_eq!(
-        (got[1].kind, &got[1].data),
+        (adverts[0].kind, &adverts[0].data),
+        (ControlKind::Vrrp, &vrrp)
+    );
+    let got: Vec<_> = std::iter::from_fn(|| lab.queues.to_control.pop()).collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (got[0].kind, &got[0].data),
         (ControlKind::Heartbeat, &heartbeat)
     );
-    assert_eq!((got[2].kind, &got[2].data), (ControlKind::Arp, &arp));
+    assert_eq!((got[1].kind, &got[1].data), (ControlKind::Arp, &arp));
     lab.worker.port_mut().reclaim();
     lab.worker.port().check().unwrap();
 }
@@ -398,10 +403,52 @@ fn control_plane_frames_go_out_through_tx() {
 #[test]
 fn full_control_queue_never_blocks_and_counts() {
     let mut lab = Lab::new(mem::Config::default(), None, 2);
-    let vrrp = build::vrrp_advert(CLIENT_MAC, Ipv4Addr::new(198, 18, 0, 2), VRID, 89, VIP);
-    lab.run(&vec![vrrp; 5]);
+    let arp = build::arp_request(CLIENT_MAC, Ipv4Addr::new(198, 18, 0, 2), VIP);
+    lab.run(&vec![arp; 5]);
     let s = lab.stats();
-    assert_eq!((s.rx_vrrp, s.control_queue_full), (2, 3));
+    assert_eq!((s.rx_arp, s.control_queue_full), (2, 3));
+    let vrrp = build::vrrp_advert(CLIENT_MAC, Ipv4Addr::new(198, 18, 0, 2), VRID, 89, VIP);
+    let n = proxyha::dataplane::shared::VRRP_QUEUE;
+    lab.run(&vec![vrrp; n + 3]);
+    let s = lab.stats();
+    assert_eq!((s.rx_vrrp, s.vrrp_queue_full), (n as u64, 3));
+    lab.worker.port().check().unwrap();
+}
+
+/// A heartbeat and ARP flood fills only the shared control queue: every
+/// VRRP advert in the middle of it still reaches the control plane, in its
+/// own queue.
+#[test]
+fn heartbeat_flood_never_drops_a_vrrp_advert() {
+    let mut lab = Lab::new(mem::Config::default(), None, 16);
+    let src = Ipv4Addr::new(198, 18, 0, 66);
+    let mut frames = Vec::new();
+    for i in 0..20_000u32 {
+        if i % 1000 == 0 {
+            frames.push(build::vrrp_advert(CLIENT_MAC, src, VRID, 99, VIP));
+        }
+        frames.push(if i % 2 == 0 {
+            build::ipv4(
+                [0xff; 6],
+                CLIENT_MAC,
+                None,
+                src,
+                Ipv4Addr::new(198, 18, 0, 255),
+                253,
+                &[0x50; 80],
+            )
+        } else {
+            build::arp_request(CLIENT_MAC, src, VIP)
+        });
+    }
+    lab.run(&frames);
+    let s = lab.stats();
+    assert_eq!(s.rx_vrrp, 20, "every advert queued");
+    assert_eq!(s.vrrp_queue_full, 0);
+    assert_eq!(s.rx_heartbeat + s.rx_arp, 16);
+    assert_eq!(s.control_queue_full, 20_000 - 16);
+    let adverts = std::iter::from_fn(|| lab.queues.vrrp_to_control.pop()).count();
+    assert_eq!(adverts, 20);
     lab.worker.port().check().unwrap();
 }
 
@@ -521,7 +568,11 @@ fn no_frame_leaks_after_a_million_frames() {
             lab.set_node(1, state);
             lab.rebuild();
         }
-        let _ = lab.queues.to_control.pop();
+        // The VRRP queue is never read here (it fills), the shared one
+        // only in one round of four (it fills too).
+        if i % 768 < 192 {
+            let _ = lab.queues.to_control.pop();
+        }
         if i % 1000 < 192 {
             let _ = lab.queues.from_control.push(extra[0].clone());
         }
@@ -537,10 +588,225 @@ fn no_frame_leaks_after_a_million_frames() {
     assert_eq!(s.rx_frames, injected);
     assert!(s.ring_full > 0, "the TX-full path ran");
     assert!(s.control_queue_full > 0, "the control-queue-full path ran");
+    assert!(s.vrrp_queue_full > 0, "the VRRP-queue-full path ran");
     assert!(s.tx_local > 0 && s.tx_control > 0);
     assert_eq!(s.tx_frames, transmitted);
     assert!(
         !counts.contains_key(&3),
         "the local share is never transmitted"
     );
+}
+
+/// A node's direct reply, VIP:9090 → client `i`, as an ICMP error quotes it.
+fn reply_of(i: u32) -> Vec<u8> {
+    let (ip, port) = client(i);
+    build::tcp(
+        CLIENT_MAC,
+        node_mac(0),
+        None,
+        VIP,
+        9090,
+        ip,
+        port,
+        ACK,
+        b"data",
+    )[14..]
+        .to_vec()
+}
+
+fn icmp_about(i: u32, kind: u8, code: u8) -> Vec<u8> {
+    build::icmp_error(
+        virtual_mac(VRID),
+        CLIENT_MAC,
+        Ipv4Addr::new(198, 18, 1, 254),
+        VIP,
+        kind,
+        code,
+        1280,
+        &reply_of(i),
+    )
+}
+
+/// ICMP "fragmentation needed" (and time exceeded) about a flow goes to the
+/// node that owns the flow, even after a Maglev rebuild that would send a
+/// new flow with that tuple elsewhere; about an unknown flow, to Maglev's
+/// choice (where the flow would be). Nothing reaches the local stack.
+#[test]
+fn icmp_error_quoting_a_flow_goes_to_the_flows_node() {
+    let mut lab = Lab::default();
+    for s in 0..3 {
+        lab.set_node(s, health::State::Up);
+    }
+    lab.rebuild();
+    let mut owner = HashMap::new();
+    for i in 0..300 {
+        let tx = lab.run(&[tcp(i, SYN), tcp(i, ACK)]);
+        owner.insert(i, slot_of_mac(&tx[0][..6]));
+    }
+    // A new node: Maglev moves about a quarter of the tuples.
+    lab.set_node(3, health::State::Up);
+    lab.rebuild();
+    let icmp: Vec<_> = (0..300).map(|i| icmp_about(i, 3, 4)).collect();
+    let tx = lab.run(&icmp);
+    assert_eq!(tx.len(), 300);
+    for (i, f) in tx.iter().enumerate() {
+        assert_eq!(slot_of_mac(&f[..6]), owner[&(i as u32)], "flow {i}");
+        assert_eq!(&f[6..12], &OUR_MAC);
+        assert_eq!(&f[12..], &icmp[i][12..], "only the MACs change");
+    }
+    let tx = lab.run(&[icmp_about(1, 11, 0)]);
+    assert_eq!(slot_of_mac(&tx[0][..6]), owner[&1], "time exceeded");
+    // Unknown flows: Maglev's choice, the node a new flow would get.
+    for i in 1000..1010 {
+        let to_icmp = slot_of_mac(&lab.run(&[icmp_about(i, 3, 4)])[0][..6]);
+        let to_syn = slot_of_mac(&lab.run(&[tcp(i, SYN)])[0][..6]);
+        assert_eq!(to_icmp, to_syn);
+    }
+    let s = lab.stats();
+    assert_eq!(s.icmp_steered, 311);
+    assert_eq!(s.passed + s.tx_local, 0, "nothing for the local stack");
+    lab.worker.port_mut().reclaim();
+    lab.worker.port().check().unwrap();
+}
+
+/// Fragments of a datagram to the VIP: the first goes to the flow's node by
+/// its ports, the later ones follow it; a later fragment whose first was
+/// not seen is counted and dropped, never given to the local stack; the
+/// fragments of a datagram to another port go to the local stack together.
+#[test]
+fn fragments_follow_the_first_and_unmatched_ones_are_dropped() {
+    let mut lab = Lab::default();
+    for s in 0..4 {
+        lab.set_node(s, health::State::Up);
+    }
+    lab.rebuild();
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..200u32 {
+        let whole = build::tcp(
+            virtual_mac(VRID),
+            CLIENT_MAC,
+            None,
+            client(i).0,
+            client(i).1,
+            VIP,
+            9090,
+            ACK,
+            &[7; 64],
+        );
+        let id = 1000 + i as u16;
+        let tx = lab.run(&[
+            build::fragment(whole.clone(), id, true, 0),
+            build::fragment(whole.clone(), id, true, 5),
+            build::fragment(whole, id, false, 10),
+        ]);
+        assert_eq!(tx.len(), 3, "datagram {i}");
+        let first = slot_of_mac(&tx[0][..6]);
+        assert!(tx.iter().all(|f| slot_of_mac(&f[..6]) == first));
+        // The flow's own packets go to the same node.
+        let again = lab.run(&[tcp(i, ACK)]);
+        assert_eq!(slot_of_mac(&again[0][..6]), first);
+        seen.insert(first);
+    }
+    assert!(seen.len() > 1, "datagrams spread over the nodes");
+    // A later fragment with no first: counted, dropped.
+    let whole = tcp(5000, ACK);
+    let tx = lab.run(&[
+        build::fragment(whole.clone(), 9, true, 5),
+        build::fragment(whole.clone(), 9, false, 10),
+    ]);
+    assert!(tx.is_empty());
+    // Another port: the local stack reassembles it.
+    let (ip, port) = client(7);
+    let other = build::tcp(
+        virtual_mac(VRID),
+        CLIENT_MAC,
+        None,
+        ip,
+        port,
+        VIP,
+        22,
+        ACK,
+        &[1; 64],
+    );
+    let tx = lab.run(&[
+        build::fragment(other.clone(), 77, true, 0),
+        build::fragment(other, 77, false, 5),
+    ]);
+    assert!(tx.is_empty());
+    let s = lab.stats();
+    assert_eq!(s.frag_steered, 600);
+    assert_eq!(s.drops.get(DropReason::FragUnmatched.name()), Some(&2));
+    assert_eq!(
+        s.passed, 2,
+        "only the other port's fragments reach the local stack"
+    );
+    assert_eq!(lab.worker.sink().delivered, 2);
+    lab.worker.port_mut().reclaim();
+    lab.worker.port().check().unwrap();
+}
+
+/// A flood of a million spoofed ACKs from distinct sources cannot crowd
+/// out real flows: the real established flows are all still tracked
+/// afterwards, new real connections after the flood are tracked too, and
+/// both stay on their node across a Maglev rebuild that moves about a
+/// fifth of all tuples.
+#[test]
+fn spoofed_ack_flood_leaves_real_flows_tracked_across_a_rebuild() {
+    let mut lab = Lab::default();
+    for s in 0..4 {
+        lab.set_node(s, health::State::Up);
+    }
+    lab.rebuild();
+    let slots = lab.worker.flows().slots();
+    let mut owner = HashMap::new();
+    let mut connect = |lab: &mut Lab, range: std::ops::Range<u32>| {
+        for i in range {
+            let tx = lab.run(&[tcp(i, SYN), tcp(i, ACK)]);
+            assert_eq!(tx.len(), 2);
+            owner.insert(i, slot_of_mac(&tx[0][..6]));
+        }
+    };
+    connect(&mut lab, 0..2000);
+    let flood_src = |i: u32| Ipv4Addr::from(0xc613_0000 | (i & 0xffff));
+    let mut sent = 0u32;
+    while sent < 1_000_000 {
+        let batch: Vec<_> = (sent..sent + 4096)
+            .map(|i| {
+                build::tcp(
+                    virtual_mac(VRID),
+                    [0x02, 0, 0, 0, 0, 0x66],
+                    None,
+                    flood_src(i),
+                    1024 + (i >> 16) as u16,
+                    VIP,
+                    9090,
+                    ACK,
+                    b"x",
+                )
+            })
+            .collect();
+        lab.run(&batch);
+        sent += 4096;
+    }
+    let flood = lab.stats();
+    assert!(
+        flood.flow_probation as usize >= slots / 2,
+        "the flood filled the table"
+    );
+    assert!(lab.worker.flows().len() > slots * 9 / 10);
+    // New real connections after the flood.
+    connect(&mut lab, 2000..4000);
+    // A fifth node joins: Maglev moves about 1/5 of all tuples.
+    lab.set_node(4, health::State::Up);
+    lab.rebuild();
+    let before = lab.stats();
+    for i in 0..4000 {
+        let tx = lab.run(&[tcp(i, ACK)]);
+        assert_eq!(slot_of_mac(&tx[0][..6]), owner[&i], "flow {i} moved");
+    }
+    let d = lab.stats().delta(&before);
+    assert_eq!(d.flow_hits, 4000, "every real flow still tracked");
+    assert_eq!(d.flow_misses + d.flow_untracked + d.flow_moved, 0);
+    lab.worker.port_mut().reclaim();
+    lab.worker.port().check().unwrap();
 }

@@ -28,6 +28,8 @@ const IP_A: &str = "198.18.99.1";
 const IP_B: &str = "198.18.99.2";
 const VIP: &str = "198.18.99.250";
 const VRID: u8 = 51;
+/// The heartbeat group the filter is configured for.
+const LBID: u16 = 10;
 const PORT: u16 = 9090;
 /// Frames per kind that the sender sends.
 const N: usize = 200;
@@ -81,7 +83,7 @@ if mode == 'steer':
     vrrp = lambda vrid: bytes([0x21, vrid, 100, 1, 0, 1, 0, 0]) + vip
     send(eth(bytes.fromhex('01005e000012'), 0x0800, ip(112, socket.inet_aton('224.0.0.18'), vrrp(51), 255)))
     send(eth(bytes.fromhex('01005e000012'), 0x0800, ip(112, socket.inet_aton('224.0.0.18'), vrrp(52), 255)))
-    send(eth(b'\xff' * 6, 0x0800, ip(253, socket.inet_aton('198.18.99.255'), b'PHXHB')))
+    send(eth(b'\xff' * 6, 0x0800, ip(253, socket.inet_aton('198.18.99.255'), b'PXHB\x01\x02\x00\x00\x00\x4c\x00\x0a' + bytes(64))))
     arp = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, 1, me, src, b'\0' * 6, vip)
     send(eth(b'\xff' * 6, 0x0806, arp))
     seen = set(); s.settimeout(0.2); deadline = time.time() + 4
@@ -457,7 +459,7 @@ fn child_steer_echo_and_deliver() {
     filter.set_ports(xsk::L4::Udp, &[PORT]).expect("udp ports");
     filter.set_ports(xsk::L4::Tcp, &[PORT]).expect("tcp ports");
     filter
-        .set_config(&xsk::FilterConfig::director(VRID, true))
+        .set_config(&xsk::FilterConfig::director(VRID, true).with_lbid(LBID))
         .expect("config");
     let vmac = format!("00:00:5e:00:01:{VRID:02x}");
     let amac = mac_of(IF_A);
@@ -589,7 +591,7 @@ fn child_crash() {
     require_parent("child_crash");
     let filter = xsk::Filter::attach(IF_A, xsk::AttachMode::Native).expect("attach");
     filter
-        .set_config(&xsk::FilterConfig::director(VRID, true))
+        .set_config(&xsk::FilterConfig::director(VRID, true).with_lbid(LBID))
         .unwrap();
     println!("attached; dying without cleanup");
     std::process::abort();
@@ -669,7 +671,7 @@ fn vip_udp(port: u16) -> Vec<u8> {
 #[test]
 #[ignore = "runs inside a namespace, started by xsk_in_network_namespaces"]
 fn child_verdicts() {
-    use xsk::Verdict::{Pass, ToSocket};
+    use xsk::Verdict::{Drop, Pass, ToSocket};
     require_parent("child_verdicts");
     let filter = xsk::Filter::attach(IF_A, xsk::AttachMode::Native).expect("attach");
     let sock = xsk::Socket::open(IF_A, 0, &xsk::SocketConfig::default()).expect("socket");
@@ -680,7 +682,7 @@ fn child_verdicts() {
         .set_ports(xsk::L4::Tcp, &[PORT, 8080, 0, 65535])
         .unwrap();
     filter
-        .set_config(&xsk::FilterConfig::director(VRID, true))
+        .set_config(&xsk::FilterConfig::director(VRID, true).with_lbid(LBID))
         .unwrap();
     let mut runs = 0u64;
     let mut check = |name: &str, frame: &[u8], want: xsk::Verdict| {
@@ -870,13 +872,62 @@ fn child_verdicts() {
         ),
         Pass,
     );
-    let hb = eth(
-        [0xff; 6],
+    // A heartbeat message: the LBID at bytes 10..12 (docs/heartbeat.md).
+    let hb_msg = |lbid: u16| {
+        let mut m = b"PXHB\x01\x02\x00\x00\x00\x4c".to_vec();
+        m.extend_from_slice(&lbid.to_be_bytes());
+        m.resize(76, 0);
+        m
+    };
+    let heartbeat = |lbid: u16, ihl: u8| {
+        eth(
+            [0xff; 6],
+            &[],
+            0x0800,
+            &ipv4(253, [198, 18, 99, 255], ihl, 0, &hb_msg(lbid)),
+        )
+    };
+    let hb = heartbeat(LBID, 5);
+    check("heartbeat", &hb, ToSocket);
+    check("heartbeat, IP options", &heartbeat(LBID, 7), ToSocket);
+    check(
+        "heartbeat, IP options (ihl 15)",
+        &heartbeat(LBID, 15),
+        ToSocket,
+    );
+    let dropped = filter.stats().unwrap().drop_heartbeat;
+    check("heartbeat, other LBID", &heartbeat(LBID + 1, 5), Drop);
+    check(
+        "heartbeat, other LBID (swapped bytes)",
+        &heartbeat(LBID.swap_bytes(), 5),
+        Drop,
+    );
+    check(
+        "heartbeat, other LBID, IP options",
+        &heartbeat(LBID + 1, 9),
+        Drop,
+    );
+    check(
+        "heartbeat cut before the LBID",
+        &eth(
+            [0xff; 6],
+            &[],
+            0x0800,
+            &ipv4(253, [198, 18, 99, 255], 5, 0, &hb_msg(LBID)[..11]),
+        ),
+        Drop,
+    );
+    assert_eq!(filter.stats().unwrap().drop_heartbeat, dropped + 4);
+
+    // ICMP errors and fragments to the VIP reach the workers while active
+    // (they steer them to the node that owns the flow).
+    let icmp = eth(
+        VMAC,
         &[],
         0x0800,
-        &ipv4(253, [198, 18, 99, 255], 5, 0, &[]),
+        &ipv4(1, VIP_OCTETS, 5, 0, &[3, 4, 0, 0, 0, 0, 5, 0]),
     );
-    check("heartbeat", &hb, ToSocket);
+    check("ICMP frag-needed to the VIP", &icmp, ToSocket);
 
     // A backup steers VRRP and heartbeats but no VIP traffic or ARP.
     filter.set_active(false).unwrap();
@@ -886,6 +937,7 @@ fn child_verdicts() {
         &eth([0xff; 6], &[], 0x0806, &arp(1, VIP_OCTETS)),
         Pass,
     );
+    check("backup: ICMP to the VIP", &icmp, Pass);
     check("backup: VRRP", &vrrp(VRID), ToSocket);
     check("backup: heartbeat", &hb, ToSocket);
     // A scanning node (flags: heartbeat only) leaves VRRP to the kernel.
@@ -894,12 +946,13 @@ fn child_verdicts() {
             vmac: VMAC,
             vrid: VRID,
             flags: xsk::FLAG_HEARTBEAT,
+            lbid: LBID,
         })
         .unwrap();
     check("scanning: VRRP", &vrrp(VRID), Pass);
     check("scanning: heartbeat", &hb, ToSocket);
     filter
-        .set_config(&xsk::FilterConfig::director(VRID, true))
+        .set_config(&xsk::FilterConfig::director(VRID, true).with_lbid(LBID))
         .unwrap();
     filter.set_ports(xsk::L4::Udp, &[]).unwrap();
     // Still sent to the virtual MAC for a VIP: delivered locally by the worker.
@@ -925,6 +978,8 @@ fn child_verdicts() {
             V::ArpForVip => "arp",
             V::Pass => "pass",
             V::Drop(_) => "drop",
+            V::FirstFragment(..) | V::Fragment(_) => "fragment",
+            V::IcmpError(_) => "icmp",
         };
         let mut advert = vec![0x21, VRID, 100, 1, 0, 1, 0, 0];
         advert.extend_from_slice(&VIP_OCTETS);
@@ -1012,7 +1067,12 @@ fn child_verdicts() {
         }
         let v = filter.verdict(&f).expect("test run");
         runs += 1;
-        assert!(matches!(v, Pass | ToSocket), "frame {f:02x?} got {v:?}");
+        // Drop only for protocol 253 (a heartbeat of another LBID).
+        let hb_proto = f.get(12..14) == Some(&[0x08, 0x00][..]) && f.get(23) == Some(&253);
+        assert!(
+            matches!(v, Pass | ToSocket) || (v == Drop && hb_proto),
+            "frame {f:02x?} got {v:?}"
+        );
     }
 
     let st = filter.stats().unwrap();
@@ -1020,7 +1080,7 @@ fn child_verdicts() {
     assert_eq!(st.rx_frames, runs);
     let to_socket = st.to_xsk_vip + st.to_xsk_arp + st.to_xsk_vrrp + st.to_xsk_heartbeat;
     assert_eq!(
-        to_socket + st.passed,
+        to_socket + st.passed + st.drop_heartbeat,
         st.rx_frames,
         "every frame counted once"
     );

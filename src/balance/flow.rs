@@ -5,25 +5,36 @@
 //!   bytes, 128-byte aligned), allocated once: memory never grows. The table
 //!   holds `capacity` flows at a load factor of 0.8, so it has
 //!   `1.25 × capacity` entries in total (20 MiB for the default 1M flows).
+//! * **Two hashes, on purpose.** [`Key::hash`] is the *flow hash*: a fixed
+//!   function with a fixed public seed ([`SEED`]), the input of Maglev, so
+//!   that every director picks the same node for the same flow and a
+//!   failover keeps flows in place. It must never become per-process. The
+//!   *bucket* a flow lives in is chosen by a second, keyed mix of the flow
+//!   hash with a seed drawn at random when the table is built
+//!   ([`Table::new`]; [`Table::with_seed`] for tests): an attacker who knows
+//!   the public flow hash still cannot aim tuples at one bucket.
 //! * **Steering** ([`Table::steer`]). A TCP SYN or an unknown tuple (a new UDP
 //!   flow, or a TCP flow this director has not seen, e.g. after a takeover)
 //!   takes Maglev's choice. Later packets follow the table while the node
 //!   keeps flows (up or draining) under the same health generation; if the
 //!   node died, the flow is re-picked through Maglev. A FIN or RST shortens
 //!   the flow's idle timeout.
-//! * **SYN-flood guard.** A flow first seen by its SYN starts *unconfirmed*;
-//!   a later non-SYN packet of the same tuple confirms it (*established*). A
-//!   flow first seen mid-stream (a director takeover, or an entry lost
-//!   earlier) starts established. A new entry may only replace an empty
-//!   entry, an idle (timed-out) one, or an unconfirmed or closing one (the
-//!   least recently seen). When a bucket holds only live established flows,
-//!   the new flow is not tracked at all: it is still forwarded on Maglev's
-//!   choice, which is what it would have got anyway, and no established flow
-//!   is evicted. (Inserting mid-stream flows as unconfirmed would make an
-//!   over-full bucket thrash: flows arriving in a cycle would evict each other
-//!   and never be confirmed.) A flood of spoofed non-SYN packets can still fill
-//!   empty entries until they idle out; it cannot evict established flows,
-//!   and the flows it crowds out are still balanced by Maglev.
+//! * **Admission.** A flow first seen by its SYN starts *unconfirmed*; a
+//!   later non-SYN packet of the same tuple confirms it (*established*). A
+//!   flow first seen mid-stream (a director takeover, an entry lost earlier,
+//!   or a spoofed ACK) starts *on probation*: it may take only an empty or an
+//!   idle entry, never evicts anything, has the short unconfirmed timeout,
+//!   and any SYN may evict it; its next non-SYN packet makes it established.
+//!   A SYN may replace an empty entry, an idle one, or the least recently
+//!   seen unconfirmed, probation or closing one. When a bucket holds only
+//!   live established flows, the new flow is not tracked at all
+//!   ([`Outcome::Untracked`]): it is still forwarded on Maglev's choice,
+//!   which is what it would have got anyway, and no established flow is
+//!   evicted. So a flood of one-packet spoofed non-SYN tuples only fills
+//!   entries that real SYNs take back at once and that idle out after
+//!   `unconfirmed_ms`; it cannot evict an established flow nor keep a real
+//!   new flow from being tracked. (Probation entries never evict each
+//!   other, so an over-full bucket of mid-stream flows does not thrash.)
 //!
 //! Time is a caller-supplied millisecond counter (`u32`, wrapping), read once
 //! per batch.
@@ -39,6 +50,8 @@ pub const WAYS: usize = 8;
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
 
 /// The seed of the flow hash, shared by every director (the Maglev input).
+/// Public and fixed on purpose: see the module documentation. The flow
+/// *table* uses its own random seed for bucket placement.
 pub const SEED: u64 = 0x7068_612d_666c_6f77; // "pha-flow"
 
 /// A flow's 5-tuple (IPv4; addresses and ports in host order).
@@ -66,7 +79,8 @@ impl Key {
     }
 
     /// The flow hash: fixed function, fixed seed, so every director computes
-    /// the same value (and so the same Maglev entry) for a flow.
+    /// the same value (and so the same Maglev entry) for a flow. Never make
+    /// this per-process: failover would move every flow.
     #[inline]
     pub fn hash(&self) -> u64 {
         let (a, b) = self.packed();
@@ -135,8 +149,12 @@ pub enum Outcome {
     Hit,
     /// New (or expired, or reused) flow: took Maglev's choice and was recorded.
     Miss,
-    /// Like `Miss`, but recording it evicted an unconfirmed or closing flow.
+    /// Like `Miss`, but recording it evicted an unconfirmed, probation or
+    /// closing flow.
     MissEvicted,
+    /// A non-SYN packet of an unknown flow: took Maglev's choice and was
+    /// recorded on probation (an empty or idle entry; evicted first).
+    Probation,
     /// The flow's node died; re-picked through Maglev.
     Moved,
     /// Took Maglev's choice but was not recorded: its bucket holds only live
@@ -183,6 +201,7 @@ const EMPTY: u8 = 0;
 const UNCONFIRMED: u8 = 1;
 const ESTABLISHED: u8 = 2;
 const CLOSING: u8 = 3;
+const PROBATION: u8 = 4;
 
 /// One flow in 16 bytes. The flow is identified by its 64-bit [`Key::hash`]
 /// (a fixed bijective mix of the 5-tuple's two halves): two live flows in one
@@ -250,18 +269,29 @@ impl Storage {
 pub struct Table {
     storage: Storage,
     nbuckets: usize,
+    /// The bucket-placement seed: random per table (see the module docs).
+    seed: u64,
     timeouts: Timeouts,
     len: usize,
 }
 
 impl Table {
-    /// A table for `capacity` flows (at least one bucket), with `timeouts`.
+    /// A table for `capacity` flows (at least one bucket), with `timeouts`
+    /// and a random bucket-placement seed.
     pub fn new(capacity: usize, timeouts: Timeouts) -> Table {
+        Table::with_seed(capacity, timeouts, random_seed())
+    }
+
+    /// Like [`Table::new`] with a chosen bucket-placement seed (tests and
+    /// benches that want repeatable placement). Only placement depends on
+    /// it; which node a flow goes to never does.
+    pub fn with_seed(capacity: usize, timeouts: Timeouts, seed: u64) -> Table {
         let entries = capacity.max(1).saturating_mul(5) / 4;
         let n = entries.div_ceil(WAYS).clamp(1, u32::MAX as usize);
         Table {
             storage: Storage::new(n),
             nbuckets: n,
+            seed,
             timeouts,
             len: 0,
         }
@@ -289,7 +319,13 @@ impl Table {
 
     #[inline]
     fn bucket_index(&self, hash: u64) -> usize {
-        (((hash >> 32) * self.nbuckets as u64) >> 32) as usize
+        // One multiply by an odd constant after the secret XOR: the high
+        // bits, which pick the bucket, depend on every bit of the seeded
+        // hash through the carries, so without the seed an attacker cannot
+        // tell which tuples share a bucket. (A full `mix64` here cost the
+        // 1M-flow pipeline measurably; see perf/RESULTS.md.)
+        let placed = (hash ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (((placed >> 32) * self.nbuckets as u64) >> 32) as usize
     }
 
     /// Touches the bucket of `hash` (both its cache lines) so that a
@@ -375,8 +411,9 @@ impl Table {
         if segment == Segment::Close || t.slot > u16::from(u8::MAX) {
             return Steer::untracked(Some(t));
         }
-        // Choose an entry: empty, else the oldest idle one, else the least
-        // recently seen unconfirmed/closing one. Never a live established flow.
+        // Choose an entry: empty, else the oldest idle one, else (a SYN
+        // only) the least recently seen unconfirmed/probation/closing one.
+        // Never a live established flow.
         let mut empty = None;
         let mut idle: Option<(usize, u32)> = None;
         let mut weak: Option<(usize, u32)> = None;
@@ -394,12 +431,17 @@ impl Table {
                 weak = Some((w, age));
             }
         }
+        let fresh = if segment == Segment::Open {
+            Outcome::Miss
+        } else {
+            Outcome::Probation
+        };
         let (w, outcome) = if let Some(w) = empty {
             self.len += 1;
-            (w, Outcome::Miss)
+            (w, fresh)
         } else if let Some((w, _)) = idle {
-            (w, Outcome::Miss)
-        } else if let Some((w, _)) = weak {
+            (w, fresh)
+        } else if let (Segment::Open, Some((w, _))) = (segment, weak) {
             (w, Outcome::MissEvicted)
         } else {
             return Steer::untracked(Some(t));
@@ -447,6 +489,184 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Where a packet *about* the flow whose [`Key::hash`] is `hash` should
+    /// go (an ICMP error quoting it), without recording anything: the node
+    /// of its live entry if that node still keeps flows, else Maglev's
+    /// choice.
+    pub fn lookup<B: Backends>(&self, hash: u64, now: u32, backends: &mut B) -> Option<Target> {
+        let bucket = self.storage.get().get(self.bucket_index(hash))?;
+        let live = bucket.0.iter().find(|e| {
+            e.state != EMPTY
+                && e.hash == hash
+                && now.wrapping_sub(e.last_seen) <= self.timeout(e.state)
+        });
+        if let Some(e) = live
+            && let Some(mac) = backends.usable(u16::from(e.slot), e.generation)
+        {
+            return Some(Target {
+                slot: u16::from(e.slot),
+                generation: e.generation,
+                mac,
+            });
+        }
+        backends.pick(hash)
+    }
+}
+
+/// The identity of a fragmented IPv4 datagram (RFC 791: source,
+/// destination, protocol and identification; addresses in host order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FragKey {
+    /// Source address.
+    pub src: u32,
+    /// Destination address.
+    pub dst: u32,
+    /// The IP identification field.
+    pub id: u16,
+    /// IP protocol.
+    pub proto: u8,
+}
+
+impl FragKey {
+    #[inline]
+    fn packed(&self) -> (u64, u32) {
+        (
+            (u64::from(self.src) << 32) | u64::from(self.dst),
+            (u32::from(self.id) << 8) | u32::from(self.proto),
+        )
+    }
+}
+
+/// The default number of datagrams a worker's fragment cache remembers.
+pub const FRAG_CAPACITY: usize = 4096;
+/// The default time a first fragment's decision is kept, in milliseconds
+/// (well under the kernel's 30 s reassembly timeout: later fragments of a
+/// datagram follow its first within a round trip).
+pub const FRAG_TIMEOUT_MS: u32 = 2_000;
+
+/// Ways per set of the fragment cache.
+const FRAG_WAYS: usize = 4;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct FragEntry {
+    addrs: u64,
+    id_proto: u32,
+    stamp: u32,
+    mac: u64,
+    slot: u16,
+    generation: u16,
+    /// 0 empty, 1 to a node, 2 to the local stack.
+    used: u8,
+}
+
+/// Where a fragment goes, as its first fragment went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FragTo {
+    /// To this node (the first fragment's Maglev or flow-table choice).
+    Node(Target),
+    /// To the local stack (the first fragment was not a balanced flow).
+    Local,
+}
+
+/// A per-worker, bounded, time-limited cache of fragmented datagrams: the
+/// first fragment (the only one with ports) records where it went, the
+/// later ones follow it. Fixed memory (`FRAG_WAYS`-way sets, placement
+/// keyed by a random seed); a full set replaces its oldest entry. A later
+/// fragment that finds nothing (its first was not seen, came later, or
+/// expired) is the caller's counted drop.
+#[derive(Debug)]
+pub struct Fragments {
+    sets: Box<[[FragEntry; FRAG_WAYS]]>,
+    timeout_ms: u32,
+    seed: u64,
+}
+
+impl Fragments {
+    /// A cache for about `capacity` datagrams, each kept `timeout_ms`.
+    pub fn new(capacity: usize, timeout_ms: u32) -> Fragments {
+        let n = capacity.div_ceil(FRAG_WAYS).max(1);
+        Fragments {
+            sets: vec![[FragEntry::default(); FRAG_WAYS]; n].into_boxed_slice(),
+            timeout_ms,
+            seed: random_seed(),
+        }
+    }
+
+    /// The number of entries (the bound on remembered datagrams).
+    pub fn slots(&self) -> usize {
+        self.sets.len() * FRAG_WAYS
+    }
+
+    #[inline]
+    fn set_index(&self, a: u64, b: u32) -> usize {
+        let h = mix64(mix64(a ^ self.seed) ^ u64::from(b));
+        (((h >> 32) * self.sets.len() as u64) >> 32) as usize
+    }
+
+    /// Records where the first fragment of `key` went, at `now` (ms).
+    pub fn insert(&mut self, key: &FragKey, to: FragTo, now: u32) {
+        let (a, b) = key.packed();
+        let i = self.set_index(a, b);
+        let timeout = self.timeout_ms;
+        let Some(set) = self.sets.get_mut(i) else {
+            return;
+        };
+        let w = set
+            .iter()
+            .position(|e| e.used != 0 && e.addrs == a && e.id_proto == b)
+            .or_else(|| {
+                set.iter()
+                    .position(|e| e.used == 0 || now.wrapping_sub(e.stamp) > timeout)
+            })
+            .unwrap_or_else(|| {
+                (0..FRAG_WAYS)
+                    .max_by_key(|&w| now.wrapping_sub(set[w].stamp))
+                    .unwrap_or(0)
+            });
+        set[w] = match to {
+            FragTo::Node(t) => FragEntry {
+                addrs: a,
+                id_proto: b,
+                stamp: now,
+                mac: t.mac,
+                slot: t.slot,
+                generation: t.generation,
+                used: 1,
+            },
+            FragTo::Local => FragEntry {
+                addrs: a,
+                id_proto: b,
+                stamp: now,
+                used: 2,
+                ..FragEntry::default()
+            },
+        };
+    }
+
+    /// Where a later fragment of `key` goes, if its first was seen within
+    /// the timeout.
+    pub fn get(&self, key: &FragKey, now: u32) -> Option<FragTo> {
+        let (a, b) = key.packed();
+        let set = self.sets.get(self.set_index(a, b))?;
+        let e = set.iter().find(|e| {
+            e.used != 0
+                && e.addrs == a
+                && e.id_proto == b
+                && now.wrapping_sub(e.stamp) <= self.timeout_ms
+        })?;
+        Some(if e.used == 1 {
+            FragTo::Node(Target {
+                slot: e.slot,
+                generation: e.generation,
+                mac: e.mac,
+            })
+        } else {
+            FragTo::Local
+        })
+    }
+}
+
 #[inline]
 fn timeout_of(t: &Timeouts, state: u8) -> u32 {
     match state {
@@ -457,22 +677,31 @@ fn timeout_of(t: &Timeouts, state: u8) -> u32 {
 }
 
 /// The state of a flow first seen with `segment`: a SYN is unconfirmed; a
-/// packet from the middle of a flow (e.g. after a director takeover) is
-/// established; a FIN/RST is closing.
+/// packet from the middle of a flow (e.g. after a director takeover, or a
+/// spoofed ACK) is on probation; a FIN/RST is closing.
 #[inline]
 fn initial_state(segment: Segment) -> u8 {
     match segment {
         Segment::Open => UNCONFIRMED,
-        Segment::Data => ESTABLISHED,
+        Segment::Data => PROBATION,
         Segment::Close => CLOSING,
     }
+}
+
+/// A per-process random seed for bucket placement, from the standard
+/// library's randomly keyed SipHash (seeded from the OS at first use).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x7068_612d_7461_626c); // "pha-tabl"
+    h.finish()
 }
 
 #[inline]
 fn next_state(state: u8, segment: Segment) -> u8 {
     match (state, segment) {
         (_, Segment::Close) => CLOSING,
-        (UNCONFIRMED, Segment::Data) => ESTABLISHED,
+        (UNCONFIRMED | PROBATION, Segment::Data) => ESTABLISHED,
         (s, _) => s,
     }
 }
@@ -727,6 +956,161 @@ mod tests {
         for (k, slot) in &established {
             assert_eq!(t.get(k, 1000), Some(*slot), "established flow evicted");
         }
+    }
+
+    /// A million one-packet spoofed ACKs cannot evict established flows, and
+    /// afterwards every new real connection (SYN, then ACK) is still tracked:
+    /// SYNs take back the probation entries the flood filled.
+    #[test]
+    fn spoofed_ack_flood_cannot_crowd_out_real_flows() {
+        // Sized so that no bucket holds WAYS real established flows (those
+        // would rightly leave a new SYN untracked, flood or not).
+        let mut t = Table::new(10_000, Timeouts::default());
+        let mut n = Nodes::new(4);
+        let mut established = Vec::new();
+        for i in 0..600 {
+            let k = key(i);
+            let s = steer(&mut t, &k, Segment::Open, 1, &mut n);
+            if s.outcome == Outcome::Miss {
+                steer(&mut t, &k, Segment::Data, 1, &mut n);
+                established.push((k, s.target.unwrap().slot));
+            }
+        }
+        let mut probation = 0;
+        for i in 0..1_000_000u32 {
+            let k = Key {
+                src: i.wrapping_mul(2_654_435_761),
+                dst: 0xc612_00fa,
+                sport: (i >> 7) as u16,
+                dport: 9090,
+                proto: 6,
+            };
+            let s = steer(&mut t, &k, Segment::Data, 2, &mut n);
+            assert_ne!(s.outcome, Outcome::MissEvicted, "data never evicts");
+            probation += usize::from(s.outcome == Outcome::Probation);
+        }
+        assert!(
+            probation > 0 && t.len() == t.slots(),
+            "the flood filled the table"
+        );
+        for (k, slot) in &established {
+            assert_eq!(t.get(k, 3), Some(*slot), "established flow evicted");
+        }
+        // New real connections after the flood: every one is tracked.
+        for i in 10_000..10_500 {
+            let k = key(i);
+            let s = steer(&mut t, &k, Segment::Open, 3, &mut n);
+            assert!(
+                matches!(s.outcome, Outcome::Miss | Outcome::MissEvicted),
+                "{:?}",
+                s.outcome
+            );
+            assert_eq!(
+                steer(&mut t, &k, Segment::Data, 3, &mut n).outcome,
+                Outcome::Hit
+            );
+            assert!(t.get(&k, 3).is_some());
+        }
+    }
+
+    /// A mid-stream flow is on probation; its next packet establishes it, so
+    /// a later SYN flood cannot evict it.
+    #[test]
+    fn probation_is_confirmed_by_the_next_packet() {
+        let mut t = Table::new(1, Timeouts::default());
+        let mut n = Nodes::new(2);
+        let k = key(1);
+        assert_eq!(
+            steer(&mut t, &k, Segment::Data, 0, &mut n).outcome,
+            Outcome::Probation
+        );
+        assert_eq!(
+            steer(&mut t, &k, Segment::Data, 1, &mut n).outcome,
+            Outcome::Hit
+        );
+        for i in 100..200 {
+            steer(&mut t, &key(i), Segment::Open, 2, &mut n);
+        }
+        assert!(t.get(&k, 2).is_some(), "established after probation");
+        // A probation entry alone is evicted by a SYN.
+        let mut t = Table::new(1, Timeouts::default());
+        for i in 0..WAYS as u32 {
+            steer(&mut t, &key(i), Segment::Data, 0, &mut n);
+        }
+        assert_eq!(
+            steer(&mut t, &key(99), Segment::Open, 1, &mut n).outcome,
+            Outcome::MissEvicted
+        );
+    }
+
+    /// Bucket placement is seeded per table, the flow hash is not: two
+    /// tables with different seeds place flows differently but every flow
+    /// gets the same node from both.
+    #[test]
+    fn bucket_seed_is_random_but_the_flow_hash_is_not() {
+        let a = Table::new(1 << 12, Timeouts::default());
+        let b = Table::new(1 << 12, Timeouts::default());
+        assert_ne!(a.seed, b.seed, "two tables, two random seeds");
+        let moved = (0..1000)
+            .filter(|&i| a.bucket_index(key(i).hash()) != b.bucket_index(key(i).hash()))
+            .count();
+        assert!(moved > 900, "placement depends on the seed ({moved})");
+        let mut a = Table::with_seed(1 << 12, Timeouts::default(), 1);
+        let mut b = Table::with_seed(1 << 12, Timeouts::default(), 2);
+        let mut n = Nodes::new(5);
+        for i in 0..1000 {
+            let k = key(i);
+            assert_eq!(
+                steer(&mut a, &k, Segment::Open, 0, &mut n).target,
+                steer(&mut b, &k, Segment::Open, 0, &mut n).target
+            );
+        }
+    }
+
+    #[test]
+    fn fragments_follow_their_first_within_the_timeout() {
+        let mut c = Fragments::new(8, 100);
+        assert_eq!(c.slots(), 8);
+        let k = |id: u16| FragKey {
+            src: 0xc612_0064,
+            dst: 0xc612_00fa,
+            id,
+            proto: 6,
+        };
+        let t = Target {
+            slot: 3,
+            generation: 9,
+            mac: 0xabc,
+        };
+        assert_eq!(c.get(&k(1), 0), None, "unmatched");
+        c.insert(&k(1), FragTo::Node(t), 0);
+        c.insert(&k(2), FragTo::Local, 0);
+        assert_eq!(c.get(&k(1), 100), Some(FragTo::Node(t)));
+        assert_eq!(c.get(&k(2), 50), Some(FragTo::Local));
+        assert_eq!(c.get(&k(1), 101), None, "expired");
+        assert_eq!(
+            c.get(&FragKey { proto: 17, ..k(1) }, 50),
+            None,
+            "other protocol"
+        );
+        // Bounded: thousands of datagrams never grow it, and the latest ones
+        // are found.
+        for id in 0..5000 {
+            c.insert(&k(id), FragTo::Node(t), 200 + u32::from(id));
+        }
+        assert_eq!(c.slots(), 8);
+        assert_eq!(c.get(&k(4999), 5199), Some(FragTo::Node(t)));
+    }
+
+    #[test]
+    fn lookup_never_records() {
+        let mut t = Table::new(64, Timeouts::default());
+        let mut n = Nodes::new(3);
+        let k = key(5);
+        assert!(t.lookup(k.hash(), 0, &mut n).is_some(), "Maglev's choice");
+        assert!(t.is_empty());
+        let s = steer(&mut t, &k, Segment::Open, 0, &mut n);
+        assert_eq!(t.lookup(k.hash(), 1, &mut n), s.target);
     }
 
     proptest::proptest! {

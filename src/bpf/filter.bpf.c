@@ -16,7 +16,17 @@
  *     not).
  *   - IPv4 protocol 112 (VRRP) whose VRID is ours, while the VRRP flag is set
  *     (every director listens to adverts, master or backup).
- *   - IPv4 protocol 253 (proxyha heartbeats), while the heartbeat flag is set.
+ *   - IPv4 protocol 253 (proxyha heartbeats) of this node's LBID, while the
+ *     heartbeat flag is set. The LBID sits at bytes 10..12 of the heartbeat
+ *     message (docs/heartbeat.md §2.1), found through the IHL so that IP
+ *     options do not hide it. A heartbeat of another LBID, or one too short
+ *     to carry an LBID, is dropped here and counted (STAT_DROP_HEARTBEAT):
+ *     another group's traffic and forged floods never reach the control
+ *     queue.
+ * While active, everything else sent to the virtual MAC for a VIP (ICMP
+ * errors, fragments, other ports) also goes to the sockets: the workers
+ * steer ICMP errors and fragments of balanced flows to the owning node and
+ * hand the rest to the local stack.
  * One 802.1Q (or 802.1ad) tag is looked through. Non-first IPv4 fragments
  * carry no ports and are passed. A frame that qualifies but whose queue has
  * no socket in the XSKMAP is passed and counted (STAT_NO_SOCKET).
@@ -38,6 +48,7 @@
 #define STAT_TO_XSK_HEARTBEAT 4
 #define STAT_PASS 5
 #define STAT_NO_SOCKET 6
+#define STAT_DROP_HEARTBEAT 7
 #define STAT_COUNT 8
 
 #define ETH_P_IP 0x0800
@@ -50,11 +61,16 @@
 #define IPPROTO_VRRP 112
 #define IPPROTO_HEARTBEAT 253
 
-/* One array entry: what this node steers. 8 bytes. */
+/* Offset of the LBID in a heartbeat message (docs/heartbeat.md §2.1). */
+#define HEARTBEAT_LBID_OFFSET 10
+
+/* One array entry: what this node steers. 12 bytes. */
 struct filter_config {
 	__u8 vmac[6];
 	__u8 vrid;
 	__u8 flags;
+	__u8 lbid[2]; /* big-endian, as on the wire */
+	__u8 pad[2];
 };
 
 /* One array entry: a bit per destination port, per protocol. 16 KiB. */
@@ -239,6 +255,12 @@ int proxyha_filter(struct xdp_md *ctx)
 	case IPPROTO_HEARTBEAT:
 		if (!(cfg->flags & FLAG_HEARTBEAT))
 			return pass();
+		if ((void *)(l4 + HEARTBEAT_LBID_OFFSET + 2) > end ||
+		    l4[HEARTBEAT_LBID_OFFSET] != cfg->lbid[0] ||
+		    l4[HEARTBEAT_LBID_OFFSET + 1] != cfg->lbid[1]) {
+			count(STAT_DROP_HEARTBEAT);
+			return XDP_DROP;
+		}
 		return to_xsk(ctx, STAT_TO_XSK_HEARTBEAT);
 	case IPPROTO_TCP:
 	case IPPROTO_UDP: {

@@ -95,14 +95,15 @@ pub fn render(r: &StatsReport) -> String {
         let _ = writeln!(
             s,
             "  xdp program: rx_frames {}  to_xsk_vip {}  to_xsk_arp {}  to_xsk_vrrp {}  \
-             to_xsk_heartbeat {}  passed {}  no_socket {}",
+             to_xsk_heartbeat {}  passed {}  no_socket {}  drop_heartbeat {}",
             x.rx_frames,
             x.to_xsk_vip,
             x.to_xsk_arp,
             x.to_xsk_vrrp,
             x.to_xsk_heartbeat,
             x.passed,
-            x.no_socket
+            x.no_socket,
+            x.drop_heartbeat
         );
     }
     s

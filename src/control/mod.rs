@@ -20,6 +20,17 @@
 //! node-health table (members `Up`, or `Draining` at weight 0; nodes that
 //! left `Failed`, so their flows move), then a Maglev table is built from the
 //! `Up` members in node-id order and published with one pointer swap.
+//!
+//! **Rebuilds are coalesced.** The health-table writes happen at once (a
+//! `Failed` node loses its flows at the workers' next batch: failing fast
+//! matters more than the rebuild rate), but Maglev is rebuilt at most once
+//! per [`REBUILD_INTERVAL`]: a change inside the window only marks a rebuild
+//! due at the window's end ([`Plane::poll_timeout`] includes it), and that
+//! rebuild reads the health table as it is then, so the latest membership
+//! is always what gets published. Flapping input therefore costs at most
+//! one table build per window on the control thread. Counted:
+//! `maglev_rebuilds` (builds run) and `maglev_rebuilds_coalesced`
+//! (membership changes folded into a later build).
 
 pub mod frames;
 pub mod status;
@@ -39,6 +50,9 @@ use crate::heartbeat::{self, LocalHealth};
 use crate::log;
 use crate::vrrp;
 use crate::wire::{arp, ethernet, ipv4};
+
+/// The shortest time between two Maglev rebuilds (see the module docs).
+pub const REBUILD_INTERVAL: Duration = Duration::from_millis(150);
 
 /// Why the control plane could not start.
 #[derive(Debug, Error)]
@@ -62,6 +76,13 @@ pub struct Counters {
     pub arp_ignored: u64,
     /// Maglev tables published.
     pub maglev_published: u64,
+    /// Maglev rebuilds run (a rebuild that finds the table unchanged
+    /// publishes nothing).
+    pub maglev_rebuilds: u64,
+    /// Membership changes that did not get a rebuild of their own: they fell
+    /// inside [`REBUILD_INTERVAL`] of the last one and were folded into the
+    /// rebuild at the window's end.
+    pub maglev_rebuilds_coalesced: u64,
     /// Heartbeats dropped because their TTL was not 255 (not from this segment).
     pub drop_heartbeat_ttl: u64,
     /// Failed nodes' health-table slots freed to make room for a member.
@@ -83,6 +104,8 @@ pub struct Plane {
     dataplane_healthy: bool,
     counters: Counters,
     ttl_log: log::RateLimit<Ipv4Addr>,
+    last_rebuild: Option<Instant>,
+    rebuild_due: Option<Instant>,
 }
 
 /// The node id of this node: its management IPv4 as a number, so every
@@ -185,6 +208,8 @@ impl Plane {
             dataplane_healthy: true,
             counters: Counters::default(),
             ttl_log: log::RateLimit::new(heartbeat::REJECT_LOG_KEYS, log::RATE_PERIOD),
+            last_rebuild: None,
+            rebuild_due: None,
         };
         p.publish_filter(None);
         p.drain(now);
@@ -222,10 +247,7 @@ impl Plane {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let a = self.vrrp.as_ref().and_then(vrrp::Instance::poll_timeout);
         let b = self.hb.poll_timeout();
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [a, b, self.rebuild_due].into_iter().flatten().min()
     }
 
     /// The next whole Ethernet frame to transmit.
@@ -244,6 +266,9 @@ impl Plane {
             self.hb.handle_timeout(now);
         }
         self.drain(now);
+        if self.rebuild_due.is_some_and(|t| t <= now) {
+            self.rebuild_maglev(now);
+        }
     }
 
     /// A frame a worker queued for the control plane.
@@ -386,7 +411,7 @@ impl Plane {
         let generation = self.hb.membership().generation;
         if self.membership_generation != Some(generation) {
             self.membership_generation = Some(generation);
-            self.apply_membership();
+            self.apply_membership(now);
         }
     }
 
@@ -492,8 +517,9 @@ impl Plane {
         }
     }
 
-    /// Writes the membership into the health table and publishes Maglev.
-    fn apply_membership(&mut self) {
+    /// Writes the membership into the health table at once, and rebuilds
+    /// Maglev now or at the end of the current window (module docs).
+    fn apply_membership(&mut self, now: Instant) {
         let m = self.hb.membership().clone();
         let table = &self.shared.health;
         let members: std::collections::BTreeSet<u64> =
@@ -529,7 +555,28 @@ impl Plane {
                 Err(e) => log!("balance", "health table full, {} left out: {e}", n.ip),
             }
         }
-        let backends = maglev::backends_from_health(table);
+        let own = table.find(u64::from(node_id(&self.cfg)));
+        self.publish_filter(own.and_then(|s| u16::try_from(s).ok()));
+        let window_open = self
+            .last_rebuild
+            .is_some_and(|t| now.saturating_duration_since(t) < REBUILD_INTERVAL);
+        if window_open {
+            self.counters.maglev_rebuilds_coalesced += 1;
+            if self.rebuild_due.is_none() {
+                self.rebuild_due = self.last_rebuild.map(|t| t + REBUILD_INTERVAL);
+            }
+        } else {
+            self.rebuild_maglev(now);
+        }
+    }
+
+    /// Builds Maglev from the health table as it is now and publishes it if
+    /// it changed.
+    fn rebuild_maglev(&mut self, now: Instant) {
+        self.rebuild_due = None;
+        self.last_rebuild = Some(now);
+        self.counters.maglev_rebuilds += 1;
+        let backends = maglev::backends_from_health(&self.shared.health);
         match self
             .shared
             .maglev
@@ -541,14 +588,12 @@ impl Plane {
                     "balance",
                     "Maglev table published: {} nodes, generation {}",
                     backends.len(),
-                    m.generation
+                    self.hb.membership().generation
                 );
             }
             Ok(false) => {}
             Err(e) => log!("balance", "Maglev rebuild failed: {e}"),
         }
-        let own = table.find(u64::from(node_id(&self.cfg)));
-        self.publish_filter(own.and_then(|s| u16::try_from(s).ok()));
     }
 
     fn publish_filter(&self, local_slot: Option<u16>) {

@@ -14,8 +14,18 @@
 //!    * protocol 112 with our VRID: [`Verdict::Vrrp`] (other VRIDs: pass);
 //!    * protocol 253: [`Verdict::Heartbeat`];
 //!    * TCP or UDP to a VIP on a redirected port, sent to the virtual MAC:
-//!      [`Verdict::ProxyFlow`] (fragments pass to the local stack, which
-//!      reassembles them);
+//!      [`Verdict::ProxyFlow`]; a first fragment (offset 0, more-fragments
+//!      set) of such a datagram: [`Verdict::FirstFragment`], steered by its
+//!      ports; a later fragment of any TCP/UDP datagram to a VIP (it has no
+//!      ports): [`Verdict::Fragment`], steered by the worker's fragment
+//!      cache (`flow::Fragments`) to wherever its first fragment went;
+//!    * an ICMP destination-unreachable (fragmentation needed included) or
+//!      time-exceeded error to a VIP, sent to the virtual MAC, that quotes a
+//!      TCP/UDP packet *from* a VIP on a redirected port (a scanning node's
+//!      direct reply): [`Verdict::IcmpError`] with the flow key turned back
+//!      to the client → VIP direction ([`icmp_quote`]); the worker sends it
+//!      to the node owning that flow. A quote cut short: drop. Other ICMP:
+//!      pass;
 //!    * anything else: pass.
 //! 4. Every other EtherType (IPv6 included): pass.
 
@@ -43,6 +53,12 @@ pub const PROTO_HEARTBEAT: u8 = Protocol::Heartbeat.to_u8();
 pub const PROTO_TCP: u8 = Protocol::Tcp.to_u8();
 /// IP protocol number of UDP.
 pub const PROTO_UDP: u8 = Protocol::Udp.to_u8();
+/// IP protocol number of ICMP.
+pub const PROTO_ICMP: u8 = 1;
+/// ICMP type: destination unreachable (code 4: fragmentation needed).
+pub const ICMP_DEST_UNREACHABLE: u8 = 3;
+/// ICMP type: time exceeded.
+pub const ICMP_TIME_EXCEEDED: u8 = 11;
 
 /// The VRRP virtual MAC of `vrid` as octets: [`ethernet::Address::vrrp_virtual`].
 pub const fn virtual_mac(vrid: u8) -> [u8; 6] {
@@ -188,11 +204,16 @@ pub enum DropReason {
     BadVrrp,
     /// Balanced flow but no node is up (set by the worker).
     NoBackend,
+    /// An ICMP error to a VIP whose quoted packet is cut short or malformed.
+    BadIcmp,
+    /// A later IPv4 fragment to a VIP whose first fragment was not seen (or
+    /// whose cache entry expired or was replaced; set by the worker).
+    FragUnmatched,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 11;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Runt,
@@ -204,6 +225,8 @@ impl DropReason {
         DropReason::BadUdp,
         DropReason::BadVrrp,
         DropReason::NoBackend,
+        DropReason::BadIcmp,
+        DropReason::FragUnmatched,
     ];
 
     /// The counter name (`drop_runt`, ...).
@@ -218,6 +241,8 @@ impl DropReason {
             DropReason::BadUdp => "drop_bad_udp",
             DropReason::BadVrrp => "drop_bad_vrrp",
             DropReason::NoBackend => "drop_no_backend",
+            DropReason::BadIcmp => "drop_bad_icmp",
+            DropReason::FragUnmatched => "drop_frag_unmatched",
         }
     }
 }
@@ -238,6 +263,15 @@ pub struct ProxyFlow {
 pub enum Verdict {
     /// Balance it.
     ProxyFlow(ProxyFlow),
+    /// The first fragment of a TCP/UDP datagram to a VIP: balance it by its
+    /// ports (`Some`: a redirected port) or give it to the local stack
+    /// (`None`), and remember which for the later fragments.
+    FirstFragment(Option<ProxyFlow>, flow::FragKey),
+    /// A later fragment of a TCP/UDP datagram to a VIP: follow its first.
+    Fragment(flow::FragKey),
+    /// An ICMP error about a balanced flow: to the node that owns it. The
+    /// key is in the client → VIP direction, as the flow table has it.
+    IcmpError(flow::Key),
     /// VRRP for our VRID: to the control plane.
     Vrrp,
     /// A protocol-253 heartbeat: to the control plane.
@@ -307,19 +341,54 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
             }
         }
         PROTO_HEARTBEAT => Verdict::Heartbeat,
+        PROTO_ICMP => {
+            let dst = get_be32(frame, l3 + 16).unwrap_or(0);
+            let frag = get_be16(frame, l3 + 6).unwrap_or(0);
+            if frame.get(0..6) != Some(&filter.virtual_mac[..])
+                || !filter.is_vip(dst)
+                || frag & 0x3fff != 0
+            {
+                return Verdict::Pass;
+            }
+            match icmp_quote(filter, &frame[l4..end]) {
+                Quote::Flow(key) => Verdict::IcmpError(key),
+                Quote::Other => Verdict::Pass,
+                Quote::Malformed => Verdict::Drop(DropReason::BadIcmp),
+            }
+        }
         PROTO_TCP | PROTO_UDP => {
             let dst = get_be32(frame, l3 + 16).unwrap_or(0);
             if frame.get(0..6) != Some(&filter.virtual_mac[..]) || !filter.is_vip(dst) {
                 return Verdict::Pass;
             }
-            // A non-first fragment has no ports; a first fragment's ports would
-            // steer it apart from the rest. Let the local stack reassemble.
-            let frag = get_be16(frame, l3 + 6).unwrap_or(0);
-            if frag & 0x3fff != 0 {
-                return Verdict::Pass;
-            }
             let src = get_be32(frame, l3 + 12).unwrap_or(0);
-            let segment = if proto == PROTO_TCP {
+            // A fragment: a later one has no ports and follows its first one
+            // (the worker's fragment cache); a first one is steered by its
+            // ports, like the flow it belongs to.
+            let frag = get_be16(frame, l3 + 6).unwrap_or(0);
+            let fragment = (frag & 0x3fff != 0).then(|| flow::FragKey {
+                src,
+                dst,
+                id: get_be16(frame, l3 + 4).unwrap_or(0),
+                proto,
+            });
+            if let Some(fk) = fragment
+                && frag & 0x1fff != 0
+            {
+                return Verdict::Fragment(fk);
+            }
+            let segment = if fragment.is_some() {
+                // The first fragment carries the ports; its transport header
+                // may be cut by the fragmentation, so flags are not read.
+                if end < l4 + 4 {
+                    return Verdict::Drop(if proto == PROTO_TCP {
+                        DropReason::BadTcp
+                    } else {
+                        DropReason::BadUdp
+                    });
+                }
+                flow::Segment::Data
+            } else if proto == PROTO_TCP {
                 if end < l4 + 20 {
                     return Verdict::Drop(DropReason::BadTcp);
                 }
@@ -345,9 +414,14 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
             let sport = be16(frame, l4..l4 + 2);
             let dport = be16(frame, l4 + 2..l4 + 4);
             if !filter.ports.contains(dport) {
-                return Verdict::Pass;
+                // Not balanced; a first fragment still tells the worker
+                // where the later ones go (the local stack).
+                return match fragment {
+                    Some(fk) => Verdict::FirstFragment(None, fk),
+                    None => Verdict::Pass,
+                };
             }
-            Verdict::ProxyFlow(ProxyFlow {
+            let pf = ProxyFlow {
                 key: flow::Key {
                     src,
                     dst,
@@ -357,10 +431,83 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
                 },
                 segment,
                 l3_offset: l3 as u8,
-            })
+            };
+            match fragment {
+                Some(fk) => Verdict::FirstFragment(Some(pf), fk),
+                None => Verdict::ProxyFlow(pf),
+            }
         }
         _ => Verdict::Pass,
     }
+}
+
+/// What an ICMP message to a VIP is about ([`icmp_quote`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quote {
+    /// An error about this balanced flow (client → VIP direction).
+    Flow(flow::Key),
+    /// Not an error about a balanced flow.
+    Other,
+    /// An error whose quoted packet is cut short or not IPv4.
+    Malformed,
+}
+
+/// Parses the body of an ICMP message sent to a VIP (`icmp`: from the ICMP
+/// type to the end of the IP payload) and, if it is an error about a
+/// balanced flow, returns that flow's key in the client → VIP direction.
+///
+/// RFC 792 / RFC 1812 §4.3.2.3: destination unreachable (type 3, code 4 is
+/// "fragmentation needed") and time exceeded (type 11) carry, after the
+/// 8-byte ICMP header, the IP header of the packet that caused them plus at
+/// least its first 8 data bytes (the ports). For a balanced flow that packet
+/// is a scanning node's direct reply, VIP:port → client, so the flow key is
+/// the quote turned around.
+///
+/// [`Quote::Other`]: not an error type we steer, or a quote about something
+/// else (not TCP/UDP, not from a VIP on a redirected port, a non-first
+/// fragment): the local stack may have it. [`Quote::Malformed`]: an error
+/// message whose quote is cut short or is not IPv4. Never panics.
+pub fn icmp_quote(filter: &Filter, icmp: &[u8]) -> Quote {
+    let Some(&kind) = icmp.first() else {
+        return Quote::Malformed;
+    };
+    if kind != ICMP_DEST_UNREACHABLE && kind != ICMP_TIME_EXCEEDED {
+        return Quote::Other;
+    }
+    let q = 8;
+    let Some(&vihl) = icmp.get(q) else {
+        return Quote::Malformed;
+    };
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    if vihl >> 4 != 4 || ihl < 20 || icmp.len() < q + ihl + 4 {
+        return Quote::Malformed;
+    }
+    let proto = icmp[q + 9];
+    if proto != PROTO_TCP && proto != PROTO_UDP {
+        return Quote::Other;
+    }
+    if get_be16(icmp, q + 6).unwrap_or(0) & 0x1fff != 0 {
+        return Quote::Other;
+    }
+    let (Some(inner_src), Some(inner_dst)) = (get_be32(icmp, q + 12), get_be32(icmp, q + 16))
+    else {
+        return Quote::Malformed;
+    };
+    let l4 = q + ihl;
+    let (Some(inner_sport), Some(inner_dport)) = (get_be16(icmp, l4), get_be16(icmp, l4 + 2))
+    else {
+        return Quote::Malformed;
+    };
+    if !filter.is_vip(inner_src) || !filter.ports.contains(inner_sport) {
+        return Quote::Other;
+    }
+    Quote::Flow(flow::Key {
+        src: inner_dst,
+        dst: inner_src,
+        sport: inner_dport,
+        dport: inner_sport,
+        proto,
+    })
 }
 
 /// Builders for test and benchmark frames (plain Ethernet/IPv4; checksums
@@ -430,6 +577,46 @@ pub mod build {
         f.extend_from_slice(&ipv4_header(src, dst, proto, payload.len(), ttl));
         f.extend_from_slice(payload);
         f
+    }
+
+    /// An ICMP error (`kind`, `code`; for "fragmentation needed" the
+    /// next-hop MTU goes in `mtu`) from `from` to `to`, quoting `quoted` (an
+    /// IP packet: the builder keeps its IP header plus 8 bytes, RFC 792),
+    /// checksummed, in a frame.
+    #[allow(clippy::too_many_arguments)]
+    pub fn icmp_error(
+        dst_mac: [u8; 6],
+        src_mac: [u8; 6],
+        from: Ipv4Addr,
+        to: Ipv4Addr,
+        kind: u8,
+        code: u8,
+        mtu: u16,
+        quoted: &[u8],
+    ) -> Vec<u8> {
+        let ihl = quoted.first().map_or(20, |b| usize::from(b & 0x0f) * 4);
+        let keep = quoted.len().min(ihl + 8);
+        let mut m = vec![kind, code, 0, 0, 0, 0];
+        m.extend_from_slice(&mtu.to_be_bytes());
+        m.extend_from_slice(&quoted[..keep]);
+        let c = checksum::checksum(&m);
+        m[2..4].copy_from_slice(&c.to_be_bytes());
+        padded(ipv4(dst_mac, src_mac, None, from, to, PROTO_ICMP, &m))
+    }
+
+    /// `frame` (untagged Ethernet/IPv4) made a fragment: IP id `id`, the
+    /// more-fragments flag and the offset (in 8-byte units) set, header
+    /// checksum recomputed. The payload is left as it is (a test frame).
+    pub fn fragment(mut frame: Vec<u8>, id: u16, more: bool, offset: u16) -> Vec<u8> {
+        let ip = 14;
+        frame[ip + 4..ip + 6].copy_from_slice(&id.to_be_bytes());
+        let flags = (if more { 0x2000 } else { 0 }) | (offset & 0x1fff);
+        frame[ip + 6..ip + 8].copy_from_slice(&flags.to_be_bytes());
+        frame[ip + 10..ip + 12].fill(0);
+        let ihl = usize::from(frame[ip] & 0x0f) * 4;
+        let c = checksum::checksum(&frame[ip..ip + ihl]);
+        frame[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+        frame
     }
 
     /// A TCP segment (20-byte header, `payload`), checksummed, in a frame,
@@ -632,13 +819,152 @@ mod tests {
         let vrrp_other = vrrp_advert(CLIENT_MAC, CLIENT, 52, 100, VIP);
         let mut ipv6 = vec![0u8; 60];
         ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-        let mut frag = tcp(vmac(), CLIENT_MAC, None, CLIENT, 40000, VIP, 9090, ACK, &[]);
-        frag[14 + 6] = 0x20; // MF
         for fr in [
-            other_port, other_ip, own_mac, icmp, arp_other, vrrp_other, ipv6, frag,
+            other_port, other_ip, own_mac, icmp, arp_other, vrrp_other, ipv6,
         ] {
             assert_eq!(classify(&f, &fr), Verdict::Pass);
         }
+    }
+
+    /// The quoted packet of an ICMP error: a node's direct reply, VIP:9090
+    /// → client (IP header + 8 bytes).
+    fn reply_quote() -> Vec<u8> {
+        tcp(CLIENT_MAC, OUR, None, VIP, 9090, CLIENT, 40000, ACK, &[])[14..14 + 28].to_vec()
+    }
+
+    #[test]
+    fn icmp_errors_about_a_flow_are_steered() {
+        let f = filter();
+        let want = Verdict::IcmpError(flow::Key {
+            src: u32::from(CLIENT),
+            dst: u32::from(VIP),
+            sport: 40000,
+            dport: 9090,
+            proto: PROTO_TCP,
+        });
+        let router = Ipv4Addr::new(198, 18, 0, 254);
+        // Fragmentation needed, port unreachable, time exceeded.
+        for (kind, code) in [(3, 4), (3, 3), (11, 0)] {
+            let fr = icmp_error(
+                vmac(),
+                CLIENT_MAC,
+                router,
+                VIP,
+                kind,
+                code,
+                1400,
+                &reply_quote(),
+            );
+            assert_eq!(classify(&f, &fr), want, "type {kind} code {code}");
+        }
+        // The key is the flow table's: the same hash as the client's own packets.
+        let client = tcp(vmac(), CLIENT_MAC, None, CLIENT, 40000, VIP, 9090, ACK, &[]);
+        let Verdict::ProxyFlow(p) = classify(&f, &client) else {
+            panic!("client frame")
+        };
+        assert_eq!(Verdict::IcmpError(p.key), want);
+        // Quoted IP options are skipped by IHL.
+        let mut q = reply_quote();
+        q[0] = 0x46;
+        q.splice(20..20, [1, 1, 1, 1]);
+        let fr = icmp_error(vmac(), CLIENT_MAC, router, VIP, 3, 4, 1400, &q);
+        assert_eq!(classify(&f, &fr), want, "quoted options");
+        // Not about a balanced flow: the local stack has it.
+        let echo = icmp_error(vmac(), CLIENT_MAC, router, VIP, 8, 0, 0, &reply_quote());
+        assert_eq!(classify(&f, &echo), Verdict::Pass, "echo request");
+        let other_port = tcp(CLIENT_MAC, OUR, None, VIP, 22, CLIENT, 40000, ACK, &[]);
+        let fr = icmp_error(
+            vmac(),
+            CLIENT_MAC,
+            router,
+            VIP,
+            3,
+            4,
+            1400,
+            &other_port[14..],
+        );
+        assert_eq!(classify(&f, &fr), Verdict::Pass, "quote from another port");
+        let fr = icmp_error(OUR, CLIENT_MAC, router, VIP, 3, 4, 1400, &reply_quote());
+        assert_eq!(
+            classify(&f, &fr),
+            Verdict::Pass,
+            "not sent to the virtual MAC"
+        );
+        // A quote cut short: a counted drop.
+        let fr = icmp_error(
+            vmac(),
+            CLIENT_MAC,
+            router,
+            VIP,
+            3,
+            4,
+            1400,
+            &reply_quote()[..22],
+        );
+        assert_eq!(classify(&f, &fr), Verdict::Drop(DropReason::BadIcmp));
+        let fr = icmp_error(vmac(), CLIENT_MAC, router, VIP, 3, 4, 1400, &[]);
+        assert_eq!(classify(&f, &fr), Verdict::Drop(DropReason::BadIcmp));
+    }
+
+    #[test]
+    fn fragments_are_told_apart() {
+        let f = filter();
+        let data = tcp(
+            vmac(),
+            CLIENT_MAC,
+            None,
+            CLIENT,
+            40000,
+            VIP,
+            9090,
+            ACK,
+            &[0; 40],
+        );
+        let fk = flow::FragKey {
+            src: u32::from(CLIENT),
+            dst: u32::from(VIP),
+            id: 77,
+            proto: PROTO_TCP,
+        };
+        let Verdict::FirstFragment(Some(p), k) = classify(&f, &fragment(data.clone(), 77, true, 0))
+        else {
+            panic!("first fragment")
+        };
+        assert_eq!((p.key.sport, p.key.dport, k), (40000, 9090, fk));
+        assert_eq!(
+            classify(&f, &fragment(data.clone(), 77, true, 3)),
+            Verdict::Fragment(fk)
+        );
+        assert_eq!(
+            classify(&f, &fragment(data.clone(), 77, false, 3)),
+            Verdict::Fragment(fk),
+            "last fragment"
+        );
+        // A first fragment of another port: remembered for the local stack.
+        let other = tcp(
+            vmac(),
+            CLIENT_MAC,
+            None,
+            CLIENT,
+            40000,
+            VIP,
+            22,
+            ACK,
+            &[0; 40],
+        );
+        assert_eq!(
+            classify(&f, &fragment(other, 78, true, 0)),
+            Verdict::FirstFragment(None, flow::FragKey { id: 78, ..fk })
+        );
+        // A first fragment too short for the ports: a counted drop.
+        let mut short = fragment(data, 79, true, 0);
+        short[16..18].copy_from_slice(&23u16.to_be_bytes());
+        short.truncate(14 + 23);
+        let mut fixed = short.clone();
+        fixed[24..26].fill(0);
+        let c = crate::wire::checksum::checksum(&fixed[14..34]);
+        fixed[24..26].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(classify(&f, &fixed), Verdict::Drop(DropReason::BadTcp));
     }
 
     #[test]
@@ -749,6 +1075,26 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn icmp_quote_never_panics_and_keys_a_vip_flow(bytes in proptest::collection::vec(any::<u8>(), 0..96)) {
+            let f = filter();
+            if let Quote::Flow(k) = icmp_quote(&f, &bytes) {
+                prop_assert_eq!(k.dst, u32::from(VIP));
+                prop_assert!(f.ports.contains(k.dport));
+                prop_assert!(k.proto == PROTO_TCP || k.proto == PROTO_UDP);
+            }
+        }
+
+        #[test]
+        fn icmp_quote_of_any_reply_gives_its_flow(sport in any::<u16>(), cport in any::<u16>(), client in any::<u32>(), kind in prop::sample::select(vec![3u8, 11]), code in 0u8..16) {
+            let f = filter().with_ports([sport]);
+            let reply = tcp(CLIENT_MAC, OUR, None, VIP, sport, Ipv4Addr::from(client), cport, ACK, &[]);
+            let fr = icmp_error(vmac(), CLIENT_MAC, CLIENT, VIP, kind, code, 1280, &reply[14..]);
+            prop_assert_eq!(classify(&f, &fr), Verdict::IcmpError(flow::Key {
+                src: client, dst: u32::from(VIP), sport: cport, dport: sport, proto: PROTO_TCP,
+            }));
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
             let _ = classify(&filter(), &bytes);

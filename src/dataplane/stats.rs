@@ -58,6 +58,7 @@ macro_rules! counters {
         /// A copy of counters at one moment (or a delta between two), ready
         /// for `--json`.
         #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
         pub struct Snapshot {
             $($(#[$doc])* pub $name: u64,)*
             /// Drops per reason, by counter name (`drop_runt`, ...), non-zero only.
@@ -143,8 +144,10 @@ counters! {
     rx_heartbeat,
     /// ARP-for-VIP frames queued to the control plane.
     rx_arp,
-    /// Control frames dropped because the control queue was full.
+    /// Heartbeat and ARP frames dropped because the control queue was full.
     control_queue_full,
+    /// VRRP adverts dropped because their own (priority) queue was full.
+    vrrp_queue_full,
     /// Control-plane frames transmitted.
     tx_control,
     /// Control-plane frames dropped: no free frame or too big.
@@ -159,6 +162,12 @@ counters! {
     flow_moved,
     /// Flows forwarded on Maglev's choice without an entry (SYN-flood guard).
     flow_untracked,
+    /// Non-SYN packets of unknown flows recorded on probation (evicted first).
+    flow_probation,
+    /// ICMP errors to a VIP steered to the node owning the quoted flow.
+    icmp_steered,
+    /// IPv4 fragments to a VIP steered to the node owning their flow.
+    frag_steered,
     /// Frames the TX ring refused (dropped).
     ring_full,
     /// Non-empty batches processed.

@@ -8,10 +8,12 @@
 //!    flow's flow-table bucket so that the cache misses overlap;
 //! 4. steer each balanced frame (flow table, else Maglev), rewrite its MACs
 //!    and queue it for TX, or deliver it to the local sink when it is this
-//!    node's own share; copy VRRP, heartbeat and ARP-for-VIP frames into the
-//!    bounded queue to the control plane (never blocking: a full queue is a
-//!    counted drop); give not-ours frames to the local sink; drop malformed
-//!    frames with a counted reason;
+//!    node's own share; send IPv4 fragments where their first fragment went
+//!    (the fragment cache) and ICMP errors to the node owning the quoted
+//!    flow; copy VRRP adverts into their own queue and heartbeat and
+//!    ARP-for-VIP frames into the shared queue to the control plane (never
+//!    blocking: a full queue is a counted drop); give not-ours frames to the
+//!    local sink; drop malformed frames with a counted reason;
 //! 5. send the TX batch (frames the ring refused are released and counted as
 //!    `ring_full`), flush, and give every other frame back to the port.
 //!
@@ -130,6 +132,26 @@ impl flow::Backends for Nodes<'_> {
     }
 }
 
+/// Counts how the flow table steered a packet.
+#[inline]
+fn count_outcome(c: &stats::Counters, outcome: flow::Outcome) {
+    match outcome {
+        flow::Outcome::Hit => bump(&c.flow_hits, 1),
+        flow::Outcome::Miss => bump(&c.flow_misses, 1),
+        flow::Outcome::MissEvicted => {
+            bump(&c.flow_misses, 1);
+            bump(&c.flow_evictions, 1);
+        }
+        flow::Outcome::Probation => {
+            bump(&c.flow_misses, 1);
+            bump(&c.flow_probation, 1);
+        }
+        flow::Outcome::Moved => bump(&c.flow_moved, 1),
+        flow::Outcome::Untracked => bump(&c.flow_untracked, 1),
+        flow::Outcome::NoBackend => {}
+    }
+}
+
 /// One dataplane worker.
 pub struct Worker<P: Port, S: LocalSink> {
     port: P,
@@ -142,6 +164,7 @@ pub struct Worker<P: Port, S: LocalSink> {
     queues: Queues,
     stats: Arc<Stats>,
     flows: flow::Table,
+    frags: flow::Fragments,
     histogram: Histogram<u64>,
     last_handoff: Instant,
     clock: Instant,
@@ -184,6 +207,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
             queues,
             stats,
             flows: flow::Table::new(cfg.flow_capacity, cfg.timeouts),
+            frags: flow::Fragments::new(flow::FRAG_CAPACITY, flow::FRAG_TIMEOUT_MS),
             histogram: stats::new_histogram(),
             last_handoff: now,
             clock: now,
@@ -326,7 +350,8 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
         for &fr in &self.rx[..n] {
             let v = classify::classify(filter, self.port.data(fr));
             let h = match v {
-                Verdict::ProxyFlow(p) => p.key.hash(),
+                Verdict::ProxyFlow(p) | Verdict::FirstFragment(Some(p), _) => p.key.hash(),
+                Verdict::IcmpError(k) => k.hash(),
                 _ => 0,
             };
             self.verdicts.push((v, h));
@@ -346,45 +371,78 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
         let local = filter.local_slot;
         for (i, &fr) in self.rx[..n].iter().enumerate() {
             let (verdict, hash) = self.verdicts[i];
-            match verdict {
+            // The node a balanced (or related) frame goes to, or a counted
+            // drop reason; every other verdict is handled in its arm.
+            let steered: Result<flow::Target, DropReason> = match verdict {
                 Verdict::ProxyFlow(p) => {
                     let s = self.flows.steer(hash, p.segment, now_ms, &mut nodes);
-                    match s.outcome {
-                        flow::Outcome::Hit => bump(&c.flow_hits, 1),
-                        flow::Outcome::Miss => bump(&c.flow_misses, 1),
-                        flow::Outcome::MissEvicted => {
-                            bump(&c.flow_misses, 1);
-                            bump(&c.flow_evictions, 1);
-                        }
-                        flow::Outcome::Moved => bump(&c.flow_moved, 1),
-                        flow::Outcome::Untracked => bump(&c.flow_untracked, 1),
-                        flow::Outcome::NoBackend => {}
-                    }
+                    count_outcome(c, s.outcome);
+                    s.target.ok_or(DropReason::NoBackend)
+                }
+                Verdict::FirstFragment(Some(p), fk) => {
+                    let s = self.flows.steer(hash, p.segment, now_ms, &mut nodes);
+                    count_outcome(c, s.outcome);
                     match s.target {
-                        None => {
-                            bump(&c.drops[DropReason::NoBackend as usize], 1);
-                            self.done.push(fr);
-                        }
-                        Some(t) if Some(t.slot) == local => {
-                            if self.sink.deliver(self.port.data(fr)) {
-                                bump(&c.tx_local, 1);
-                            } else {
-                                bump(&c.local_sink_full, 1);
-                            }
-                            self.done.push(fr);
-                        }
                         Some(t) => {
-                            redirect::rewrite_macs(self.port.buffer_mut(fr), t.mac, our_mac);
-                            if let Some(ctr) = c.tx_redirected.get(usize::from(t.slot)) {
-                                bump(ctr, 1);
-                            }
-                            self.tx.push(fr);
+                            self.frags.insert(&fk, flow::FragTo::Node(t), now_ms);
+                            bump(&c.frag_steered, 1);
+                            Ok(t)
                         }
+                        None => Err(DropReason::NoBackend),
                     }
                 }
-                Verdict::Vrrp | Verdict::Heartbeat | Verdict::ArpForVip => {
+                Verdict::FirstFragment(None, fk) => {
+                    self.frags.insert(&fk, flow::FragTo::Local, now_ms);
+                    if self.sink.deliver(self.port.data(fr)) {
+                        bump(&c.passed, 1);
+                    } else {
+                        bump(&c.local_sink_full, 1);
+                    }
+                    self.done.push(fr);
+                    continue;
+                }
+                Verdict::Fragment(fk) => match self.frags.get(&fk, now_ms) {
+                    Some(flow::FragTo::Node(t)) => {
+                        match flow::Backends::usable(&mut nodes, t.slot, t.generation) {
+                            Some(mac) => {
+                                bump(&c.frag_steered, 1);
+                                Ok(flow::Target { mac, ..t })
+                            }
+                            None => Err(DropReason::FragUnmatched),
+                        }
+                    }
+                    Some(flow::FragTo::Local) => {
+                        if self.sink.deliver(self.port.data(fr)) {
+                            bump(&c.passed, 1);
+                        } else {
+                            bump(&c.local_sink_full, 1);
+                        }
+                        self.done.push(fr);
+                        continue;
+                    }
+                    None => Err(DropReason::FragUnmatched),
+                },
+                Verdict::IcmpError(_) => match self.flows.lookup(hash, now_ms, &mut nodes) {
+                    Some(t) => {
+                        bump(&c.icmp_steered, 1);
+                        Ok(t)
+                    }
+                    None => Err(DropReason::NoBackend),
+                },
+                Verdict::Vrrp => {
+                    let cf = ControlFrame {
+                        kind: ControlKind::Vrrp,
+                        data: self.port.data(fr).to_vec(),
+                    };
+                    match self.queues.vrrp_to_control.push(cf) {
+                        Ok(()) => bump(&c.rx_vrrp, 1),
+                        Err(_) => bump(&c.vrrp_queue_full, 1),
+                    }
+                    self.done.push(fr);
+                    continue;
+                }
+                Verdict::Heartbeat | Verdict::ArpForVip => {
                     let (kind, ctr) = match verdict {
-                        Verdict::Vrrp => (ControlKind::Vrrp, &c.rx_vrrp),
                         Verdict::Heartbeat => (ControlKind::Heartbeat, &c.rx_heartbeat),
                         _ => (ControlKind::Arp, &c.rx_arp),
                     };
@@ -401,6 +459,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                         }
                     }
                     self.done.push(fr);
+                    continue;
                 }
                 Verdict::Pass => {
                     if self.sink.deliver(self.port.data(fr)) {
@@ -409,9 +468,33 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                         bump(&c.local_sink_full, 1);
                     }
                     self.done.push(fr);
+                    continue;
                 }
                 Verdict::Drop(r) => {
                     bump(&c.drops[r as usize], 1);
+                    self.done.push(fr);
+                    continue;
+                }
+            };
+            match steered {
+                Err(r) => {
+                    bump(&c.drops[r as usize], 1);
+                    self.done.push(fr);
+                }
+                Ok(t) if Some(t.slot) != local => {
+                    redirect::rewrite_macs(self.port.buffer_mut(fr), t.mac, our_mac);
+                    if let Some(ctr) = c.tx_redirected.get(usize::from(t.slot)) {
+                        bump(ctr, 1);
+                    }
+                    self.tx.push(fr);
+                }
+                // This node's own share.
+                Ok(_) => {
+                    if self.sink.deliver(self.port.data(fr)) {
+                        bump(&c.tx_local, 1);
+                    } else {
+                        bump(&c.local_sink_full, 1);
+                    }
                     self.done.push(fr);
                 }
             }

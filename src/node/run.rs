@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::control::Plane;
 use crate::dataplane::Shared;
 use crate::dataplane::classify::Filter as DpFilter;
+use crate::dataplane::shared::{CONTROL_BUDGET, VRRP_QUEUE};
 use crate::dataplane::stats::{Latency, Stats};
 use crate::heartbeat::format_mac;
 use crate::log;
@@ -188,8 +189,23 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         if drain.done(now) {
             break;
         }
+        // VRRP first, from every worker (at most one queue's worth each, so
+        // that even a forged-advert flood cannot pin the loop here); then a
+        // bounded batch of heartbeats and ARP per worker, so a flood of
+        // those can neither delay an advert nor the timers.
         for w in &workers {
-            while let Some(cf) = w.queues.to_control.pop() {
+            for _ in 0..VRRP_QUEUE {
+                let Some(cf) = w.queues.vrrp_to_control.pop() else {
+                    break;
+                };
+                plane.handle_frame(now, cf.kind, &cf.data);
+            }
+        }
+        for w in &workers {
+            for _ in 0..CONTROL_BUDGET {
+                let Some(cf) = w.queues.to_control.pop() else {
+                    break;
+                };
                 plane.handle_frame(now, cf.kind, &cf.data);
             }
         }

@@ -22,7 +22,8 @@ pub struct Steering {
 impl Steering {
     /// Mounts bpffs when needed, detaches a program a crashed run left,
     /// attaches the filter and fills its maps: the VIPs, the redirected TCP
-    /// ports, and what to steer (a scanning node: heartbeats only).
+    /// ports, and what to steer (a scanning node: heartbeats only; only
+    /// heartbeats of this node's LBID).
     pub fn attach(cfg: &Config, iface: &Interface, director: bool) -> Result<Steering, Error> {
         if xsk::ensure_bpffs()? {
             log!("xdp", "mounted bpffs at /sys/fs/bpf");
@@ -44,7 +45,9 @@ impl Steering {
         filter.set_vips(&cfg.vip_addrs())?;
         let ports: Vec<u16> = cfg.redirected_ports().collect();
         filter.set_ports(xsk::L4::Tcp, &ports)?;
-        let mut fcfg = xsk::FilterConfig::director(cfg.vrrp.vrid, false);
+        // Only heartbeats of our LBID reach the control queue; others are
+        // dropped and counted in XDP.
+        let mut fcfg = xsk::FilterConfig::director(cfg.vrrp.vrid, false).with_lbid(cfg.node.lbid);
         if !director {
             fcfg.flags = xsk::FLAG_HEARTBEAT;
         }

@@ -34,7 +34,8 @@ pub const PASS_PROGRAM: &str = "proxyha_pass";
 pub const FLAG_ACTIVE: u8 = 0x01;
 /// Config flag: steer VRRP (IP protocol 112) adverts for our VRID.
 pub const FLAG_VRRP: u8 = 0x02;
-/// Config flag: steer heartbeats (IP protocol 253).
+/// Config flag: steer heartbeats (IP protocol 253) of [`FilterConfig::lbid`];
+/// drop (and count) those of another LBID.
 pub const FLAG_HEARTBEAT: u8 = 0x04;
 
 /// Words in one protocol's port bitmap (65536 bits).
@@ -89,21 +90,35 @@ pub struct FilterConfig {
     pub vrid: u8,
     /// [`FLAG_ACTIVE`] | [`FLAG_VRRP`] | [`FLAG_HEARTBEAT`].
     pub flags: u8,
+    /// This node's LBID: with [`FLAG_HEARTBEAT`], only heartbeats of this
+    /// LBID reach the sockets; others are dropped in XDP and counted
+    /// ([`FilterStats::drop_heartbeat`]).
+    pub lbid: u16,
 }
 
 impl FilterConfig {
-    /// The config of a director for `vrid`, with the RFC 5798 virtual MAC.
+    /// The config of a director for `vrid`, with the RFC 5798 virtual MAC,
+    /// LBID 0 (set [`FilterConfig::lbid`] for another group).
     pub fn director(vrid: u8, active: bool) -> FilterConfig {
         FilterConfig {
             vmac: Address::vrrp_virtual(vrid).octets(),
             vrid,
             flags: FLAG_VRRP | FLAG_HEARTBEAT | if active { FLAG_ACTIVE } else { 0 },
+            lbid: 0,
         }
     }
 
-    fn to_bytes(self) -> [u8; 8] {
+    /// The same config for heartbeat group `lbid`.
+    pub fn with_lbid(self, lbid: u16) -> FilterConfig {
+        FilterConfig { lbid, ..self }
+    }
+
+    fn to_bytes(self) -> [u8; 12] {
         let m = self.vmac;
-        [m[0], m[1], m[2], m[3], m[4], m[5], self.vrid, self.flags]
+        let l = self.lbid.to_be_bytes();
+        [
+            m[0], m[1], m[2], m[3], m[4], m[5], self.vrid, self.flags, l[0], l[1], 0, 0,
+        ]
     }
 }
 
@@ -123,12 +138,15 @@ pub enum Verdict {
     Pass,
     /// `XDP_REDIRECT` into the XSKMAP: to the AF_XDP socket.
     ToSocket,
-    /// Any other action (a bug: the filter never drops or aborts).
+    /// `XDP_DROP`: a heartbeat of another LBID (counted).
+    Drop,
+    /// Any other action (a bug: the filter never aborts).
     Other(u32),
 }
 
 /// The filter's counters, summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct FilterStats {
     /// Frames the program saw.
     pub rx_frames: u64,
@@ -144,6 +162,8 @@ pub struct FilterStats {
     pub passed: u64,
     /// Frames that qualified but found no socket on their queue.
     pub no_socket: u64,
+    /// Heartbeats dropped in XDP: another LBID, or too short to carry one.
+    pub drop_heartbeat: u64,
 }
 
 /// A program from an embedded object, attached to one interface; detached
@@ -376,6 +396,7 @@ impl Filter {
             to_xsk_heartbeat: sum[4],
             passed: sum[5],
             no_socket: sum[6],
+            drop_heartbeat: sum[7],
         })
     }
 
@@ -386,6 +407,7 @@ impl Filter {
     /// kernel (EINVAL).
     pub fn verdict(&self, frame: &[u8]) -> Result<Verdict, Error> {
         Ok(match self.attached.prog.test_run(frame)? {
+            1 => Verdict::Drop,
             2 => Verdict::Pass,
             4 => Verdict::ToSocket,
             other => Verdict::Other(other),
@@ -445,7 +467,7 @@ mod tests {
 
     #[test]
     fn config_layout_matches_the_c_struct() {
-        let c = FilterConfig::director(51, true);
+        let c = FilterConfig::director(51, true).with_lbid(0x0a0b);
         assert_eq!(
             c.to_bytes(),
             [
@@ -456,7 +478,11 @@ mod tests {
                 1,
                 51,
                 51,
-                FLAG_ACTIVE | FLAG_VRRP | FLAG_HEARTBEAT
+                FLAG_ACTIVE | FLAG_VRRP | FLAG_HEARTBEAT,
+                0x0a,
+                0x0b,
+                0,
+                0
             ]
         );
         assert_eq!(FilterConfig::director(7, false).flags & FLAG_ACTIVE, 0);
