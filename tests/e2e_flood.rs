@@ -463,9 +463,7 @@ fn forged(i: u32) -> Vec<u8> {
 #[test]
 #[ignore = "the flood sender, run inside the rogue namespace by hostile_input_against_a_running_lab"]
 fn child_flood() {
-    if std::env::var_os("PD_FLOOD_CHILD").is_none() {
-        return;
-    }
+    proxyha::node::prereq::require_parent("child_flood", "PD_FLOOD_CHILD");
     let frames: Vec<Vec<u8>> = (0..256).map(forged).collect();
     let cfg = xsk::SocketConfig {
         frame_count: 4096,

@@ -402,14 +402,31 @@ impl QueueNs {
 
     /// A scanning node's config on `q0` with these `[dataplane]` lines.
     fn config(&self, dataplane: &str) -> std::path::PathBuf {
+        // Heartbeats are authenticated by default: a key made as an
+        // operator would (`proxyha key new`), once per namespace.
+        let key = self.dir.join("heartbeat.key");
+        if !key.exists() {
+            let out = Command::new(lab::binary())
+                .args(["key", "new"])
+                .arg(&key)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let text = format!(
             "[node]\nname = \"qtest\"\nmanagement_ip = \"198.18.7.1\"\npriority = 0\nlbid = 77\n\
              control_socket = \"{}\"\n\
              [vrrp]\ninterface = \"{IF}\"\nvrid = 57\n\
              [[virtual_ip]]\naddress = \"198.18.7.250/24\"\n\
              [[port_redirect]]\noriginal_ports = \"9090\"\nproxy_port = 9090\n\
+             [heartbeat]\nkey_file = \"{}\"\n\
              [dataplane]\ninterface = \"{IF}\"\n{dataplane}\n",
-            self.socket().display()
+            self.socket().display(),
+            key.display()
         );
         let p = self.dir.join("node.toml");
         std::fs::write(&p, text).unwrap();

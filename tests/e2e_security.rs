@@ -195,6 +195,40 @@ mod forge {
         )
     }
 
+    /// A heartbeat request carrying a membership announcement that names only
+    /// the rogue, as a forged Active Director would send it (broadcast).
+    pub fn announcement(mac: [u8; 6], src: Ipv4Addr, key: Option<&[u8]>) -> Vec<u8> {
+        use proxyha::wire::heartbeat as hb;
+        let frame = reply(mac, src, [0xff; 6], 10, u32::from(src), mac, None);
+        // Reuse the reply's fields; turn it into a director's request.
+        let ip = proxyha::control::frames::parse_ipv4(&frame).unwrap();
+        let p = hb::Packet::new_checked(ip.payload).unwrap();
+        let mut r = hb::Repr::parse(&p).unwrap();
+        r.kind = hb::Kind::Request;
+        r.role = hb::Role::Director;
+        r.priority = 254;
+        r.state = hb::State::Ok;
+        r.director_state = hb::State::Network;
+        r.announcement = Some(hb::Announcement {
+            generation: u64::MAX / 2,
+            entries: vec![hb::Entry {
+                id: u32::from(src),
+                ip: src,
+                mac,
+                weight: 1000,
+            }],
+        });
+        build_ipv4(
+            ethernet::Address(mac),
+            ethernet::Address::BROADCAST,
+            src,
+            Ipv4Addr::BROADCAST,
+            ipv4::Protocol::Heartbeat,
+            255,
+            &r.to_bytes(key).unwrap(),
+        )
+    }
+
     /// `frame` with its last byte of the VRRP checksum flipped.
     pub fn bad_checksum(mut frame: Vec<u8>) -> Vec<u8> {
         // Ethernet 14 + IPv4 20 + VRRP checksum at offset 6.
@@ -475,8 +509,28 @@ fn a_hostile_host_on_the_segment_changes_nothing() {
             0,
         ));
     }
+    // A forged Active Director's membership announcement, without the key.
+    hb_frames.push((announcement(rogue_mac, ROGUE, None), 20, 5_000));
+    // Another group's LBID: dropped by the XDP filter before the control
+    // plane sees it.
+    hb_frames.push((
+        reply(rogue_mac, ROGUE, dir_a, 20, 0x0101_0104, rogue_mac, None),
+        20,
+        5_000,
+    ));
+    let xdp_drop_heartbeat = || {
+        let out = Command::new(lab::binary())
+            .args(["stats", "--json", "--socket"])
+            .arg(lab.socket("director-a"))
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["xdp"]["drop_heartbeat"].as_u64().unwrap()
+    };
+    let other_lbid_before = xdp_drop_heartbeat();
+    let b_before = lab.status("director-b").unwrap();
     let sent = inject(&lab, &hb_frames);
-    assert_eq!(sent, 20 * 5 + 300);
+    assert_eq!(sent, 20 * 7 + 300);
     for i in 0..20 {
         assert!(
             lab.request("/index.html", 3.0).is_some(),
@@ -509,8 +563,20 @@ fn a_hostile_host_on_the_segment_changes_nothing() {
     );
     assert!(!hb_after.to_string().contains("198.18.0.66"));
     assert!(!hb_after.to_string().contains("rogue"));
+    assert!(xdp_drop_heartbeat() >= other_lbid_before + 20);
     let b = lab.status("director-b").unwrap();
     assert!(!b.to_string().contains("198.18.0.66"));
+    assert_eq!(
+        membership(&b),
+        membership(&b_before),
+        "director-b adopted a forgery"
+    );
+    assert!(
+        hb_counter(&b, "drop_unauthenticated")
+            >= hb_counter(&b_before, "drop_unauthenticated") + 20,
+        "{}",
+        b["heartbeat"]
+    );
     // No flow was ever sent to the rogue's MAC: no slot names it.
     let stats = Command::new(lab::binary())
         .args(["stats", "--json", "--socket"])

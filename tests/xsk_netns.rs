@@ -1010,7 +1010,7 @@ fn child_verdicts() {
                 "heartbeat",
                 [0xff; 6],
                 0x0800,
-                ipv4(253, [198, 18, 99, 255], 5, 0, &[0; 16]),
+                ipv4(253, [198, 18, 99, 255], 5, 0, &hb_msg(LBID)),
                 "heartbeat",
             ),
             ("arp", [0xff; 6], 0x0806, arp(1, VIP_OCTETS), "arp"),
