@@ -207,9 +207,9 @@ mod tests {
         assert!(!out.contains("warning"), "{out}");
     }
 
-    #[test]
-    fn entry_layout_matches_mfend_lb() {
-        let e = Entry {
+    /// The original document's first entry (its own addresses).
+    fn sample_entry() -> Entry {
+        Entry {
             device: "mwgappl01".into(),
             statechange: 0,
             ip: Ipv4Addr::new(10, 1, 1, 1),
@@ -220,7 +220,12 @@ mod tests {
             stats: [0; 5],
             statusvalid: 1,
             kind: "director".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn entry_layout_matches_mfend_lb() {
+        let e = sample_entry();
         let mut out = String::new();
         render_entry(&e, &mut out);
         assert_eq!(
@@ -240,15 +245,11 @@ mod tests {
     fn wire_names_are_escaped_and_insecure_warns() {
         let e = Entry {
             device: "evil\u{1b}[2J\nstate: OK".into(),
-            statechange: 0,
             ip: Ipv4Addr::new(198, 18, 0, 66),
-            ip6: Ipv6Addr::UNSPECIFIED,
-            protocols: 1,
             mac: [2, 0, 0, 0, 0, 0x66],
             state: "FAILED".into(),
-            stats: [0; 5],
-            statusvalid: 1,
             kind: "scanning".into(),
+            ..sample_entry()
         };
         let mut out = String::new();
         render_entry(&e, &mut out);

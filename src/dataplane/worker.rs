@@ -133,6 +133,25 @@ impl flow::Backends for Nodes<'_> {
 }
 
 /// Counts how the flow table steered a packet.
+/// Hands `fr` to the local sink (this node's own stack), counts it in `ok`
+/// or, when the sink is full, in `local_sink_full`, and gives the frame back.
+#[inline]
+fn to_local<P: Port, S: LocalSink>(
+    port: &P,
+    sink: &mut S,
+    done: &mut Vec<Frame>,
+    fr: Frame,
+    ok: &std::sync::atomic::AtomicU64,
+    c: &stats::Counters,
+) {
+    if sink.deliver(port.data(fr)) {
+        bump(ok, 1);
+    } else {
+        bump(&c.local_sink_full, 1);
+    }
+    done.push(fr);
+}
+
 #[inline]
 fn count_outcome(c: &stats::Counters, outcome: flow::Outcome) {
     match outcome {
@@ -393,12 +412,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                 }
                 Verdict::FirstFragment(None, fk) => {
                     self.frags.insert(&fk, flow::FragTo::Local, now_ms);
-                    if self.sink.deliver(self.port.data(fr)) {
-                        bump(&c.passed, 1);
-                    } else {
-                        bump(&c.local_sink_full, 1);
-                    }
-                    self.done.push(fr);
+                    to_local(&self.port, &mut self.sink, &mut self.done, fr, &c.passed, c);
                     continue;
                 }
                 Verdict::Fragment(fk) => match self.frags.get(&fk, now_ms) {
@@ -412,12 +426,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                         }
                     }
                     Some(flow::FragTo::Local) => {
-                        if self.sink.deliver(self.port.data(fr)) {
-                            bump(&c.passed, 1);
-                        } else {
-                            bump(&c.local_sink_full, 1);
-                        }
-                        self.done.push(fr);
+                        to_local(&self.port, &mut self.sink, &mut self.done, fr, &c.passed, c);
                         continue;
                     }
                     None => Err(DropReason::FragUnmatched),
@@ -462,12 +471,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                     continue;
                 }
                 Verdict::Pass => {
-                    if self.sink.deliver(self.port.data(fr)) {
-                        bump(&c.passed, 1);
-                    } else {
-                        bump(&c.local_sink_full, 1);
-                    }
-                    self.done.push(fr);
+                    to_local(&self.port, &mut self.sink, &mut self.done, fr, &c.passed, c);
                     continue;
                 }
                 Verdict::Drop(r) => {
@@ -490,12 +494,14 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                 }
                 // This node's own share.
                 Ok(_) => {
-                    if self.sink.deliver(self.port.data(fr)) {
-                        bump(&c.tx_local, 1);
-                    } else {
-                        bump(&c.local_sink_full, 1);
-                    }
-                    self.done.push(fr);
+                    to_local(
+                        &self.port,
+                        &mut self.sink,
+                        &mut self.done,
+                        fr,
+                        &c.tx_local,
+                        c,
+                    );
                 }
             }
         }

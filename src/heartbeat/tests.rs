@@ -7,15 +7,20 @@ use proptest::prelude::*;
 
 const UNIX0: u64 = 1_764_140_400_000;
 
-fn director(key: Option<&[u8]>, now: Instant) -> Machine {
-    let mut c = Config::new(
+/// Director A's settings (LBID 10, node id 1, priority 99).
+fn director_config() -> Config {
+    Config::new(
         10,
         1,
         "dir-a",
         99,
         Ipv4Addr::new(198, 18, 0, 1),
         [2, 0, 0, 0, 0, 1],
-    );
+    )
+}
+
+fn director(key: Option<&[u8]>, now: Instant) -> Machine {
+    let mut c = director_config();
     c.key = key.map(<[u8]>::to_vec);
     let mut m = Machine::new(c, now, UNIX0).unwrap();
     m.set_local_health(
@@ -180,14 +185,7 @@ fn drops_are_logged_at_most_once_a_period_per_reason_and_source() {
 #[test]
 fn the_next_key_is_accepted_and_the_current_one_sent() {
     let now = Instant::now();
-    let mut c = Config::new(
-        10,
-        1,
-        "dir-a",
-        99,
-        Ipv4Addr::new(198, 18, 0, 1),
-        [2, 0, 0, 0, 0, 1],
-    );
+    let mut c = director_config();
     c.key = Some(b"current-key-0001".to_vec());
     c.key_next = Some(b"next-key-0000002".to_vec());
     let mut m = Machine::new(c, now, UNIX0).unwrap();
