@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::lab::{self, Lab, Options};
+use common::lab::{self, Lab, Options, Sampler};
 
 fn unix_now() -> f64 {
     SystemTime::now()
@@ -92,45 +92,6 @@ fn downtime(results: &[Sample], t: f64) -> Option<f64> {
         .map(|r| r.1)
         .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.min(x))));
     Some(after? - before?)
-}
-
-/// Samples both directors' VRRP states until stopped; returns every sample.
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    handle: Option<thread::JoinHandle<Vec<(String, String)>>>,
-}
-
-impl Sampler {
-    fn start(lab: &Lab) -> Sampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let (a, b) = (lab.socket("director-a"), lab.socket("director-b"));
-        let handle = thread::spawn(move || {
-            let mut out = Vec::new();
-            let t = Instant::now();
-            while !s.load(Ordering::Relaxed) && t.elapsed() < Duration::from_secs(120) {
-                let st = |p: &std::path::Path| {
-                    proxyha::node::admin::ask(p, proxyha::node::admin::Request::Status)
-                        .ok()
-                        .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
-                        .and_then(|v| v["vrrp_state"].as_str().map(str::to_string))
-                        .unwrap_or_else(|| "down".into())
-                };
-                out.push((st(&a), st(&b)));
-                thread::sleep(Duration::from_millis(100));
-            }
-            out
-        });
-        Sampler {
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    fn finish(mut self) -> Vec<(String, String)> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().unwrap().join().unwrap()
-    }
 }
 
 /// Slow downloads of the 4 MiB file through the VIP.

@@ -9,12 +9,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::lab::{self, Lab, Options};
+use common::lab::{self, Lab, Options, Sampler};
 
 /// Opens `n` connections from the client to the VIP, `conc` at a time, each
 /// a fresh TCP connection (so a fresh source port), with one proxied GET;
@@ -95,74 +93,24 @@ fn load(lab: &Lab, n: usize, conc: usize) -> Load {
     }
 }
 
-/// `proxyha stats --json` of a node.
-fn stats(lab: &Lab, node: &str) -> serde_json::Value {
-    let out = Command::new(lab::binary())
-        .args(["stats", "--json", "--socket"])
-        .arg(lab.socket(node))
-        .output()
-        .unwrap();
+/// Stops `sampler` and checks that two Masters were never seen in two
+/// samples in a row (the directors are asked a few ms apart, so one sample
+/// may straddle a hand-over, as on one queue: see e2e_cluster).
+fn finish_checked(sampler: Sampler) {
+    let samples = sampler.finish();
+    let dual: Vec<bool> = samples
+        .iter()
+        .map(|(a, b)| a == "Master" && b == "Master")
+        .collect();
     assert!(
-        out.status.success(),
-        "stats {node}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        !dual.windows(2).any(|w| w[0] && w[1]),
+        "two Masters in consecutive samples: {samples:?}"
     );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Samples both directors' VRRP states every 100 ms until stopped.
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    handle: Option<thread::JoinHandle<Vec<(String, String)>>>,
-}
-
-impl Sampler {
-    fn start(lab: &Lab) -> Sampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let (a, b) = (lab.socket("director-a"), lab.socket("director-b"));
-        let handle = thread::spawn(move || {
-            let st = |p: &std::path::Path| {
-                proxyha::node::admin::ask(p, proxyha::node::admin::Request::Status)
-                    .ok()
-                    .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
-                    .and_then(|v| v["vrrp_state"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| "down".into())
-            };
-            let mut out = Vec::new();
-            let t = Instant::now();
-            while !s.load(Ordering::Relaxed) && t.elapsed() < Duration::from_secs(180) {
-                out.push((st(&a), st(&b)));
-                thread::sleep(Duration::from_millis(100));
-            }
-            out
-        });
-        Sampler {
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops and checks that two Masters were never seen in two samples in
-    /// a row (the directors are asked a few ms apart, so one sample may
-    /// straddle a hand-over, as on one queue: see e2e_cluster).
-    fn finish_checked(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let samples = self.handle.take().unwrap().join().unwrap();
-        let dual: Vec<bool> = samples
-            .iter()
-            .map(|(a, b)| a == "Master" && b == "Master")
-            .collect();
-        assert!(
-            !dual.windows(2).any(|w| w[0] && w[1]),
-            "two Masters in consecutive samples: {samples:?}"
-        );
-        eprintln!(
-            "two-Master samples: {} of {} (none consecutive)",
-            dual.iter().filter(|d| **d).count(),
-            samples.len()
-        );
-    }
+    eprintln!(
+        "two-Master samples: {} of {} (none consecutive)",
+        dual.iter().filter(|d| **d).count(),
+        samples.len()
+    );
 }
 
 fn assert_all_served(l: &Load, n: u64, what: &str, lab: &Lab) {
@@ -195,7 +143,7 @@ fn four_queues_every_queue_served_failover_preemption() {
 
     // Every node serves all 4 queues, one pinned worker each.
     for node in ["director-a", "director-b", "scanner-c"] {
-        let s = stats(&lab, node);
+        let s = lab.stats(node);
         let q = s["queues"].as_array().expect("queues array");
         assert_eq!(q.len(), 4, "{node}: {s}");
         for (i, e) in q.iter().enumerate() {
@@ -216,7 +164,7 @@ fn four_queues_every_queue_served_failover_preemption() {
     assert_all_served(&l, 1000, "4 queues", &lab);
     assert!(l.ports >= 500, "only {} source ports", l.ports);
     assert!(l.served.len() >= 2, "served only by {:?}", l.served);
-    let s = stats(&lab, "director-a");
+    let s = lab.stats("director-a");
     let rx: Vec<u64> = s["queues"]
         .as_array()
         .unwrap()
@@ -286,7 +234,7 @@ fn four_queues_every_queue_served_failover_preemption() {
     thread::sleep(Duration::from_secs(1));
     let l = load(&lab, 200, 8);
     assert_all_served(&l, 200, "after preemption", &lab);
-    let s = stats(&lab, "director-a");
+    let s = lab.stats("director-a");
     let rx: Vec<u64> = s["queues"]
         .as_array()
         .unwrap()
@@ -297,7 +245,7 @@ fn four_queues_every_queue_served_failover_preemption() {
         rx.iter().all(|&n| n > 0),
         "after preemption, a queue got no frames: {rx:?}"
     );
-    sampler.finish_checked();
+    finish_checked(sampler);
 }
 
 /// Election, failover and preemption on a tagged segment: every host on
@@ -358,7 +306,7 @@ fn vlan_election_failover_preemption() {
     thread::sleep(Duration::from_secs(1));
     let l = load(&lab, 100, 8);
     assert_all_served(&l, 100, "vlan, after preemption", &lab);
-    sampler.finish_checked();
+    finish_checked(sampler);
 }
 
 /// The node's interface: a dotted name, as VLAN interfaces have (`eth0.100`);

@@ -360,15 +360,7 @@ fn a_hostile_host_on_the_segment_changes_nothing() {
     assert_eq!(lab.vrrp_state("director-b"), "Backup");
     let rogue_mac = mac_of(&lab, "rogue");
     let before = wait_discovered(&lab);
-    let xdp_passed = || {
-        let out = Command::new(lab::binary())
-            .args(["stats", "--json", "--socket"])
-            .arg(lab.socket("director-a"))
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["xdp"]["passed"].as_u64().unwrap()
-    };
+    let xdp_passed = || lab.stats("director-a")["xdp"]["passed"].as_u64().unwrap();
     let passed_before = xdp_passed();
 
     // VRRP forgeries, each with a priority that would win (254) if accepted.
@@ -519,13 +511,9 @@ fn a_hostile_host_on_the_segment_changes_nothing() {
         5_000,
     ));
     let xdp_drop_heartbeat = || {
-        let out = Command::new(lab::binary())
-            .args(["stats", "--json", "--socket"])
-            .arg(lab.socket("director-a"))
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["xdp"]["drop_heartbeat"].as_u64().unwrap()
+        lab.stats("director-a")["xdp"]["drop_heartbeat"]
+            .as_u64()
+            .unwrap()
     };
     let other_lbid_before = xdp_drop_heartbeat();
     let b_before = lab.status("director-b").unwrap();
@@ -578,12 +566,7 @@ fn a_hostile_host_on_the_segment_changes_nothing() {
         b["heartbeat"]
     );
     // No flow was ever sent to the rogue's MAC: no slot names it.
-    let stats = Command::new(lab::binary())
-        .args(["stats", "--json", "--socket"])
-        .arg(lab.socket("director-a"))
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&stats.stdout).contains("198.18.0.66"));
+    assert!(!lab.stats("director-a").to_string().contains("198.18.0.66"));
     assert_eq!(lab.vrrp_state("director-a"), "Master");
     assert_eq!(lab.vrrp_state("director-b"), "Backup");
     assert_eq!(

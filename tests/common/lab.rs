@@ -185,6 +185,21 @@ impl Lab {
         serde_json::from_slice(&out.stdout).ok()
     }
 
+    /// `proxyha stats --json` of a node (panics with the error when it fails).
+    pub fn stats(&self, node: &str) -> serde_json::Value {
+        let out = Command::new(binary())
+            .args(["stats", "--json", "--socket"])
+            .arg(self.socket(node))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "stats {node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     pub fn vrrp_state(&self, node: &str) -> String {
         self.status(node)
             .and_then(|v| v["vrrp_state"].as_str().map(str::to_string))
@@ -322,4 +337,46 @@ pub fn namespaces(prefix: &str) -> Vec<String> {
         .filter(|n| n.starts_with(&format!("{prefix}-")))
         .map(str::to_string)
         .collect()
+}
+
+/// Samples both directors' VRRP states every 100 ms (for at most 3 minutes)
+/// until stopped.
+pub struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Vec<(String, String)>>>,
+}
+
+impl Sampler {
+    pub fn start(lab: &Lab) -> Sampler {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let (a, b) = (lab.socket("director-a"), lab.socket("director-b"));
+        let handle = std::thread::spawn(move || {
+            let st = |p: &Path| {
+                proxyha::node::admin::ask(p, proxyha::node::admin::Request::Status)
+                    .ok()
+                    .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
+                    .and_then(|v| v["vrrp_state"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| "down".into())
+            };
+            let mut out = Vec::new();
+            let t = Instant::now();
+            while !s.load(Ordering::Relaxed) && t.elapsed() < Duration::from_secs(180) {
+                out.push((st(&a), st(&b)));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            out
+        });
+        Sampler {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops and returns every (director-a, director-b) sample.
+    pub fn finish(mut self) -> Vec<(String, String)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
+    }
 }
