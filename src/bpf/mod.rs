@@ -145,18 +145,13 @@ pub fn possible_cpus() -> usize {
         .unwrap_or(1024)
 }
 
-/// Parses a kernel CPU list such as `0-3,5,7-8` into the highest CPU + 1.
+/// Parses a kernel CPU list such as `0-3,5,7-8` into the highest CPU + 1
+/// (with [`crate::config::cpu_ranges`], the one parser of the format).
 pub fn parse_cpu_list(s: &str) -> Option<usize> {
-    let mut max = None;
-    for part in s.split(',') {
-        let last = match part.split_once('-') {
-            Some((_, hi)) => hi,
-            None => part,
-        };
-        let n: usize = last.trim().parse().ok()?;
-        max = Some(max.map_or(n, |m: usize| m.max(n)));
-    }
-    max.map(|m| m + 1)
+    crate::config::cpu_ranges(s)?
+        .into_iter()
+        .map(|(_, hi)| hi + 1)
+        .max()
 }
 
 /// Moves the calling thread into the network namespace `/run/netns/{ns}`.

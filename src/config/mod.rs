@@ -48,7 +48,7 @@ use thiserror::Error;
 
 use crate::wire::ethernet;
 
-pub use values::{format_ports, parse_duration, parse_ports};
+pub use values::{cpu_ranges, format_ports, parse_duration, parse_ports};
 
 /// A configuration error. Its message names the file, the key and the rule.
 #[derive(Debug, Error, PartialEq, Eq)]

@@ -101,6 +101,24 @@ pub(super) fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// The ranges of a CPU list as the kernel writes it (`0-3,6,8-9`, spaces
+/// allowed): `None` when a part is malformed or a range runs backwards. The
+/// one parser for this format (`dataplane.cpus`, `/sys/.../cpu/possible`).
+pub fn cpu_ranges(s: &str) -> Option<Vec<(usize, usize)>> {
+    s.split(',')
+        .map(|part| {
+            let (lo, hi) = match part.split_once('-') {
+                Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+                None => {
+                    let n = part.trim().parse().ok()?;
+                    (n, n)
+                }
+            };
+            (lo <= hi).then_some((lo, hi))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

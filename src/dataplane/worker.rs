@@ -438,34 +438,37 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                     }
                     None => Err(DropReason::NoBackend),
                 },
-                Verdict::Vrrp => {
-                    let cf = ControlFrame {
-                        kind: ControlKind::Vrrp,
+                Verdict::Vrrp | Verdict::Heartbeat | Verdict::ArpForVip => {
+                    // Adverts have their own queue, so a heartbeat or ARP
+                    // flood never crowds them out. A full queue is checked
+                    // before the copy: a flood costs no allocation.
+                    let (kind, queue, ctr, full) = match verdict {
+                        Verdict::Vrrp => (
+                            ControlKind::Vrrp,
+                            &self.queues.vrrp_to_control,
+                            &c.rx_vrrp,
+                            &c.vrrp_queue_full,
+                        ),
+                        Verdict::Heartbeat => (
+                            ControlKind::Heartbeat,
+                            &self.queues.to_control,
+                            &c.rx_heartbeat,
+                            &c.control_queue_full,
+                        ),
+                        _ => (
+                            ControlKind::Arp,
+                            &self.queues.to_control,
+                            &c.rx_arp,
+                            &c.control_queue_full,
+                        ),
+                    };
+                    let cf = (!queue.is_full()).then(|| ControlFrame {
+                        kind,
                         data: self.port.data(fr).to_vec(),
-                    };
-                    match self.queues.vrrp_to_control.push(cf) {
-                        Ok(()) => bump(&c.rx_vrrp, 1),
-                        Err(_) => bump(&c.vrrp_queue_full, 1),
-                    }
-                    self.done.push(fr);
-                    continue;
-                }
-                Verdict::Heartbeat | Verdict::ArpForVip => {
-                    let (kind, ctr) = match verdict {
-                        Verdict::Heartbeat => (ControlKind::Heartbeat, &c.rx_heartbeat),
-                        _ => (ControlKind::Arp, &c.rx_arp),
-                    };
-                    if self.queues.to_control.is_full() {
-                        bump(&c.control_queue_full, 1);
-                    } else {
-                        let cf = ControlFrame {
-                            kind,
-                            data: self.port.data(fr).to_vec(),
-                        };
-                        match self.queues.to_control.push(cf) {
-                            Ok(()) => bump(ctr, 1),
-                            Err(_) => bump(&c.control_queue_full, 1),
-                        }
+                    });
+                    match cf.map(|cf| queue.push(cf)) {
+                        Some(Ok(())) => bump(ctr, 1),
+                        _ => bump(full, 1),
                     }
                     self.done.push(fr);
                     continue;

@@ -174,19 +174,8 @@ const MAX_CPU: i64 = 4095;
 /// malformed, empty, a range runs backwards or a CPU is above 4095.
 pub fn parse_cpu_list(s: &str) -> Option<Vec<usize>> {
     let mut out = Vec::new();
-    for part in s.split(',') {
-        let part = part.trim();
-        let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (
-                a.trim().parse::<usize>().ok()?,
-                b.trim().parse::<usize>().ok()?,
-            ),
-            None => {
-                let n = part.parse::<usize>().ok()?;
-                (n, n)
-            }
-        };
-        if lo > hi || hi > MAX_CPU as usize {
+    for (lo, hi) in crate::config::cpu_ranges(s)? {
+        if hi > MAX_CPU as usize {
             return None;
         }
         out.extend(lo..=hi);
