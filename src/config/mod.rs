@@ -180,6 +180,9 @@ pub struct Heartbeat {
     pub max_capacity: u32,
     /// Whether nodes outside `static_nodes` are discovered.
     pub accept_unlisted: bool,
+    /// Whether a silent node whose proxy still answers is held as STALE
+    /// (keeps its flows) instead of FAILED.
+    pub hold_stale: bool,
     /// Nodes pinned by IPv4 and MAC: in the table from the start, never
     /// forgotten, their id never accepted from elsewhere.
     pub static_nodes: Vec<StaticNode>,

@@ -63,6 +63,7 @@ pub(super) struct RawHeartbeat {
     pub(super) insecure: Option<bool>,
     pub(super) max_capacity: Option<i64>,
     pub(super) accept_unlisted: Option<bool>,
+    pub(super) hold_stale: Option<bool>,
     /// Tables `{ ip, mac, name }`; kept as values so that a plain string
     /// (the old syntax) gets an error that says what to write instead.
     #[serde(default)]

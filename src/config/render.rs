@@ -120,6 +120,12 @@ impl Config {
                     .join(", "),
             );
         }
+        if !h.hold_stale {
+            line(
+                "heartbeat.hold_stale",
+                "false (a silent node fails even if its proxy answers)".into(),
+            );
+        }
         if !h.accept_unlisted {
             line(
                 "heartbeat.accept_unlisted",

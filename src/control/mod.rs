@@ -99,6 +99,8 @@ pub struct Plane {
     hb: heartbeat::Machine,
     shared: Shared,
     tx: VecDeque<Vec<u8>>,
+    /// Proxy probes the heartbeat machine asked for: (node id, IPv4).
+    probes: VecDeque<(u32, Ipv4Addr)>,
     master: bool,
     membership_generation: Option<u64>,
     dataplane_healthy: bool,
@@ -150,6 +152,7 @@ pub fn heartbeat_config(cfg: &Config, mac: [u8; 6]) -> heartbeat::Config {
     c.capacity = cfg.node.capacity;
     c.interval = cfg.heartbeat.interval;
     c.misses = cfg.heartbeat.misses;
+    c.hold_stale = cfg.heartbeat.hold_stale;
     c.key = cfg.heartbeat.key.clone();
     c.key_next = cfg.heartbeat.key_next.clone();
     c.max_capacity = cfg.heartbeat.max_capacity;
@@ -203,6 +206,7 @@ impl Plane {
             hb,
             shared,
             tx: VecDeque::new(),
+            probes: VecDeque::new(),
             master: false,
             membership_generation: None,
             dataplane_healthy: true,
@@ -253,6 +257,18 @@ impl Plane {
     /// The next whole Ethernet frame to transmit.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.tx.pop_front()
+    }
+
+    /// The next proxy probe to run: (node id, IPv4). Report its result
+    /// with [`Plane::set_proxy_probe`].
+    pub fn poll_probe(&mut self) -> Option<(u32, Ipv4Addr)> {
+        self.probes.pop_front()
+    }
+
+    /// Whether every proxy port of node `id` accepted a connection.
+    pub fn set_proxy_probe(&mut self, now: Instant, id: u32, alive: bool) {
+        self.hb.set_proxy_probe(now, id, alive);
+        self.drain(now);
     }
 
     /// Runs the timers that are due.
@@ -505,6 +521,12 @@ impl Plane {
                     heartbeat::format_mac(&mac)
                 );
             }
+            heartbeat::Event::ProbeProxy { id, ip } => {
+                // At most one pending request per node.
+                if !self.probes.iter().any(|(i, _)| *i == id) {
+                    self.probes.push_back((id, ip));
+                }
+            }
             heartbeat::Event::Forgotten { id } => {
                 log!("heartbeat", "forgot node id {id}");
                 // Free its slot: a later node may take it. Clearing bumps the
@@ -534,7 +556,10 @@ impl Plane {
                 id: u64::from(n.id),
                 mac: n.mac,
                 ip: n.ip,
-                state: if n.weight > 0 {
+                // A held (STALE) node keeps its weight, so its Maglev share
+                // and with it its established flows stay; Draining takes
+                // no new flows.
+                state: if n.weight > 0 && !n.held {
                     health::State::Up
                 } else {
                     health::State::Draining

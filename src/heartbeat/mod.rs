@@ -323,6 +323,23 @@ impl Machine {
         Ok(())
     }
 
+    /// The result of the proxy probe that [`Event::ProbeProxy`] asked for:
+    /// whether every proxy port of node `id` accepted a connection.
+    pub fn set_proxy_probe(&mut self, now: Instant, id: u32, alive: bool) {
+        let Some(n) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        // A node heard since the probe was asked for needs none.
+        if n.missed == 0 {
+            return;
+        }
+        n.proxy_alive = Some(alive);
+        if !alive {
+            self.counters.proxy_probes_failed += 1;
+        }
+        self.refresh(now, id);
+    }
+
     /// Records the result of the local probes.
     pub fn set_local_health(&mut self, now: Instant, mut health: LocalHealth) {
         health.ports.count = health.ports.count.min(wire::MAX_PORTS);
@@ -396,6 +413,15 @@ impl Machine {
                 self.counters.misses += 1;
                 if n.missed >= misses {
                     n.timed_out = true;
+                }
+                // From the first miss on, every miss check asks for a fresh
+                // probe, so the answer is there when the node times out.
+                if self.active
+                    && self.cfg.hold_stale
+                    && matches!(n.state, State::Ok | State::Draining | State::Stale)
+                {
+                    self.counters.proxy_probes += 1;
+                    self.events.push_back(Event::ProbeProxy { id, ip: n.ipv4 });
                 }
             }
             self.refresh(now, id);
@@ -477,6 +503,9 @@ impl Machine {
     fn state_changed(&mut self, id: u32, name: String, from: State, to: State) {
         if to == State::Failed {
             self.counters.node_failures += 1;
+        }
+        if to == State::Stale {
+            self.counters.node_stale += 1;
         }
         self.events
             .push_back(Event::StateChanged { id, name, from, to });

@@ -12,6 +12,7 @@
 //! * [`setup`]: the scanning side (VIP on `lo`, sysctls, nftables);
 //! * [`iface`]: interface facts (index, MAC, queues, link state);
 //! * [`probe`]: the local proxy-port and load probe;
+//! * [`peer_probe`]: the Active Director's probe of silent nodes' proxies;
 //! * [`admin`]: the admin socket the CLI talks to;
 //! * [`report`]: the `proxyha stats` report;
 //! * [`prereq`]: root and tools, for the daemon and for tests.
@@ -19,6 +20,7 @@
 pub mod admin;
 pub mod iface;
 pub mod lock;
+pub mod peer_probe;
 pub mod prereq;
 pub mod probe;
 pub mod queues;

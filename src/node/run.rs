@@ -23,6 +23,7 @@ use crate::log;
 
 use super::admin::{self, Peer, Request};
 use super::iface::Interface;
+use super::peer_probe::Prober;
 use super::report::{QueueInfo, Sources, StatsReport};
 use super::shutdown::{self, Drain};
 use super::xdp::Steering;
@@ -149,6 +150,10 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     // heartbeats, takes no new flows and keeps the ones it has.
     let draining = Arc::new(AtomicBool::new(false));
     let probe = probe::spawn(&cfg, stop.clone(), draining.clone());
+    let mut prober = Prober::new(
+        cfg.port_redirects.iter().map(|r| r.proxy_port).collect(),
+        (cfg.heartbeat.interval / 4).min(Duration::from_millis(250)),
+    );
     let published = Published::default();
     let _server = {
         let published = published.clone();
@@ -213,6 +218,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             && let Some(h) = probe::take(&probe)
         {
             plane.set_local_health(now, h);
+        }
+        while let Some((id, ip)) = plane.poll_probe() {
+            prober.ask(id, ip);
+        }
+        for (id, alive) in prober.answers() {
+            plane.set_proxy_probe(now, id, alive);
         }
         if now.duration_since(last_health) >= HEALTH_EVERY {
             last_health = now;
