@@ -122,6 +122,39 @@ pub struct Vrrp {
     /// Accepted advert sources; empty = any (VRRP itself has no
     /// authentication, see docs/security.md).
     pub peers: Vec<Ipv4Addr>,
+    /// Priority given up while this node's own proxy is down (0: not
+    /// tracked; [`TRACK_RESIGN`]: give up Master, priority 0).
+    pub track_proxy_weight: u8,
+    /// Links whose state the priority follows.
+    pub track_interfaces: Vec<String>,
+    /// Priority given up while any tracked link is down ([`TRACK_RESIGN`]
+    /// by default: give up Master).
+    pub track_interface_weight: u8,
+}
+
+/// A tracking weight that gives up Master outright (priority 0).
+pub const TRACK_RESIGN: u8 = 255;
+
+impl Vrrp {
+    /// The priority to advertise: `base` less what the tracked objects
+    /// that are down take away; 0 (give up Master) when a resigning one is
+    /// down or nothing is left.
+    pub fn tracked_priority(&self, base: u8, proxy_down: bool, links_down: bool) -> u8 {
+        let mut p = base;
+        for (down, w) in [
+            (proxy_down, self.track_proxy_weight),
+            (links_down, self.track_interface_weight),
+        ] {
+            if down && w > 0 {
+                p = if w == TRACK_RESIGN {
+                    0
+                } else {
+                    p.saturating_sub(w)
+                };
+            }
+        }
+        p
+    }
 }
 
 impl Vrrp {

@@ -38,6 +38,9 @@ pub(super) struct RawVrrp {
     pub(super) garp_refresh: Option<String>,
     pub(super) auth_pass: Option<String>,
     pub(super) peers: Option<Vec<String>>,
+    pub(super) track_proxy_weight: Option<i64>,
+    pub(super) track_interfaces: Option<Vec<String>>,
+    pub(super) track_interface_weight: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -89,6 +89,10 @@ pub struct Counters {
     pub health_evicted: u64,
 }
 
+/// Local probes in a row that must find the proxy down before a director
+/// tracking it (`vrrp.track_proxy_weight`) lowers its priority.
+pub const TRACK_FALL: u32 = 2;
+
 /// One node's control plane.
 pub struct Plane {
     cfg: Config,
@@ -102,6 +106,11 @@ pub struct Plane {
     /// Proxy probes the heartbeat machine asked for: (node id, IPv4).
     probes: VecDeque<(u32, Ipv4Addr)>,
     master: bool,
+    /// Tracked objects: this node's own proxy, the tracked links.
+    proxy_down: bool,
+    /// Consecutive local probes that found a proxy port closed.
+    proxy_down_samples: u32,
+    links_down: bool,
     membership_generation: Option<u64>,
     dataplane_healthy: bool,
     counters: Counters,
@@ -208,6 +217,9 @@ impl Plane {
             tx: VecDeque::new(),
             probes: VecDeque::new(),
             master: false,
+            proxy_down: false,
+            proxy_down_samples: 0,
+            links_down: false,
             membership_generation: None,
             dataplane_healthy: true,
             counters: Counters::default(),
@@ -366,10 +378,66 @@ impl Plane {
             .push_back(arp::Repr::reply(&req, self.vmac).to_frame(eth.vlan_id()));
     }
 
-    /// The latest local probe results.
+    /// The latest local probe results. A director tracking its proxy
+    /// (`vrrp.track_proxy_weight`) gives up priority while a proxy port
+    /// does not answer (draining is not down).
     pub fn set_local_health(&mut self, now: Instant, health: LocalHealth) {
         self.hb.set_local_health(now, health);
+        // Down after TRACK_FALL probes in a row (one slow connect, or the
+        // first probe racing the proxy's start, moves nothing); up at once.
+        if !health.draining && !health.ports.all_reachable() {
+            self.proxy_down_samples = self.proxy_down_samples.saturating_add(1);
+        } else {
+            self.proxy_down_samples = 0;
+        }
+        let down = self.proxy_down_samples >= TRACK_FALL;
+        if down != self.proxy_down {
+            self.proxy_down = down;
+            if self.cfg.vrrp.track_proxy_weight > 0 {
+                log!(
+                    "vrrp",
+                    "own proxy {}",
+                    if down { "down" } else { "up again" }
+                );
+            }
+            self.apply_priority(now);
+        }
         self.drain(now);
+    }
+
+    /// Whether any link in `vrrp.track_interfaces` is down.
+    pub fn set_links_down(&mut self, now: Instant, down: bool) {
+        if down != self.links_down {
+            self.links_down = down;
+            log!(
+                "vrrp",
+                "tracked link(s) {}",
+                if down { "down" } else { "all up again" }
+            );
+            self.apply_priority(now);
+            self.drain(now);
+        }
+    }
+
+    /// The priority VRRP advertises: 0 while the dataplane is unhealthy,
+    /// else the configured one less what the tracked objects take away.
+    pub fn effective_priority(&self) -> u8 {
+        if !self.dataplane_healthy {
+            return 0;
+        }
+        self.cfg
+            .vrrp
+            .tracked_priority(self.cfg.node.priority, self.proxy_down, self.links_down)
+    }
+
+    fn apply_priority(&mut self, now: Instant) {
+        let p = self.effective_priority();
+        if let Some(v) = self.vrrp.as_mut()
+            && v.priority() != p
+        {
+            log!("vrrp", "priority {} -> {p}", v.priority());
+            v.set_priority(now, p);
+        }
     }
 
     /// Node health drives priority: a director whose workers stopped or
@@ -380,19 +448,14 @@ impl Plane {
             return;
         }
         self.dataplane_healthy = healthy;
-        if let Some(v) = self.vrrp.as_mut() {
+        if self.vrrp.is_some() {
             if healthy {
-                log!(
-                    "vrrp",
-                    "dataplane healthy again: priority back to {}",
-                    self.cfg.node.priority
-                );
-                v.set_priority(now, self.cfg.node.priority);
+                log!("vrrp", "dataplane healthy again");
             } else {
                 log!("vrrp", "dataplane unhealthy: resigning with priority 0");
-                v.set_priority(now, 0);
             }
         }
+        self.apply_priority(now);
         self.drain(now);
     }
 

@@ -229,6 +229,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             last_health = now;
             let alive = workers.iter().all(|w| !w.thread.is_finished());
             plane.set_dataplane_healthy(now, alive && iface.is_up());
+            let links_down = cfg
+                .vrrp
+                .track_interfaces
+                .iter()
+                .any(|n| !super::iface::link_up(n));
+            plane.set_links_down(now, links_down);
         }
         if plane.poll_timeout().is_some_and(|t| t <= now) {
             plane.handle_timeout(now);

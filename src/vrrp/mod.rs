@@ -741,6 +741,9 @@ impl Instance {
                     self.master = Some((advert.src_ip, advert.priority));
                     self.resigned_master = None;
                 } else {
+                    // About to preempt it; remember who it is, in case our
+                    // priority drops below its (set_priority).
+                    self.master = Some((advert.src_ip, advert.priority));
                     self.counters.rx_adverts_ignored += 1;
                 }
             }
@@ -798,6 +801,12 @@ impl Instance {
                 if priority == 0 {
                     self.master_down_at = None;
                 } else if old == 0 {
+                    self.arm_master_down(now, self.master_down_cs());
+                } else if priority < old && self.master.is_some_and(|(_, p)| p >= priority) {
+                    // We were discarding the Master's adverts as lower than
+                    // ours (preempt); now they no longer are, so its last
+                    // advert counts as heard: never claim Master at a
+                    // priority the Master's beats.
                     self.arm_master_down(now, self.master_down_cs());
                 }
             }
