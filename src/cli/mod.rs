@@ -92,6 +92,18 @@ pub enum Command {
         state: String,
     },
 
+    /// Re-read a running node's config file and apply what changed.
+    ///
+    /// The same as `kill -HUP`, but waits for the outcome: prints the keys
+    /// applied, or the error (an invalid file, or a setting that only a
+    /// restart changes, such as the interface, the VRID or the queues) and
+    /// exits 1; then nothing changed. A Master stays Master unless its new
+    /// priority loses; established flows stay where they are.
+    Reload {
+        #[command(flatten)]
+        target: Target,
+    },
+
     /// Check the local proxy service, as the original's `mwg-mon -c`.
     ///
     /// Connects to every port redirect's proxy port on the VIP (from --config)
@@ -203,6 +215,7 @@ pub fn main() -> i32 {
             count,
         } => stats::command(&target, json, watch, interval, count),
         Command::Drain { target, state } => drain(&target, &state),
+        Command::Reload { target } => reload(&target),
         Command::Check {
             config,
             port,
@@ -240,6 +253,47 @@ fn drain(target: &Target, state: &str) -> i32 {
     }
 }
 
+fn reload(target: &Target) -> i32 {
+    let path = match target.path() {
+        Ok(p) => p,
+        Err(e) => {
+            crate::eprintln_safe!("proxyha: {e}");
+            return 1;
+        }
+    };
+    let answer = match crate::node::admin::ask(&path, crate::node::admin::Request::Reload) {
+        Ok(a) => a,
+        Err(e) => {
+            crate::eprintln_safe!("proxyha: {e}");
+            return 1;
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+    if let Some(e) = v["error"].as_str() {
+        crate::eprintln_safe!("proxyha: reload failed: {e}");
+        return 1;
+    }
+    match v["changed"].as_array() {
+        Some(c) if c.is_empty() => println!("reloaded: nothing changed"),
+        Some(c) => println!(
+            "reloaded: {}",
+            c.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => {
+            crate::eprintln_safe!(
+                "proxyha: unexpected answer from {}: {}",
+                path.display(),
+                answer.trim()
+            );
+            return 1;
+        }
+    }
+    0
+}
+
 fn run(file: &std::path::Path) -> i32 {
     let cfg = match crate::config::load(file) {
         Ok(c) => c,
@@ -248,7 +302,7 @@ fn run(file: &std::path::Path) -> i32 {
             return 1;
         }
     };
-    match crate::node::run(cfg) {
+    match crate::node::run(cfg, file) {
         Ok(()) => 0,
         Err(e) => {
             crate::eprintln_safe!("proxyha: {e}");

@@ -35,6 +35,7 @@
 //! ```
 
 mod raw;
+pub mod reload;
 mod render;
 mod validate;
 mod values;

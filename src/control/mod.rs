@@ -419,6 +419,25 @@ impl Plane {
         }
     }
 
+    /// A reload: applies `new` (already checked by
+    /// [`crate::config::reload::restart_needed`]) to both state machines
+    /// and the dataplane filter, without leaving the current VRRP state.
+    pub fn reconfigure(&mut self, now: Instant, new: Config) -> Result<(), Error> {
+        let hb = heartbeat_config(&new, self.our_mac);
+        hb.validate()?;
+        if let Some(v) = self.vrrp.as_mut() {
+            v.reconfigure(vrrp_config(&new))?;
+        }
+        self.hb.reconfigure(hb)?;
+        self.vips = new.vip_addrs();
+        self.cfg = new;
+        let own = self.shared.health.find(u64::from(node_id(&self.cfg)));
+        self.publish_filter(own.and_then(|s| u16::try_from(s).ok()));
+        self.apply_priority(now);
+        self.drain(now);
+        Ok(())
+    }
+
     /// The priority VRRP advertises: 0 while the dataplane is unhealthy,
     /// else the configured one less what the tracked objects take away.
     pub fn effective_priority(&self) -> u8 {

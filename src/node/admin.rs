@@ -4,7 +4,7 @@
 //! ([`crate::control`]), which runs the protocols.
 //!
 //! The protocol is one request line ([`Request`]: `status`, `stats`,
-//! `drain on|off`) answered by one JSON document, after which the daemon
+//! `drain on|off`, `reload`) answered by one JSON document, after which the daemon
 //! closes the connection. The daemon's handler never blocks the packet
 //! path: it reads snapshots the control plane publishes.
 
@@ -93,6 +93,8 @@ pub enum Request {
     Stats,
     /// `drain on` / `drain off`.
     Drain(bool),
+    /// `reload`: re-read the config file and apply what changed.
+    Reload,
 }
 
 impl Request {
@@ -103,6 +105,7 @@ impl Request {
             "stats" => Ok(Request::Stats),
             "drain on" => Ok(Request::Drain(true)),
             "drain off" => Ok(Request::Drain(false)),
+            "reload" => Ok(Request::Reload),
             other => Err(format!("unknown request {other:?}")),
         }
     }
@@ -110,7 +113,7 @@ impl Request {
     /// Whether the request changes the daemon's state (and so needs root or
     /// the daemon's user, [`Peer::may_change`]).
     pub fn changes_state(self) -> bool {
-        matches!(self, Request::Drain(_))
+        matches!(self, Request::Drain(_) | Request::Reload)
     }
 
     /// The request line the client sends.
@@ -120,6 +123,7 @@ impl Request {
             Request::Stats => "stats",
             Request::Drain(true) => "drain on",
             Request::Drain(false) => "drain off",
+            Request::Reload => "reload",
         }
     }
 }

@@ -8,6 +8,8 @@
 //! * [`queues`]: which RX queues get a worker (all of them), on which CPU;
 //! * [`workers`]: one AF_XDP socket and one pinned worker per queue;
 //! * [`shutdown`]: signals and the graceful stop;
+//! * [`reload`]: SIGHUP and `proxyha reload`, applied as a diff;
+//! * [`systemd`]: READY/WATCHDOG/RELOADING/STOPPING for the unit file;
 //! * [`xdp`]: the filter program and the Master's unicast MAC;
 //! * [`setup`]: the scanning side (VIP on `lo`, sysctls, nftables);
 //! * [`iface`]: interface facts (index, MAC, queues, link state);
@@ -24,10 +26,12 @@ pub mod peer_probe;
 pub mod prereq;
 pub mod probe;
 pub mod queues;
+pub mod reload;
 pub mod report;
 pub mod run;
 pub mod setup;
 pub mod shutdown;
+pub mod systemd;
 pub mod workers;
 pub mod xdp;
 

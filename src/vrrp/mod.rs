@@ -213,6 +213,9 @@ pub enum Error {
     /// `garp_refresh = 0`; use `None` to disable the repeat.
     #[error("garp_refresh 0: must be positive (or unset to disable)")]
     ZeroGarpRefresh,
+    /// A reload tried to change the VRID, version or interval.
+    #[error("the VRID, version and advert interval change only with a restart")]
+    NeedsRestart,
 }
 
 /// The RFC 5798 §6.4 states.
@@ -509,6 +512,38 @@ impl Instance {
             Action::BecomeInitialize { .. } => self.counters.became_initialize += 1,
         }
         self.actions.push_back(a);
+    }
+
+    /// A reload: takes the new preempt, preempt delay, gratuitous-ARP,
+    /// peer and address settings without leaving the current state. The
+    /// VRID, version and interval must not change (only a restart changes
+    /// them); priority goes through [`Instance::set_priority`]. A Master
+    /// announces only the addresses that are new, with gratuitous ARPs;
+    /// nothing else is re-sent.
+    pub fn reconfigure(&mut self, cfg: Config) -> Result<(), Error> {
+        cfg.validate()?;
+        if cfg.vrid != self.cfg.vrid
+            || cfg.version != self.cfg.version
+            || cfg.adver_int != self.cfg.adver_int
+        {
+            return Err(Error::NeedsRestart);
+        }
+        let added: Vec<Ipv4Addr> = cfg
+            .vips
+            .iter()
+            .filter(|v| !self.cfg.vips.contains(v))
+            .copied()
+            .collect();
+        let priority = self.priority;
+        self.cfg = Config { priority, ..cfg };
+        if self.state == State::Master {
+            for _ in 0..self.cfg.garp_count {
+                for vip in &added {
+                    self.push(Action::SendGratuitousArp { vip: *vip });
+                }
+            }
+        }
+        Ok(())
     }
 
     fn garp_batch(&mut self) {
