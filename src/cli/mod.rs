@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod check;
+pub mod docs;
 pub mod key;
 pub mod stats;
 pub mod status;
@@ -109,6 +110,24 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
     },
+
+    /// Print a shell completion script.
+    ///
+    /// bash: `proxyha completions bash > /etc/bash_completion.d/proxyha`;
+    /// zsh: into a directory of $fpath as `_proxyha`; fish: into
+    /// ~/.config/fish/completions/proxyha.fish. The .deb installs all three.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Write one man page per command into DIR (for packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// The directory to write `proxyha.1`, `proxyha-run.1`, ... into.
+        dir: PathBuf,
+    },
 }
 
 /// Which node's daemon to ask.
@@ -208,6 +227,8 @@ pub fn main() -> i32 {
             port,
             timeout_ms,
         } => check::command(config.as_deref(), port, timeout_ms),
+        Command::Completions { shell } => docs::command_completions(shell),
+        Command::Manpages { dir } => docs::command_manpages(&dir),
     }
 }
 
