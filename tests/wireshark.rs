@@ -418,3 +418,93 @@ fn every_rejected_message_is_flagged() {
     assert!(!other[0].contains("proxyha heartbeat"), "{}", other[0]);
     assert!(other[0].contains("Data ("), "{}", other[0]);
 }
+
+/// xorshift64*: a fixed-seed generator, so a failure names a reproducible case.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Differential check against proxyha's own parser on 400 mutated
+/// heartbeats (bytes changed, cut short, or followed by extra bytes): the
+/// dissector never fails, a message proxyha accepts decodes without any
+/// error, and one it rejects is flagged (or, without the magic, not claimed).
+#[test]
+fn dissector_agrees_with_the_parser_on_mutated_messages() {
+    if !require_tool(
+        "wireshark::dissector_agrees_with_the_parser_on_mutated_messages",
+        "tshark",
+    ) {
+        return;
+    }
+    let req = request();
+    let rep = reply();
+    let bases = [
+        (req.clone(), req.to_bytes(Some(KEY)).unwrap()),
+        (req.clone(), req.to_bytes(None).unwrap()),
+        (rep.clone(), rep.to_bytes(Some(KEY)).unwrap()),
+    ];
+    let mut rng = Rng(0x5058_4842_0000_0001);
+    let mut cases = Vec::new();
+    for i in 0..400 {
+        let (repr, base) = &bases[i % bases.len()];
+        let mut m = base.clone();
+        match rng.below(4) {
+            0 => m.truncate(rng.below(m.len())),
+            1 => m.extend((0..1 + rng.below(8)).map(|_| rng.next() as u8)),
+            _ => {
+                // Header fields are where the rules are: aim there mostly.
+                for _ in 0..1 + rng.below(2) {
+                    let at = if rng.below(3) == 0 {
+                        rng.below(m.len())
+                    } else {
+                        rng.below(80.min(m.len()))
+                    };
+                    m[at] = rng.next() as u8;
+                }
+            }
+        }
+        cases.push((repr, m));
+    }
+    let frames: Vec<Vec<u8>> = cases.iter().map(|(r, m)| frame(r, m)).collect();
+    let decoded = tshark(&frames, &[]);
+    assert_eq!(decoded.len(), cases.len());
+    let (mut accepted, mut rejected, mut unclaimed) = (0, 0, 0);
+    for (i, ((_, m), text)) in cases.iter().zip(&decoded).enumerate() {
+        assert!(!text.contains("Lua Error"), "case {i} {}:\n{text}", hex(m));
+        let ours =
+            proxyha::wire::heartbeat::Packet::new_checked(&m[..]).and_then(|p| Repr::parse(&p));
+        if ours.is_ok() {
+            accepted += 1;
+            assert!(
+                !text.contains("Expert Info (Error") && !text.contains("Malformed"),
+                "case {i}: proxyha accepts {}, the dissector flags it:\n{text}",
+                hex(m)
+            );
+        } else if m.len() < 4 || m[..4] != *b"PXHB" {
+            unclaimed += 1;
+            assert!(!text.contains("proxyha heartbeat"), "case {i}:\n{text}");
+        } else {
+            rejected += 1;
+            assert!(
+                text.contains("Expert Info (Error") || text.contains("Malformed"),
+                "case {i}: proxyha rejects {} ({ours:?}), the dissector does not flag it:\n{text}",
+                hex(m)
+            );
+        }
+    }
+    // The mutations reach all three outcomes.
+    assert!(
+        accepted > 50 && rejected > 50 && unclaimed > 5,
+        "{accepted} {rejected} {unclaimed}"
+    );
+}
