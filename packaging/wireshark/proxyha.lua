@@ -9,7 +9,10 @@
 --   tshark -X lua_script:proxyha.lua -o proxyha.key:$(xxd -p -c 256 KEYFILE) ...
 --   Wireshark: copy to ~/.local/lib/wireshark/plugins/ (display filter: proxyha)
 --
--- Lua 5.2 (Wireshark 3.x and 4.x); no module outside Wireshark's own.
+-- Bit operations use Wireshark's own BitOp library (the global `bit`, in
+-- every Wireshark with Lua: 5.2 up to 5.4), not Lua 5.2's bit32, which Lua
+-- 5.4 no longer has. BitOp results are signed 32-bit numbers, hence tobit
+-- after each addition.
 
 local proto = Proto("proxyha", "proxyha heartbeat")
 
@@ -103,8 +106,8 @@ proto.prefs.key = Pref.string("Group key (hex)", "",
 ---------------------------------------------------------------------------
 -- SHA-256 (FIPS 180-4) and HMAC (RFC 2104) on Lua strings, for the check.
 
-local band, bor, bxor, bnot = bit32.band, bit32.bor, bit32.bxor, bit32.bnot
-local rrotate, rshift = bit32.rrotate, bit32.rshift
+local band, bor, bxor, bnot = bit.band, bit.bor, bit.bxor, bit.bnot
+local rrotate, rshift, lshift, tobit = bit.ror, bit.rshift, bit.lshift, bit.tobit
 
 local K = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -118,8 +121,11 @@ local K = {
 }
 
 local function sha256(msg)
-    local h = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 }
+    local h = {}
+    for i, v in ipairs({ 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 }) do
+        h[i] = tobit(v)
+    end
     local bits = #msg * 8
     msg = msg .. "\128" .. string.rep("\0", (55 - #msg) % 64)
     -- The 64-bit length; messages here are far below 2^32 bits.
@@ -130,12 +136,12 @@ local function sha256(msg)
     for chunk = 1, #msg, 64 do
         for i = 0, 15 do
             local a, b, c, d = msg:byte(chunk + i * 4, chunk + i * 4 + 3)
-            w[i] = bor(a * 0x1000000, b * 0x10000, c * 0x100, d)
+            w[i] = bor(lshift(a, 24), lshift(b, 16), lshift(c, 8), d)
         end
         for i = 16, 63 do
             local s0 = bxor(rrotate(w[i - 15], 7), rrotate(w[i - 15], 18), rshift(w[i - 15], 3))
             local s1 = bxor(rrotate(w[i - 2], 17), rrotate(w[i - 2], 19), rshift(w[i - 2], 10))
-            w[i] = band(w[i - 16] + s0 + w[i - 7] + s1, 0xffffffff)
+            w[i] = tobit(w[i - 16] + s0 + w[i - 7] + s1)
         end
         local a, b, c, d, e5, f5, g, hh = h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]
         for i = 0, 63 do
@@ -145,13 +151,13 @@ local function sha256(msg)
             local S0 = bxor(rrotate(a, 2), rrotate(a, 13), rrotate(a, 22))
             local maj = bxor(band(a, b), band(a, c), band(b, c))
             local t2 = S0 + maj
-            hh, g, f5, e5 = g, f5, e5, band(d + t1, 0xffffffff)
-            d, c, b, a = c, b, a, band(t1 + t2, 0xffffffff)
+            hh, g, f5, e5 = g, f5, e5, tobit(d + t1)
+            d, c, b, a = c, b, a, tobit(t1 + t2)
         end
-        h[1] = band(h[1] + a, 0xffffffff); h[2] = band(h[2] + b, 0xffffffff)
-        h[3] = band(h[3] + c, 0xffffffff); h[4] = band(h[4] + d, 0xffffffff)
-        h[5] = band(h[5] + e5, 0xffffffff); h[6] = band(h[6] + f5, 0xffffffff)
-        h[7] = band(h[7] + g, 0xffffffff); h[8] = band(h[8] + hh, 0xffffffff)
+        h[1] = tobit(h[1] + a); h[2] = tobit(h[2] + b)
+        h[3] = tobit(h[3] + c); h[4] = tobit(h[4] + d)
+        h[5] = tobit(h[5] + e5); h[6] = tobit(h[6] + f5)
+        h[7] = tobit(h[7] + g); h[8] = tobit(h[8] + hh)
     end
     local out = {}
     for i = 1, 8 do
@@ -244,8 +250,8 @@ local function add_header(tvb, t)
             it:add(f.flag_reserved, tvb(off, size))
         elseif name == "timestamp" then
             local ms = tvb(off, size):uint64()
-            local secs = (ms / 1000):tonumber()
-            local nsecs = (ms % 1000):tonumber() * 1000000
+            local secs = math.floor((ms / 1000):tonumber())
+            local nsecs = math.floor((ms % 1000):tonumber()) * 1000000
             t:add(f.time, tvb(off, size), NSTime.new(secs, nsecs)):set_generated()
         end
     end
@@ -257,7 +263,7 @@ local function check_header(tvb, items)
     local function bad(name, text) items[name]:add_proto_expert_info(e.bad_value, text) end
     if tvb(4, 1):uint() ~= VERSION then bad("version", "unknown version (proxyha speaks 1)") end
     if not TYPES[tvb(5, 1):uint()] then bad("type", "unknown message type") end
-    if bit32.band(tvb(6, 2):uint(), 0xfffc) ~= 0 then bad("flags", "unknown flag bits set") end
+    if bit.band(tvb(6, 2):uint(), 0xfffc) ~= 0 then bad("flags", "unknown flag bits set") end
     if not ROLES[tvb(58, 1):uint()] then bad("role", "unknown role") end
     if not SCANNING_STATES[tvb(60, 1):uint()] then
         bad("state", "not a scanning-side state (UNKNOWN, OK, FAILED, DRAINING)")
@@ -268,8 +274,8 @@ local function check_header(tvb, items)
     local ports = tvb(62, 1):uint()
     if ports > MAX_PORTS then bad("port_count", "more than 16 ports") end
     if tvb(63, 1):uint() > MAX_NAME_LEN then bad("name_len", "name longer than 32 bytes") end
-    local mask = ports >= 16 and 0xffff or (bit32.lshift(1, ports) - 1)
-    if bit32.band(tvb(64, 2):uint(), bit32.bnot(mask)) ~= 0 then
+    local mask = ports >= 16 and 0xffff or (bit.lshift(1, ports) - 1)
+    if bit.band(tvb(64, 2):uint(), bit.bnot(mask)) ~= 0 then
         bad("ports_up", "bits set at or above the port count")
     end
     if tvb(66, 2):uint() > MAX_LOAD then bad("load", "load above 1000 per mille") end
@@ -280,7 +286,7 @@ local function add_ports(tvb, item)
     local bits = tvb(64, 2):uint()
     local up = 0
     for i = 0, count - 1 do
-        local on = bit32.band(bits, bit32.lshift(1, i)) ~= 0
+        local on = bit.band(bits, bit.lshift(1, i)) ~= 0
         if on then up = up + 1 end
         item:add(f.port_up, tvb(64, 2), on):set_text(string.format(
             "Port %d (port redirect %d in config order): %s", i, i + 1, on and "up" or "down"))
@@ -332,8 +338,8 @@ function proto.dissector(tvb, pinfo, tree)
     add_ports(tvb, items.ports_up)
 
     local flags = tvb(6, 2):uint()
-    local auth = bit32.band(flags, FLAG_AUTH) ~= 0
-    local announce = bit32.band(flags, FLAG_ANNOUNCE) ~= 0
+    local auth = bit.band(flags, FLAG_AUTH) ~= 0
+    local announce = bit.band(flags, FLAG_ANNOUNCE) ~= 0
     local len = tvb(8, 2):uint()
     local name_len = tvb(63, 1):uint()
     local kind = TYPES[tvb(5, 1):uint()] or "Unknown type"
