@@ -15,11 +15,20 @@ use clap::{Parser, Subcommand};
 /// VRRP-elected directors balance client flows over the healthy scanning
 /// nodes with Maglev, rewriting only the MAC (direct server return).
 #[derive(Debug, Parser)]
-#[command(name = "proxyha", version, about, long_about = None)]
+#[command(name = "proxyha", version, about, long_about = LONG_ABOUT)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `proxyha --help` and the DESCRIPTION of proxyha(1).
+const LONG_ABOUT: &str = "proxyha keeps a cluster of web proxies reachable on one virtual IP: \
+VRRP-elected directors balance client flows over the healthy scanning nodes with Maglev, \
+rewriting only the MAC (direct server return).
+
+Each node runs `proxyha run --config FILE` (under systemd: proxyha@NAME.service runs \
+/etc/proxyha/NAME.toml). The other commands ask a running node over its control socket, \
+or work on files.";
 
 /// The subcommands. Each exists only once it works.
 #[derive(Debug, Subcommand)]
