@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod check;
+pub mod docs;
 pub mod key;
 pub mod stats;
 pub mod status;
@@ -14,11 +15,20 @@ use clap::{Parser, Subcommand};
 /// VRRP-elected directors balance client flows over the healthy scanning
 /// nodes with Maglev, rewriting only the MAC (direct server return).
 #[derive(Debug, Parser)]
-#[command(name = "proxyha", version, about, long_about = None)]
+#[command(name = "proxyha", version, about, long_about = LONG_ABOUT)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `proxyha --help` and the DESCRIPTION of proxyha(1).
+const LONG_ABOUT: &str = "proxyha keeps a cluster of web proxies reachable on one virtual IP: \
+VRRP-elected directors balance client flows over the healthy scanning nodes with Maglev, \
+rewriting only the MAC (direct server return).
+
+Each node runs `proxyha run --config FILE` (under systemd: proxyha@NAME.service runs \
+/etc/proxyha/NAME.toml). The other commands ask a running node over its control socket, \
+or work on files.";
 
 /// The subcommands. Each exists only once it works.
 #[derive(Debug, Subcommand)]
@@ -121,6 +131,24 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
     },
+
+    /// Print a shell completion script.
+    ///
+    /// bash: `proxyha completions bash > /etc/bash_completion.d/proxyha`;
+    /// zsh: into a directory of $fpath as `_proxyha`; fish: into
+    /// ~/.config/fish/completions/proxyha.fish. The .deb installs all three.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Write one man page per command into DIR (for packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// The directory to write `proxyha.1`, `proxyha-run.1`, ... into.
+        dir: PathBuf,
+    },
 }
 
 /// Which node's daemon to ask.
@@ -221,6 +249,8 @@ pub fn main() -> i32 {
             port,
             timeout_ms,
         } => check::command(config.as_deref(), port, timeout_ms),
+        Command::Completions { shell } => docs::command_completions(shell),
+        Command::Manpages { dir } => docs::command_manpages(&dir),
     }
 }
 
