@@ -65,6 +65,13 @@ fn request() -> Repr {
                     mac: [0x02, 0, 0, 0, 0, 0x03],
                     weight: 0,
                 },
+                // A STALE node, held at weight 500.
+                Entry {
+                    id: 0xc612_0004,
+                    ip: Ipv4Addr::new(198, 18, 0, 4),
+                    mac: [0x02, 0, 0, 0, 0, 0x04],
+                    weight: 500 | proxyha::wire::heartbeat::WEIGHT_HOLD,
+                },
             ],
         }),
     }
@@ -259,13 +266,20 @@ fn expected_lines(repr: &Repr, wire: &[u8], key_checked: bool) -> Vec<String> {
         v.push(format!("Entry count: {}", a.entries.len()));
         v.push("Reserved: 0x0000".into());
         for (i, e) in a.entries.iter().enumerate() {
-            let draining = if e.weight == 0 { " (draining)" } else { "" };
+            let hold = e.weight & proxyha::wire::heartbeat::WEIGHT_HOLD != 0;
+            let weight = e.weight & !proxyha::wire::heartbeat::WEIGHT_HOLD;
+            let note = if hold {
+                " (held: STALE)"
+            } else if weight == 0 {
+                " (draining)"
+            } else {
+                ""
+            };
             v.push(format!(
-                "Entry {i}: node {:08x}, {}, {}, weight {}{draining}",
+                "Entry {i}: node {:08x}, {}, {}, weight {weight}{note}",
                 e.id,
                 e.ip,
                 mac(e.mac),
-                e.weight
             ));
             v.push(format!("Node ID: 0x{:08x}", e.id));
             v.push(format!("IPv4: {}", e.ip));

@@ -76,7 +76,8 @@ local f = {
     entry_id = ProtoField.uint32("proxyha.entry.node_id", "Node ID", base.HEX),
     entry_ipv4 = ProtoField.ipv4("proxyha.entry.ipv4", "IPv4"),
     entry_mac = ProtoField.ether("proxyha.entry.mac", "MAC"),
-    entry_weight = ProtoField.uint32("proxyha.entry.weight", "Weight", base.DEC),
+    entry_weight = ProtoField.uint32("proxyha.entry.weight", "Weight", base.DEC, nil, 0x7fffffff),
+    entry_hold = ProtoField.bool("proxyha.entry.hold", "HOLD (STALE: keeps its share for established flows, no new ones)", 32, nil, 0x80000000),
     hmac = ProtoField.bytes("proxyha.hmac", "HMAC-SHA256"),
     hmac_status = ProtoField.string("proxyha.hmac.status", "HMAC check"),
     trailing = ProtoField.bytes("proxyha.trailing", "Bytes after Length (ignored)"),
@@ -306,16 +307,19 @@ local function add_announcement(tvb, t, base, len)
     for i = 0, count - 1 do
         local o = base + ANNOUNCE_HEADER_LEN + i * ENTRY_LEN
         local id = tvb(o, 4):uint()
-        local weight = tvb(o + 14, 4):uint()
+        local raw = tvb(o + 14, 4):uint()
+        local hold = raw >= 0x80000000
+        local weight = hold and (raw - 0x80000000) or raw
         local et = at:add(f.entry, tvb(o, ENTRY_LEN))
         et:set_text(string.format("Entry %d: node %08x, %s, %s, weight %d%s", i, id,
             tostring(tvb(o + 4, 4):ipv4()), mac_text(tvb(o + 8, 6)), weight,
-            weight == 0 and " (draining)" or ""))
+            hold and " (held: STALE)" or (weight == 0 and " (draining)" or "")))
         et:add(f.entry_id, tvb(o, 4))
         et:add(f.entry_ipv4, tvb(o + 4, 4))
         et:add(f.entry_mac, tvb(o + 8, 6))
         local wt = et:add(f.entry_weight, tvb(o + 14, 4))
-        if weight == 0 then wt:append_text(" (draining: keeps its flows, gets no new ones)") end
+        if weight == 0 and not hold then wt:append_text(" (draining: keeps its flows, gets no new ones)") end
+        et:add(f.entry_hold, tvb(o + 14, 4))
     end
     at:append_text(string.format(": generation %s, %d entries",
         tostring(tvb(base, 8):uint64()), count))
