@@ -61,6 +61,17 @@ fn a_dead_daemon_with_a_live_proxy_is_stale_and_keeps_its_downloads() {
         ) == "OK")
         .is_some()
     );
+    // Director-b is in the balancing set (Maglev rebuilds are coalesced):
+    // new connections reach it.
+    assert!(
+        wait_until(Duration::from_secs(15), || lab
+            .request("/index.html", 3.0)
+            .as_deref()
+            == Some("director-b"))
+        .is_some(),
+        "director-b never served a request\n{}",
+        lab.logs()
+    );
     let dls = start_downloads(&lab, 8);
     thread::sleep(Duration::from_secs(2));
     lab.kill9("director-b");
