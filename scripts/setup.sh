@@ -10,6 +10,8 @@ PKGS=(
   iproute2 tcpdump nftables curl squid procps psmisc iputils-ping python3 ethtool
   # perf lab: plot text (plotters + ab_glyph reads DejaVuSans.ttf), taskset/renice
   fonts-dejavu-core util-linux
+  # active-active lab: BGP, BFD and ECMP next to each director and on the router
+  bird2
 )
 
 missing=()

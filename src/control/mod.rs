@@ -32,6 +32,7 @@
 //! `maglev_rebuilds` (builds run) and `maglev_rebuilds_coalesced`
 //! (membership changes folded into a later build).
 
+pub mod forwarding;
 pub mod frames;
 pub mod status;
 
@@ -233,9 +234,42 @@ impl Plane {
         self.drain(now);
     }
 
-    /// Whether this node is the Active Director.
+    /// Whether this node is the VRRP Master: the Active Director
+    /// (active-passive) or the coordinator (active-active).
     pub fn is_master(&self) -> bool {
         self.master
+    }
+
+    /// What this node does with VIP traffic now ([`forwarding`]).
+    pub fn forwarding(&self) -> forwarding::Forwarding {
+        forwarding::Forwarding::decide(
+            self.cfg.cluster.mode,
+            self.cfg.node.is_director(),
+            self.master,
+            self.our_mac,
+            self.vmac.octets(),
+        )
+    }
+
+    /// Whether this node announces the VIP to the router now
+    /// ([`forwarding::announce`]); `draining` and `stopping` come from the
+    /// daemon.
+    pub fn announce(&self, draining: bool, stopping: bool) -> bool {
+        let healthy = self
+            .hb
+            .membership()
+            .nodes
+            .iter()
+            .filter(|n| n.weight > 0)
+            .count();
+        forwarding::announce(
+            self.cfg.cluster.mode,
+            self.cfg.node.is_director(),
+            self.dataplane_healthy,
+            healthy,
+            draining,
+            stopping,
+        )
     }
 
     /// The glue's counters.
@@ -337,7 +371,7 @@ impl Plane {
             self.counters.drop_malformed += 1;
             return;
         };
-        if !self.master
+        if !self.forwarding().virtual_mac
             || req.operation != arp::Operation::Request
             || !self.vips.contains(&req.target_ip)
             || req.is_gratuitous()
@@ -461,6 +495,9 @@ impl Plane {
                 self.master = false;
                 let _ = self.hb.set_active(now, false);
             }
+            // Active-active: nobody holds the virtual MAC (see `forwarding`).
+            vrrp::Action::SendGratuitousArp { .. }
+                if self.cfg.cluster.mode == crate::config::ClusterMode::ActiveActive => {}
             vrrp::Action::SendGratuitousArp { vip } => {
                 self.tx
                     .push_back(arp::Repr::gratuitous(self.vmac, vip).to_frame(None));
@@ -597,7 +634,15 @@ impl Plane {
     }
 
     fn publish_filter(&self, local_slot: Option<u16>) {
-        let mut f = Filter::new(self.cfg.vrrp.vrid, self.our_mac).with_local_slot(local_slot);
+        let fwd = self.forwarding();
+        let mut f = Filter::new(self.cfg.vrrp.vrid, self.our_mac)
+            .with_local_slot(local_slot)
+            .with_steer_mac(fwd.dst_mac);
+        if fwd.peer_macs {
+            // Every node the health table knows, failed ones too: a member
+            // whose proxy failed may still be forwarding.
+            f = f.with_peer_macs(self.shared.health.nodes().into_iter().map(|(_, n)| n.mac));
+        }
         for v in &self.vips {
             f = f.with_vip(*v);
         }
@@ -667,6 +712,9 @@ impl Plane {
             entries,
             vrrp: vrrp_json,
             heartbeat: hb_json,
+            mode: self.cfg.cluster.mode.as_str().to_string(),
+            forwarding: self.forwarding().steer,
+            announcement: None,
         }
     }
 

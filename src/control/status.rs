@@ -52,4 +52,20 @@ pub struct Status {
     pub vrrp: serde_json::Value,
     /// The heartbeat protocol's counters, as JSON.
     pub heartbeat: serde_json::Value,
+    /// `active-passive` or `active-active` (`[cluster] mode`).
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Whether this node balances VIP traffic now (the Active Director;
+    /// active-active: every director).
+    #[serde(default)]
+    pub forwarding: bool,
+    /// Active-active directors: the VIP announcement to the router.
+    #[serde(default)]
+    pub announcement: Option<crate::node::announce::Status>,
+}
+
+fn default_mode() -> String {
+    crate::config::ClusterMode::ActivePassive
+        .as_str()
+        .to_string()
 }

@@ -9,6 +9,7 @@
 //! * [`workers`]: one AF_XDP socket and one pinned worker per queue;
 //! * [`shutdown`]: signals and the graceful stop;
 //! * [`xdp`]: the filter program and the Master's unicast MAC;
+//! * [`announce`]: active-active: the VIP route that bird2 exports;
 //! * [`setup`]: the scanning side (VIP on `lo`, sysctls, nftables);
 //! * [`iface`]: interface facts (index, MAC, queues, link state);
 //! * [`probe`]: the local proxy-port and load probe;
@@ -17,6 +18,7 @@
 //! * [`prereq`]: root and tools, for the daemon and for tests.
 
 pub mod admin;
+pub mod announce;
 pub mod iface;
 pub mod lock;
 pub mod prereq;
