@@ -39,7 +39,8 @@
 #   pha-router  198.18.0.254 on the segment, 198.19.0.1/16 towards the client;
 #               bird2 (AS 65000) learns VIP/32 from both directors over BGP
 #               with BFD and installs it as one ECMP route (layer-4 hash:
-#               net.ipv4.fib_multipath_hash_policy=1)
+#               net.ipv4.fib_multipath_hash_policy=3 with the five-tuple
+#               fields, see add_router)
 #   pha-client  198.19.0.100/16, default route via the router
 #   pha-dira/b  bird2 (AS 65001) next to proxyha: exports table 100, where
 #               proxyha puts VIP/32 while it may take traffic
@@ -282,7 +283,16 @@ add_router() {
   nsx "$r" ip link set eth1 up
   nsx "$r" ip addr add "$ROUTER_IP/24" dev eth0
   nsx "$r" ip addr add 198.19.0.1/16 dev eth1
-  nsx "$r" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1 \
+  # Layer-4 ECMP: the next hop is a hash of the five-tuple. Policy 1 would
+  # be that on a router fed by a wire, but a veth hands the router the
+  # client socket's own random flow hash (skb->hash, set from sk_txhash,
+  # re-drawn by TCP after a retransmission timeout), and policy 1 uses any
+  # such hash as it is: flows would land at random and move on timeouts.
+  # Policy 3 with the fields src/dst address, protocol, src/dst port
+  # (0x0037) always hashes the five-tuple, as `ip route get ... sport P`
+  # computes it.
+  nsx "$r" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=3 \
+    net.ipv4.fib_multipath_hash_fields=0x0037 \
     net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.eth1.rp_filter=0
   nsx "$c" ip link set lo up
   nsx "$c" ip link set eth0 up

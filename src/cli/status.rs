@@ -214,6 +214,11 @@ mod tests {
             mode: "active-passive".into(),
             forwarding: true,
             announcement: None,
+            maglev: Some(crate::control::status::Maglev {
+                fingerprint: "00000000000000ff".into(),
+                nodes: 3,
+                published_ms: 1,
+            }),
         };
         let out = render(&st);
         assert!(
@@ -322,6 +327,7 @@ mod tests {
             mode: "active-passive".into(),
             forwarding: false,
             announcement: None,
+            maglev: None,
         };
         assert!(render(&st).ends_with(&format!("{UNAUTHENTICATED_WARNING}\n")));
     }

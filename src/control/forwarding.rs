@@ -76,6 +76,15 @@ impl Forwarding {
 /// up, the membership it forwards with has at least one node to send flows
 /// to, and it is neither draining nor stopping. Never in active-passive
 /// mode, nor on a scanning node.
+///
+/// A (re)starting director announces as soon as it has adopted the
+/// coordinator's membership, before the coordinator has added it: the flows
+/// the router then moves to it were started under that table (the other
+/// directors pinned them to its choices), and it pins them the same way
+/// within milliseconds of the route change. The table that includes it
+/// reaches it with the coordinator's next request, one heartbeat interval
+/// later, and by then those flows are in its flow table
+/// (docs/active-active.md, "ECMP rehashing").
 pub fn announce(
     mode: ClusterMode,
     director: bool,
@@ -128,14 +137,8 @@ mod tests {
     fn announcement_needs_every_condition() {
         let aa = ClusterMode::ActiveActive;
         assert!(announce(aa, true, true, 1, false, false));
-        assert!(!announce(
-            ClusterMode::ActivePassive,
-            true,
-            true,
-            1,
-            false,
-            false
-        ));
+        let ap = ClusterMode::ActivePassive;
+        assert!(!announce(ap, true, true, 1, false, false));
         assert!(!announce(aa, false, true, 1, false, false));
         assert!(!announce(aa, true, false, 1, false, false));
         assert!(!announce(aa, true, true, 0, false, false));

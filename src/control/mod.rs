@@ -107,6 +107,9 @@ pub struct Plane {
     ttl_log: log::RateLimit<Ipv4Addr>,
     last_rebuild: Option<Instant>,
     rebuild_due: Option<Instant>,
+    /// The wall clock (Unix ms) at an instant, for published times.
+    anchor: (Instant, u64),
+    maglev: Option<status::Maglev>,
 }
 
 /// The node id of this node: its management IPv4 as a number, so every
@@ -211,6 +214,8 @@ impl Plane {
             ttl_log: log::RateLimit::new(heartbeat::REJECT_LOG_KEYS, log::RATE_PERIOD),
             last_rebuild: None,
             rebuild_due: None,
+            anchor: (now, unix_ms),
+            maglev: None,
         };
         p.publish_filter(None);
         p.drain(now);
@@ -255,13 +260,8 @@ impl Plane {
     /// ([`forwarding::announce`]); `draining` and `stopping` come from the
     /// daemon.
     pub fn announce(&self, draining: bool, stopping: bool) -> bool {
-        let healthy = self
-            .hb
-            .membership()
-            .nodes
-            .iter()
-            .filter(|n| n.weight > 0)
-            .count();
+        let m = self.hb.membership();
+        let healthy = m.nodes.iter().filter(|n| n.weight > 0).count();
         forwarding::announce(
             self.cfg.cluster.mode,
             self.cfg.node.is_director(),
@@ -621,6 +621,15 @@ impl Plane {
         {
             Ok(true) => {
                 self.counters.maglev_published += 1;
+                let since = now.saturating_duration_since(self.anchor.0).as_millis();
+                self.maglev = Some(status::Maglev {
+                    fingerprint: format!("{:016x}", self.shared.maglev.load().fingerprint()),
+                    nodes: backends.len(),
+                    published_ms: self
+                        .anchor
+                        .1
+                        .saturating_add(u64::try_from(since).unwrap_or(u64::MAX)),
+                });
                 log!(
                     "balance",
                     "Maglev table published: {} nodes, generation {}",
@@ -715,6 +724,7 @@ impl Plane {
             mode: self.cfg.cluster.mode.as_str().to_string(),
             forwarding: self.forwarding().steer,
             announcement: None,
+            maglev: self.maglev.clone(),
         }
     }
 

@@ -58,6 +58,9 @@ pub struct Options {
     pub queues: u32,
     /// Run the segment tagged with this VLAN (`lab.sh up --vlan ID`).
     pub vlan: Option<u16>,
+    /// Both directors forward behind an ECMP router running bird2
+    /// (`lab.sh up --active-active`); the client is 198.19.0.100.
+    pub active_active: bool,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
             start_proxyha: true,
             queues: 1,
             vlan: None,
+            active_active: false,
         }
     }
 }
@@ -109,6 +113,9 @@ impl Lab {
         if let Some(v) = opts.vlan {
             args.push("--vlan".into());
             args.push(v.to_string());
+        }
+        if opts.active_active {
+            args.push("--active-active".into());
         }
         let out = sh(lab.script().args(&args));
         if !out.status.success() {
