@@ -364,6 +364,12 @@ fn active_active_behind_an_ecmp_router() {
                 && d["node"].as_str() != Some("director-a")
         })
         .count();
+    let by_a = run["downloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["ok"] == true && d["node"].as_str() == Some("director-a"))
+        .count();
     // The client-side gap on ports hashed to director-a: the longest time
     // around the kill in which no probe completed, and the first probe
     // started after the kill that completed.
@@ -402,7 +408,8 @@ fn active_active_behind_an_ecmp_router() {
         .fold(0.0, f64::max);
     eprintln!(
         "kill -9 director-a: router withdrew it after {} ms; downloads: {intact} intact \
-         ({moved} of them moved by the router to director-b), {lost} served by director-a lost; \
+         ({moved} of them moved by the router to director-b, {by_a} served by director-a's \
+         proxy behind its dead daemon), {lost} served by director-a lost; \
          probes on ports hashed to director-a: {} sent, {} failed, longest gap without a \
          completed request {:.0} ms, first request started after the kill done {:.0} ms after \
          it, slowest request {:.0} ms",
@@ -528,7 +535,6 @@ fn active_active_behind_an_ecmp_router() {
     // 5. bird2 next to director-b hangs (SIGSTOP: its TCP session to the
     //    router stays open, as when a host freezes or its link goes dark):
     //    only BFD (3 x 100 ms) can tell, and the router drops director-b.
-    //    (`lab.sh down` kills the stopped process.)
     let bird = lab.pid("director-b", "bird").expect("bird pid");
     let t = Instant::now();
     let _ = std::process::Command::new("kill")
@@ -536,6 +542,9 @@ fn active_active_behind_an_ecmp_router() {
         .status();
     let bfd = wait_hops(&lab, &[DIR_A], Duration::from_secs(5)).map(|_| t.elapsed());
     eprintln!("bird2 on director-b frozen: BFD made the router drop it after {bfd:?}");
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &bird.to_string()])
+        .status();
     assert!(
         bfd.is_some_and(|d| d <= Duration::from_secs(1)),
         "{:?}",

@@ -475,7 +475,13 @@ impl Plane {
                 ));
             }
             vrrp::Action::BecomeMaster { reason } => {
-                log!("vrrp", "became Master (Active Director): {reason:?}");
+                let role = match self.cfg.cluster.mode {
+                    crate::config::ClusterMode::ActivePassive => "Active Director",
+                    crate::config::ClusterMode::ActiveActive => {
+                        "coordinator: heartbeat requests and membership"
+                    }
+                };
+                log!("vrrp", "became Master ({role}): {reason:?}");
                 self.master = true;
                 if let Err(e) = self.hb.set_active(now, true) {
                     log!("heartbeat", "cannot become active: {e}");
