@@ -13,7 +13,8 @@
 //!    including those the router moved to director-b; new requests on
 //!    source ports hashed to director-a resume at once;
 //! 3. director-a comes back: the router spreads flows over both again and
-//!    downloads running across the return complete intact;
+//!    downloads running across the return complete intact; draining
+//!    director-b withdraws it, undraining announces it again;
 //! 4. scanner-c's proxy fails: both directors publish the same new Maglev
 //!    table within one heartbeat interval;
 //! 5. bird2 next to director-b hangs: BFD makes the router drop
@@ -260,6 +261,17 @@ fn active_active_behind_an_ecmp_router() {
         assert_eq!(s["forwarding"], true, "{d}: {s}");
         assert_eq!(s["announcement"]["table"], 100, "{d}: {s}");
     }
+    let text = std::process::Command::new(lab::binary())
+        .args(["status", "--socket"])
+        .arg(lab.socket("director-b"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("mode: active-active\nforwarding: yes\n")
+            && text.contains("announcement: announced (VIP/32 in table 100, dev proxyha0"),
+        "{text}"
+    );
     let sc = lab.status("scanner-c").unwrap();
     assert_eq!(sc["forwarding"], false, "{sc}");
     assert!(sc["announcement"].is_null(), "{sc}");
@@ -492,6 +504,46 @@ fn active_active_behind_an_ecmp_router() {
         "director-a takes its flows again"
     );
 
+    // Draining director-b withdraws it (the router sends everything to
+    // director-a); undraining announces it again.
+    let drain = |state: &str| {
+        let out = std::process::Command::new(lab::binary())
+            .args(["drain", state, "--socket"])
+            .arg(lab.socket("director-b"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let t = Instant::now();
+    drain("on");
+    let drained = wait_hops(&lab, &[DIR_A], Duration::from_secs(5)).map(|_| t.elapsed());
+    assert!(
+        drained.is_some(),
+        "draining kept director-b: {:?}",
+        next_hops(&lab)
+    );
+    assert_eq!(
+        lab.status("director-b").unwrap()["announcement"]["state"],
+        "withdrawn"
+    );
+    let t = Instant::now();
+    drain("off");
+    let undrained = wait_hops(&lab, &[DIR_A, DIR_B], Duration::from_secs(5)).map(|_| t.elapsed());
+    assert!(
+        undrained.is_some(),
+        "undrained director-b not back: {:?}",
+        next_hops(&lab)
+    );
+    eprintln!(
+        "drain on: router dropped director-b after {:?}; drain off: back after {:?}",
+        drained.unwrap(),
+        undrained.unwrap()
+    );
+
     // 4. scanner-c's proxy fails: both directors publish the same new table
     //    within one heartbeat interval.
     let fp = |n: &str| {
@@ -499,6 +551,14 @@ fn active_active_behind_an_ecmp_router() {
             .map(|s| s["maglev"].clone())
             .unwrap_or_default()
     };
+    // After the drain both tables settle on the full membership again.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10)
+        && !(fp("director-a")["nodes"] == 3
+            && fp("director-a")["fingerprint"] == fp("director-b")["fingerprint"])
+    {
+        thread::sleep(Duration::from_millis(100));
+    }
     let old = fp("director-a");
     assert_eq!(
         old["fingerprint"],
