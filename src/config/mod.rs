@@ -32,6 +32,9 @@
 //!
 //! [dataplane]
 //! interface = "eth0"
+//!
+//! [cluster]                # optional
+//! mode = "active-passive"  # or "active-active" (docs/active-active.md)
 //! ```
 
 mod raw;

@@ -94,7 +94,8 @@ impl std::fmt::Display for AttachMode {
 /// The filter's config entry (`struct filter_config` in filter.bpf.c).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FilterConfig {
-    /// The VRRP virtual MAC, `00:00:5e:00:01:{vrid}`.
+    /// The destination MAC of the VIP traffic to steer: the VRRP virtual MAC
+    /// `00:00:5e:00:01:{vrid}`, or an active-active director's own MAC.
     pub vmac: [u8; 6],
     /// Our VRID.
     pub vrid: u8,
