@@ -13,6 +13,8 @@ PKGS=(
   # packaging tests: systemd-analyze verify, groff/man for the man pages, dpkg
   # for the .deb, tshark for the Wireshark dissector (packaging/wireshark/)
   systemd groff-base man-db dpkg tshark
+  # active-active lab: BGP, BFD and ECMP next to each director and on the router
+  bird2
 )
 
 missing=()

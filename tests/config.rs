@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use proxyha::config::{self, PollMode, QueueCount, VrrpVersion, XdpMode};
+use proxyha::config::{self, ClusterMode, PollMode, QueueCount, VrrpVersion, XdpMode};
 
 const BASE: &str = r#"
 [node]
@@ -146,6 +146,24 @@ fn base_is_valid_and_defaults_resolve() {
     assert_eq!(c.dataplane.batch_size, 64);
     assert_eq!(c.dataplane.flow_capacity, 1 << 20);
     assert_eq!(c.dataplane.maglev_table_size, 65537);
+}
+
+#[test]
+fn cluster_mode_defaults_to_active_passive_and_parses_active_active() {
+    let c = config::parse("cluster.toml", BASE, Path::new(".")).unwrap();
+    assert_eq!(c.cluster.mode, ClusterMode::ActivePassive);
+    assert!(
+        c.render()
+            .contains("cluster.mode                  active-passive\n")
+    );
+    let aa = format!("{BASE}\n[cluster]\nmode = \"active-active\"\n");
+    let c = config::parse("cluster.toml", &aa, Path::new(".")).unwrap();
+    assert_eq!(c.cluster.mode, ClusterMode::ActiveActive);
+    assert_eq!(c.cluster.announce_table, config::DEFAULT_ANNOUNCE_TABLE);
+    let t = format!("{aa}announce_table = 4242\n");
+    let c = config::parse("cluster.toml", &t, Path::new(".")).unwrap();
+    assert_eq!(c.cluster.announce_table, 4242);
+    assert!(c.render().contains("cluster.announce_table        4242\n"));
 }
 
 #[test]
@@ -700,6 +718,31 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "no node",
             b.replacen("[node]", "[nodes]", 1),
             "cluster.toml: nodes: unknown key",
+        ),
+        (
+            "cluster mode unknown",
+            format!("{b}\n[cluster]\nmode = \"active\"\n"),
+            "cluster.toml: cluster.mode = \"active\": must be \"active-passive\" or \"active-active\"",
+        ),
+        (
+            "announce table without active-active",
+            format!("{b}\n[cluster]\nannounce_table = 100\n"),
+            "cluster.toml: cluster.announce_table = 100: only applies with cluster.mode = \"active-active\"",
+        ),
+        (
+            "announce table main",
+            format!("{b}\n[cluster]\nmode = \"active-active\"\nannounce_table = 254\n"),
+            "cluster.toml: cluster.announce_table = 254: must not be 0, 253 (default), 254 (main) or 255 (local)",
+        ),
+        (
+            "announce table too big",
+            format!("{b}\n[cluster]\nmode = \"active-active\"\nannounce_table = 4294967296\n"),
+            "cluster.toml: cluster.announce_table = 4294967296: must be 1..4294967295",
+        ),
+        (
+            "cluster unknown key",
+            format!("{b}\n[cluster]\nrouter = \"x\"\n"),
+            "cluster.toml: cluster.router: unknown key",
         ),
         (
             "syntax",

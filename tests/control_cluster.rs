@@ -14,7 +14,7 @@ use proxyha::heartbeat::{LocalHealth, Ports};
 use proxyha::wire::arp;
 use proxyha::wire::ethernet::Address;
 
-fn config(name: &str, ip: &str, priority: u8) -> proxyha::config::Config {
+fn config(name: &str, ip: &str, priority: u8, extra: &str) -> proxyha::config::Config {
     let text = format!(
         r#"
 [node]
@@ -32,6 +32,7 @@ original_ports = "9090"
 proxy_port = 9090
 [heartbeat]
 insecure = true
+{extra}
 "#
     );
     proxyha::config::parse("sim.toml", &text, std::path::Path::new(".")).unwrap()
@@ -47,6 +48,8 @@ struct Segment {
     t0: Instant,
     now: Instant,
     nodes: Vec<Node>,
+    /// ARP frames each node transmitted (gratuitous ARP, replies).
+    arp_sent: Vec<usize>,
 }
 
 /// Which control kind a worker would have queued this frame as.
@@ -64,6 +67,11 @@ fn kind(frame: &[u8]) -> Option<ControlKind> {
 
 impl Segment {
     fn new() -> Segment {
+        Segment::with("")
+    }
+
+    /// A segment whose nodes' configs end with `extra` (e.g. a `[cluster]`).
+    fn with(extra: &str) -> Segment {
         let t0 = Instant::now();
         let mut nodes = Vec::new();
         for (i, (name, ip, prio)) in [
@@ -77,7 +85,7 @@ impl Segment {
             let mac = [2, 0, 0, 0, 0, i as u8 + 1];
             let shared = Shared::new(Filter::new(51, mac), 65537).unwrap();
             let mut plane = Plane::new(
-                config(name, ip, prio),
+                config(name, ip, prio, extra),
                 mac,
                 shared.clone(),
                 t0,
@@ -91,7 +99,12 @@ impl Segment {
                 up: true,
             });
         }
-        Segment { t0, now: t0, nodes }
+        Segment {
+            t0,
+            now: t0,
+            arp_sent: vec![0; nodes.len()],
+            nodes,
+        }
     }
 
     /// Advances the clock to `ms` after start in 5 ms steps, delivering every
@@ -129,6 +142,9 @@ impl Segment {
                 }
                 for (from, f) in frames {
                     let Some(k) = kind(&f) else { continue };
+                    if k == ControlKind::Arp {
+                        self.arp_sent[from] += 1;
+                    }
                     for (j, n) in self.nodes.iter_mut().enumerate() {
                         if j != from && n.up {
                             n.plane.handle_frame(now, k, &f);
@@ -237,6 +253,8 @@ fn election_discovery_and_identical_tables() {
 fn only_the_master_answers_arp_for_the_vip() {
     let mut seg = Segment::new();
     seg.run_until(4000);
+    assert!(seg.arp_sent[0] > 0, "the new Master sends gratuitous ARP");
+    assert_eq!(&seg.arp_sent[1..], &[0, 0]);
     let req = arp::Repr {
         operation: arp::Operation::Request,
         sender_hw: Address([2, 0, 0, 0, 0, 0x64]),
@@ -356,4 +374,76 @@ fn maglev_rebuilds_are_coalesced_under_flapping() {
         !seg.table_by_id(0).contains(&a_id),
         "the last change was applied at the end of the window"
     );
+}
+
+/// Active-active (docs/active-active.md): VRRP still elects the coordinator,
+/// but both directors forward, each on its own MAC, with the same table;
+/// nobody holds the virtual MAC (no gratuitous ARP, no ARP replies); each
+/// director treats the other members' MACs as redirects; both announce once
+/// they have a membership, and not while draining or stopping.
+#[test]
+fn active_active_every_director_forwards_on_its_own_mac() {
+    let mut seg = Segment::with("[cluster]\nmode = \"active-active\"\n");
+    seg.run_until(2000);
+    for i in [0, 1] {
+        assert!(
+            !seg.nodes[i].plane.announce(false, false),
+            "node {i} announces before it has a membership"
+        );
+    }
+    seg.run_until(8000);
+    assert_eq!(seg.masters(), vec![0], "director-a coordinates");
+    assert_eq!(seg.arp_sent, vec![0, 0, 0], "no gratuitous ARP");
+    let macs: Vec<[u8; 6]> = (1..=3).map(|i| [2, 0, 0, 0, 0, i]).collect();
+    for i in [0, 1] {
+        let p = &seg.nodes[i].plane;
+        let f = p.forwarding();
+        assert!(f.steer && !f.virtual_mac && f.peer_macs, "node {i}: {f:?}");
+        assert_eq!(
+            f.dst_mac, macs[i],
+            "node {i} balances what reaches its own MAC"
+        );
+        assert!(p.announce(false, false), "node {i} announces");
+        assert!(!p.announce(true, false), "node {i} withdraws when draining");
+        assert!(!p.announce(false, true), "node {i} withdraws when stopping");
+        let st = p.status(seg.now);
+        assert_eq!((st.mode.as_str(), st.forwarding), ("active-active", true));
+        let filter = seg.nodes[i].shared.filter.load();
+        assert_eq!(filter.steer_mac, macs[i]);
+        let mut peers = filter.peer_macs.clone();
+        peers.sort();
+        let others: Vec<[u8; 6]> = macs.iter().copied().filter(|m| *m != macs[i]).collect();
+        assert_eq!(peers, others, "node {i}: the other members are peers");
+    }
+    let sc = &seg.nodes[2].plane;
+    assert!(!sc.forwarding().steer && !sc.announce(false, false));
+    assert_eq!(seg.table_by_id(0), seg.table_by_id(1), "the same table");
+    let fp = |i: usize| seg.nodes[i].plane.status(seg.now).maglev.unwrap();
+    assert_eq!(fp(0).fingerprint, fp(1).fingerprint);
+    assert_eq!(fp(0).nodes, 3);
+
+    // Nobody answers ARP for the VIP.
+    let req = arp::Repr {
+        operation: arp::Operation::Request,
+        sender_hw: Address([2, 0, 0, 0, 0, 0x64]),
+        sender_ip: "198.18.0.100".parse().unwrap(),
+        target_hw: Address([0; 6]),
+        target_ip: "198.18.0.250".parse().unwrap(),
+    }
+    .to_frame(None);
+    let now = seg.now;
+    for n in seg.nodes.iter_mut() {
+        while n.plane.poll_transmit().is_some() {}
+        n.plane.handle_frame(now, ControlKind::Arp, &req);
+        assert!(n.plane.poll_transmit().is_none(), "an ARP reply");
+    }
+
+    // The coordinator dies: director-b takes over as coordinator and keeps
+    // forwarding and announcing throughout.
+    seg.nodes[0].up = false;
+    seg.run_until(8000 + 3700);
+    assert_eq!(seg.masters(), vec![1]);
+    assert!(seg.nodes[1].plane.forwarding().steer);
+    assert!(seg.nodes[1].plane.announce(false, false));
+    assert_eq!(seg.arp_sent[1], 0, "no gratuitous ARP at takeover either");
 }

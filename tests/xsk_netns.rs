@@ -963,6 +963,57 @@ fn child_verdicts() {
     filter.set_vips(&[Ipv4Addr::from(VIP_OCTETS)]).unwrap();
     check("VIP back", &vip_udp(PORT), ToSocket);
 
+    // Active-active (src/control/forwarding.rs): the director balances what
+    // reaches its own MAC, not the virtual MAC; with its socket gone (the
+    // daemon died, the program stays) VIP traffic is dropped, not handed
+    // to a kernel that owns the VIP, while other frames still pass.
+    let own = [2, 0, 0, 0, 0, 0xa1];
+    filter
+        .set_config(&xsk::FilterConfig {
+            vmac: own,
+            vrid: VRID,
+            flags: xsk::FLAG_ACTIVE
+                | xsk::FLAG_VRRP
+                | xsk::FLAG_HEARTBEAT
+                | xsk::FLAG_DROP_ORPHANS
+                | xsk::FLAG_PEERS,
+            lbid: LBID,
+        })
+        .unwrap();
+    let to_own = eth(own, &[], 0x0800, &ipv4(6, VIP_OCTETS, 5, 0, &l4(PORT)));
+    let icmp_to_own = eth(
+        own,
+        &[],
+        0x0800,
+        &ipv4(1, VIP_OCTETS, 5, 0, &[3, 4, 0, 0, 0, 0, 5, 0]),
+    );
+    check("active-active: own MAC", &to_own, ToSocket);
+    check("active-active: ICMP to own MAC", &icmp_to_own, ToSocket);
+    check("active-active: virtual MAC", &vip_udp(PORT), Pass);
+    // eth() sends from 02:00:00:00:00:01: as a member, its frames are its
+    // redirects to us, for the kernel.
+    filter
+        .set_peers(&[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 7]])
+        .unwrap();
+    check("active-active: from a member", &to_own, Pass);
+    check("active-active: ICMP from a member", &icmp_to_own, Pass);
+    filter.set_peers(&[[2, 0, 0, 0, 0, 7]]).unwrap();
+    check("active-active: member left", &to_own, ToSocket);
+    filter.remove_socket(0).unwrap();
+    let orphans = filter.stats().unwrap().drop_orphan;
+    check("active-active, no socket: VIP", &to_own, Drop);
+    assert_eq!(filter.stats().unwrap().drop_orphan, orphans + 1);
+    check("active-active, no socket: heartbeat", &hb, Pass);
+    check("active-active, no socket: VRRP", &vrrp(VRID), Pass);
+    filter.set_peers(&[[2, 0, 0, 0, 0, 1]]).unwrap();
+    check("active-active, no socket: from a member", &to_own, Pass);
+    filter.set_peers(&[]).unwrap();
+    filter.add_socket(&sock).unwrap();
+    filter
+        .set_config(&xsk::FilterConfig::director(VRID, true).with_lbid(LBID))
+        .unwrap();
+    check("active-passive again", &vip_udp(PORT), ToSocket);
+
     // Tagged frames (802.1Q and 802.1ad) are classified the same way by the
     // XDP program and by the workers' classifier: what XDP steers, the
     // worker recognises as the same kind of frame as its untagged twin.
@@ -1080,7 +1131,7 @@ fn child_verdicts() {
     assert_eq!(st.rx_frames, runs);
     let to_socket = st.to_xsk_vip + st.to_xsk_arp + st.to_xsk_vrrp + st.to_xsk_heartbeat;
     assert_eq!(
-        to_socket + st.passed + st.drop_heartbeat,
+        to_socket + st.passed + st.drop_heartbeat + st.drop_orphan,
         st.rx_frames,
         "every frame counted once"
     );

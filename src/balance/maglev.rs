@@ -213,6 +213,33 @@ impl Table {
     pub fn backends(&self) -> &[Backend] {
         &self.backends
     }
+
+    /// A digest (FNV-1a, 64 bits) of the node id every entry points to, and
+    /// of M. Two directors' tables have the same fingerprint exactly when
+    /// (barring collisions) they send every flow hash to the same node,
+    /// although their health-table slot numbers may differ.
+    pub fn fingerprint(&self) -> u64 {
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut ids = Vec::new();
+        for b in &self.backends {
+            let i = usize::from(b.slot);
+            if ids.len() <= i {
+                ids.resize(i + 1, u64::MAX);
+            }
+            ids[i] = b.id;
+        }
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |v: u64| {
+            for byte in v.to_le_bytes() {
+                h = (h ^ u64::from(byte)).wrapping_mul(PRIME);
+            }
+        };
+        eat(u64::from(self.size));
+        for &e in self.entries.iter() {
+            eat(ids.get(usize::from(e)).copied().unwrap_or(u64::MAX));
+        }
+        h
+    }
 }
 
 fn permutation(id: u64, m: usize) -> (usize, usize) {
@@ -384,6 +411,27 @@ mod tests {
             c[e as usize] += 1;
         }
         c
+    }
+
+    #[test]
+    fn fingerprint_names_nodes_not_slots() {
+        let a = Table::build(&nodes(3, |_| 1), 251).unwrap();
+        let moved: Vec<Backend> = nodes(3, |_| 1)
+            .into_iter()
+            .map(|b| Backend {
+                slot: b.slot + 10,
+                ..b
+            })
+            .collect();
+        let b = Table::build(&moved, 251).unwrap();
+        assert_ne!(a.entries(), b.entries());
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let two = Table::build(&nodes(2, |_| 1), 251).unwrap();
+        assert_ne!(a.fingerprint(), two.fingerprint());
+        let bigger = Table::build(&nodes(3, |_| 1), 257).unwrap();
+        assert_ne!(a.fingerprint(), bigger.fingerprint());
+        let empty = Table::empty(251).unwrap();
+        assert_ne!(a.fingerprint(), empty.fingerprint());
     }
 
     #[test]

@@ -5,8 +5,9 @@
  * else to the kernel untouched.
  *
  * To the sockets go:
- *   - IPv4 to a VIP sent to the VRRP virtual MAC, but only while the
- *     "active" flag is set (this node is the Active Director): TCP/UDP on a
+ *   - IPv4 to a VIP sent to the configured MAC (the VRRP virtual MAC; an
+ *     active-active director's own MAC), but only while the "active" flag
+ *     is set (this node forwards: src/control/forwarding.rs): TCP/UDP on a
  *     redirected port is balanced by the workers, anything else (ICMP, other
  *     ports) is handed by them to the local stack. A backup director or a scanning node passes these frames, so
  *     the redirected frames a scanning node receives under its own MAC reach
@@ -23,13 +24,17 @@
  *     to carry an LBID, is dropped here and counted (STAT_DROP_HEARTBEAT):
  *     another group's traffic and forged floods never reach the control
  *     queue.
+ * With FLAG_PEERS (active-active), VIP frames whose source MAC is in
+ * proxyha_peers (a member's redirect to this node) are passed instead.
  * While active, everything else sent to the virtual MAC for a VIP (ICMP
  * errors, fragments, other ports) also goes to the sockets: the workers
  * steer ICMP errors and fragments of balanced flows to the owning node and
  * hand the rest to the local stack.
  * One 802.1Q (or 802.1ad) tag is looked through. Non-first IPv4 fragments
  * carry no ports and are passed. A frame that qualifies but whose queue has
- * no socket in the XSKMAP is passed and counted (STAT_NO_SOCKET).
+ * no socket in the XSKMAP is passed and counted (STAT_NO_SOCKET), except
+ * VIP traffic under FLAG_DROP_ORPHANS (active-active directors), which is
+ * dropped.
  *
  * The control plane writes the maps below; all-zero maps (the state right
  * after loading) steer nothing, so loading the program alone never steals
@@ -40,6 +45,8 @@
 #define FLAG_ACTIVE 0x01
 #define FLAG_VRRP 0x02
 #define FLAG_HEARTBEAT 0x04
+#define FLAG_DROP_ORPHANS 0x08
+#define FLAG_PEERS 0x10
 
 #define STAT_RX 0
 #define STAT_TO_XSK_VIP 1
@@ -49,7 +56,8 @@
 #define STAT_PASS 5
 #define STAT_NO_SOCKET 6
 #define STAT_DROP_HEARTBEAT 7
-#define STAT_COUNT 8
+#define STAT_DROP_ORPHAN 8
+#define STAT_COUNT 9
 
 #define ETH_P_IP 0x0800
 #define ETH_P_ARP 0x0806
@@ -107,6 +115,14 @@ struct {
 	__type(value, struct port_bitmap);
 } proxyha_ports SEC(".maps");
 
+/* Active-active: the cluster members' MACs (6 bytes, then 2 zero bytes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64);
+	__type(value, __u8);
+} proxyha_peers SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, STAT_COUNT);
@@ -146,12 +162,24 @@ static __always_inline int pass(void)
 	return XDP_PASS;
 }
 
-static __always_inline int to_xsk(struct xdp_md *ctx, __u32 stat)
+static __always_inline int to_xsk(struct xdp_md *ctx, __u32 stat,
+				  const struct filter_config *cfg)
 {
 	__u32 q = ctx->rx_queue_index;
 
 	if (!bpf_map_lookup_elem(&proxyha_xsks, &q)) {
 		count(STAT_NO_SOCKET);
+		/*
+		 * Active-active: a VIP frame to this director's own MAC with no
+		 * socket (the daemon died, the program stays) would reach a
+		 * kernel that owns the VIP and resets every flow it does not
+		 * serve; dropped, TCP retransmits once the router has moved
+		 * the flow to another director.
+		 */
+		if (stat == STAT_TO_XSK_VIP && (cfg->flags & FLAG_DROP_ORPHANS)) {
+			count(STAT_DROP_ORPHAN);
+			return XDP_DROP;
+		}
 		return pass();
 	}
 	count(stat);
@@ -168,6 +196,23 @@ static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
 {
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] &&
 	       a[4] == b[4] && a[5] == b[5];
+}
+
+/*
+ * Active-active (FLAG_PEERS): a frame from a member is another director's
+ * redirect of a flow this node serves; it goes to the kernel, never to be
+ * balanced again (two directors whose flow tables disagree could otherwise
+ * pass a flow back and forth).
+ */
+static __always_inline int from_peer(const struct filter_config *cfg,
+				     const struct ethhdr *eth)
+{
+	__u64 key = 0;
+
+	if (!(cfg->flags & FLAG_PEERS))
+		return 0;
+	__builtin_memcpy(&key, eth->src, 6);
+	return bpf_map_lookup_elem(&proxyha_peers, &key) != 0;
 }
 
 static __always_inline int port_set(__u8 protocol, __u16 port)
@@ -226,7 +271,7 @@ int proxyha_filter(struct xdp_md *ctx)
 		__builtin_memcpy(&tpa, arp + 24, 4);
 		if (!is_vip(tpa))
 			return pass();
-		return to_xsk(ctx, STAT_TO_XSK_ARP);
+		return to_xsk(ctx, STAT_TO_XSK_ARP, cfg);
 	}
 
 	if (proto != bpf_htons(ETH_P_IP))
@@ -251,7 +296,7 @@ int proxyha_filter(struct xdp_md *ctx)
 			return pass();
 		if (l4[1] != cfg->vrid)
 			return pass();
-		return to_xsk(ctx, STAT_TO_XSK_VRRP);
+		return to_xsk(ctx, STAT_TO_XSK_VRRP, cfg);
 	case IPPROTO_HEARTBEAT:
 		if (!(cfg->flags & FLAG_HEARTBEAT))
 			return pass();
@@ -261,12 +306,14 @@ int proxyha_filter(struct xdp_md *ctx)
 			count(STAT_DROP_HEARTBEAT);
 			return XDP_DROP;
 		}
-		return to_xsk(ctx, STAT_TO_XSK_HEARTBEAT);
+		return to_xsk(ctx, STAT_TO_XSK_HEARTBEAT, cfg);
 	case IPPROTO_TCP:
 	case IPPROTO_UDP: {
 		if (!(cfg->flags & FLAG_ACTIVE))
 			return pass();
 		if (!mac_eq(eth->dst, cfg->vmac))
+			return pass();
+		if (from_peer(cfg, eth))
 			return pass();
 		if (ip->frag_off & bpf_htons(0x1fff))
 			break;
@@ -277,7 +324,7 @@ int proxyha_filter(struct xdp_md *ctx)
 		__u16 dport = ((__u16)l4[2] << 8) | l4[3];
 		if (!port_set(ip->protocol, dport))
 			break;
-		return to_xsk(ctx, STAT_TO_XSK_VIP);
+		return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
 	}
 	default:
 		break;
@@ -291,7 +338,7 @@ int proxyha_filter(struct xdp_md *ctx)
 	 * ping to the VIP.
 	 */
 	if ((cfg->flags & FLAG_ACTIVE) && mac_eq(eth->dst, cfg->vmac) &&
-	    is_vip(ip->daddr))
-		return to_xsk(ctx, STAT_TO_XSK_VIP);
+	    is_vip(ip->daddr) && !from_peer(cfg, eth))
+		return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
 	return pass();
 }

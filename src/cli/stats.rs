@@ -95,7 +95,7 @@ pub fn render(r: &StatsReport) -> String {
         let _ = writeln!(
             s,
             "  xdp program: rx_frames {}  to_xsk_vip {}  to_xsk_arp {}  to_xsk_vrrp {}  \
-             to_xsk_heartbeat {}  passed {}  no_socket {}  drop_heartbeat {}",
+             to_xsk_heartbeat {}  passed {}  no_socket {}  drop_heartbeat {}  drop_orphan {}",
             x.rx_frames,
             x.to_xsk_vip,
             x.to_xsk_arp,
@@ -103,7 +103,8 @@ pub fn render(r: &StatsReport) -> String {
             x.to_xsk_heartbeat,
             x.passed,
             x.no_socket,
-            x.drop_heartbeat
+            x.drop_heartbeat,
+            x.drop_orphan
         );
     }
     s

@@ -90,6 +90,26 @@ pub fn render(s: &Status) -> String {
         s.master_ip.map_or("unknown".to_string(), |a| a.to_string())
     );
     let _ = writeln!(out, "lbid: {}", s.lbid);
+    let _ = writeln!(out, "mode: {}", s.mode);
+    let _ = writeln!(
+        out,
+        "forwarding: {}",
+        if s.forwarding { "yes" } else { "no" }
+    );
+    if let Some(a) = &s.announcement {
+        let _ = write!(
+            out,
+            "announcement: {} (VIP/32 in table {}, dev {}",
+            a.state, a.table, a.device
+        );
+        if a.since_ms > 0 {
+            let _ = write!(out, ", since {}", ctime(a.since_ms / 1000));
+        }
+        let _ = writeln!(out, ")");
+        if let Some(e) = &a.error {
+            let _ = writeln!(out, "announcement error: {}", crate::log::escape(e));
+        }
+    }
     if let Some(v) = s.vrrp.as_object() {
         let ms = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
         let mut timers = Vec::new();
@@ -191,6 +211,14 @@ mod tests {
                 "counters": {"tx_adverts": 12, "rx_adverts": 0, "drop_bad_ttl": 1}
             }),
             heartbeat: serde_json::Value::Null,
+            mode: "active-passive".into(),
+            forwarding: true,
+            announcement: None,
+            maglev: Some(crate::control::status::Maglev {
+                fingerprint: "00000000000000ff".into(),
+                nodes: 3,
+                published_ms: 1,
+            }),
         };
         let out = render(&st);
         assert!(
@@ -205,6 +233,33 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("warning"), "{out}");
+        assert!(
+            out.contains("mode: active-passive\nforwarding: yes\n"),
+            "{out}"
+        );
+        assert!(!out.contains("announcement"), "{out}");
+    }
+
+    #[test]
+    fn active_active_shows_the_announcement() {
+        let json = r#"{"node":"director-b","lbid":10,"vrid":51,"priority":89,
+            "vrrp_state":"Backup","master_ip":null,"authenticated":true,"entries":[],
+            "vrrp":null,"heartbeat":null,"mode":"active-active","forwarding":true,
+            "announcement":{"state":"announced","table":100,"device":"proxyha0",
+            "since_ms":1298958338000,"error":null}}"#;
+        let st: Status = serde_json::from_str(json).unwrap();
+        let out = render(&st);
+        assert!(
+            out.contains(
+                "mode: active-active\nforwarding: yes\nannouncement: announced (VIP/32 in table 100, dev proxyha0, since Tue Mar 1 05:45:38 2011)\n"
+            ),
+            "{out}"
+        );
+        // An older daemon's answer (no mode, no announcement) still parses.
+        let old = r#"{"node":"n","lbid":1,"vrid":1,"priority":0,"vrrp_state":"scanning",
+            "master_ip":null,"authenticated":true,"entries":[],"vrrp":null,"heartbeat":null}"#;
+        let st: Status = serde_json::from_str(old).unwrap();
+        assert_eq!((st.mode.as_str(), st.forwarding), ("active-passive", false));
     }
 
     /// The original document's first entry (its own addresses).
@@ -269,6 +324,10 @@ mod tests {
             entries: vec![e],
             vrrp: serde_json::Value::Null,
             heartbeat: serde_json::Value::Null,
+            mode: "active-passive".into(),
+            forwarding: false,
+            announcement: None,
+            maglev: None,
         };
         assert!(render(&st).ends_with(&format!("{UNAUTHENTICATED_WARNING}\n")));
     }

@@ -32,6 +32,9 @@
 //!
 //! [dataplane]
 //! interface = "eth0"
+//!
+//! [cluster]                # optional
+//! mode = "active-passive"  # or "active-active" (docs/active-active.md)
 //! ```
 
 mod raw;
@@ -70,7 +73,44 @@ pub struct Config {
     pub port_redirects: Vec<PortRedirect>,
     pub heartbeat: Heartbeat,
     pub dataplane: Dataplane,
+    pub cluster: Cluster,
 }
+
+/// How the directors of a group share the traffic (`[cluster] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ClusterMode {
+    /// One Active Director (the VRRP Master) forwards, reached through the
+    /// virtual MAC; the original's behaviour and the default.
+    ActivePassive,
+    /// Every healthy director forwards what an ECMP router sends to its own
+    /// MAC; each announces the VIP through a routing table that bird2
+    /// exports (docs/active-active.md). VRRP still elects the coordinator
+    /// that sends the heartbeat requests and announces the membership.
+    ActiveActive,
+}
+
+impl ClusterMode {
+    /// The word the file uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterMode::ActivePassive => "active-passive",
+            ClusterMode::ActiveActive => "active-active",
+        }
+    }
+}
+
+/// The `[cluster]` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cluster {
+    pub mode: ClusterMode,
+    /// Active-active: the kernel routing table in which the director puts
+    /// `VIP/32` while it may receive traffic (bird2's kernel protocol
+    /// learns it from there and exports it over BGP).
+    pub announce_table: u32,
+}
+
+/// The default `cluster.announce_table`.
+pub const DEFAULT_ANNOUNCE_TABLE: u32 = 100;
 
 /// This node's identity and role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

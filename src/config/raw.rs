@@ -13,6 +13,13 @@ pub(super) struct RawFile {
     pub(super) port_redirect: Vec<RawPortRedirect>,
     pub(super) heartbeat: Option<RawHeartbeat>,
     pub(super) dataplane: Option<RawDataplane>,
+    pub(super) cluster: Option<RawCluster>,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawCluster {
+    pub(super) mode: Option<String>,
+    pub(super) announce_table: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -36,6 +36,14 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     if old.node.is_director() != new.node.is_director() {
         out.push("node.priority (between 0 and a director priority)".to_string());
     }
+    // Active-active directors announce their VIPs as routes (node::announce),
+    // set up at start.
+    if old.cluster.mode == super::ClusterMode::ActiveActive
+        && new.cluster.mode == super::ClusterMode::ActiveActive
+        && old.vip_addrs() != new.vip_addrs()
+    {
+        out.push("virtual_ips (active-active: the announced routes)".to_string());
+    }
     // VRRPv2 simple-text authentication is not serialised: compare it here.
     if old.vrrp.auth_pass != new.vrrp.auth_pass {
         out.push("vrrp.auth_pass".to_string());

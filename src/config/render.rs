@@ -1,7 +1,7 @@
 //! `proxyha config check`'s listing of the resolved settings.
 
 use super::values::fmt_duration;
-use super::{Config, QueueCount, VrrpVersion, format_ports};
+use super::{ClusterMode, Config, QueueCount, VrrpVersion, format_ports};
 use crate::wire::ethernet;
 
 impl Config {
@@ -183,6 +183,13 @@ impl Config {
         line("dataplane.tx_ring", d.tx_ring.to_string());
         line("dataplane.umem_frames", d.umem_frames.to_string());
         line("dataplane.frame_size", d.frame_size.to_string());
+        line("cluster.mode", self.cluster.mode.as_str().into());
+        if self.cluster.mode == ClusterMode::ActiveActive {
+            line(
+                "cluster.announce_table",
+                self.cluster.announce_table.to_string(),
+            );
+        }
         s
     }
 }

@@ -32,6 +32,7 @@
 //! `maglev_rebuilds` (builds run) and `maglev_rebuilds_coalesced`
 //! (membership changes folded into a later build).
 
+pub mod forwarding;
 pub mod frames;
 pub mod status;
 
@@ -117,6 +118,9 @@ pub struct Plane {
     ttl_log: log::RateLimit<Ipv4Addr>,
     last_rebuild: Option<Instant>,
     rebuild_due: Option<Instant>,
+    /// The wall clock (Unix ms) at an instant, for published times.
+    anchor: (Instant, u64),
+    maglev: Option<status::Maglev>,
 }
 
 /// The node id of this node: its management IPv4 as a number, so every
@@ -226,6 +230,8 @@ impl Plane {
             ttl_log: log::RateLimit::new(heartbeat::REJECT_LOG_KEYS, log::RATE_PERIOD),
             last_rebuild: None,
             rebuild_due: None,
+            anchor: (now, unix_ms),
+            maglev: None,
         };
         p.publish_filter(None);
         p.drain(now);
@@ -249,9 +255,37 @@ impl Plane {
         self.drain(now);
     }
 
-    /// Whether this node is the Active Director.
+    /// Whether this node is the VRRP Master: the Active Director
+    /// (active-passive) or the coordinator (active-active).
     pub fn is_master(&self) -> bool {
         self.master
+    }
+
+    /// What this node does with VIP traffic now ([`forwarding`]).
+    pub fn forwarding(&self) -> forwarding::Forwarding {
+        forwarding::Forwarding::decide(
+            self.cfg.cluster.mode,
+            self.cfg.node.is_director(),
+            self.master,
+            self.our_mac,
+            self.vmac.octets(),
+        )
+    }
+
+    /// Whether this node announces the VIP to the router now
+    /// ([`forwarding::announce`]); `draining` and `stopping` come from the
+    /// daemon.
+    pub fn announce(&self, draining: bool, stopping: bool) -> bool {
+        let m = self.hb.membership();
+        let healthy = m.nodes.iter().filter(|n| n.weight > 0).count();
+        forwarding::announce(
+            self.cfg.cluster.mode,
+            self.cfg.node.is_director(),
+            self.dataplane_healthy,
+            healthy,
+            draining,
+            stopping,
+        )
     }
 
     /// The glue's counters.
@@ -365,7 +399,7 @@ impl Plane {
             self.counters.drop_malformed += 1;
             return;
         };
-        if !self.master
+        if !self.forwarding().virtual_mac
             || req.operation != arp::Operation::Request
             || !self.vips.contains(&req.target_ip)
             || req.is_gratuitous()
@@ -539,7 +573,13 @@ impl Plane {
                 ));
             }
             vrrp::Action::BecomeMaster { reason } => {
-                log!("vrrp", "became Master (Active Director): {reason:?}");
+                let role = match self.cfg.cluster.mode {
+                    crate::config::ClusterMode::ActivePassive => "Active Director",
+                    crate::config::ClusterMode::ActiveActive => {
+                        "coordinator: heartbeat requests and membership"
+                    }
+                };
+                log!("vrrp", "became Master ({role}): {reason:?}");
                 self.master = true;
                 if let Err(e) = self.hb.set_active(now, true) {
                     log!("heartbeat", "cannot become active: {e}");
@@ -559,6 +599,9 @@ impl Plane {
                 self.master = false;
                 let _ = self.hb.set_active(now, false);
             }
+            // Active-active: nobody holds the virtual MAC (see `forwarding`).
+            vrrp::Action::SendGratuitousArp { .. }
+                if self.cfg.cluster.mode == crate::config::ClusterMode::ActiveActive => {}
             vrrp::Action::SendGratuitousArp { vip } => {
                 self.tx
                     .push_back(arp::Repr::gratuitous(self.vmac, vip).to_frame(None));
@@ -691,6 +734,15 @@ impl Plane {
         {
             Ok(true) => {
                 self.counters.maglev_published += 1;
+                let since = now.saturating_duration_since(self.anchor.0).as_millis();
+                self.maglev = Some(status::Maglev {
+                    fingerprint: format!("{:016x}", self.shared.maglev.load().fingerprint()),
+                    nodes: backends.len(),
+                    published_ms: self
+                        .anchor
+                        .1
+                        .saturating_add(u64::try_from(since).unwrap_or(u64::MAX)),
+                });
                 log!(
                     "balance",
                     "Maglev table published: {} nodes, generation {}",
@@ -704,7 +756,15 @@ impl Plane {
     }
 
     fn publish_filter(&self, local_slot: Option<u16>) {
-        let mut f = Filter::new(self.cfg.vrrp.vrid, self.our_mac).with_local_slot(local_slot);
+        let fwd = self.forwarding();
+        let mut f = Filter::new(self.cfg.vrrp.vrid, self.our_mac)
+            .with_local_slot(local_slot)
+            .with_steer_mac(fwd.dst_mac);
+        if fwd.peer_macs {
+            // Every node the health table knows, failed ones too: a member
+            // whose proxy failed may still be forwarding.
+            f = f.with_peer_macs(self.shared.health.nodes().into_iter().map(|(_, n)| n.mac));
+        }
         for v in &self.vips {
             f = f.with_vip(*v);
         }
@@ -774,6 +834,10 @@ impl Plane {
             entries,
             vrrp: vrrp_json,
             heartbeat: hb_json,
+            mode: self.cfg.cluster.mode.as_str().to_string(),
+            forwarding: self.forwarding().steer,
+            announcement: None,
+            maglev: self.maglev.clone(),
         }
     }
 

@@ -52,4 +52,35 @@ pub struct Status {
     pub vrrp: serde_json::Value,
     /// The heartbeat protocol's counters, as JSON.
     pub heartbeat: serde_json::Value,
+    /// `active-passive` or `active-active` (`[cluster] mode`).
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Whether this node balances VIP traffic now (the Active Director;
+    /// active-active: every director).
+    #[serde(default)]
+    pub forwarding: bool,
+    /// Active-active directors: the VIP announcement to the router.
+    #[serde(default)]
+    pub announcement: Option<crate::node::announce::Status>,
+    /// The Maglev table in use, once one was published.
+    #[serde(default)]
+    pub maglev: Option<Maglev>,
+}
+
+/// The published Maglev table, comparable across directors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Maglev {
+    /// `balance::maglev::Table::fingerprint`, hex: equal on two directors
+    /// when they send every flow to the same node.
+    pub fingerprint: String,
+    /// Nodes in the table.
+    pub nodes: usize,
+    /// Unix milliseconds when this node published it.
+    pub published_ms: u64,
+}
+
+fn default_mode() -> String {
+    crate::config::ClusterMode::ActivePassive
+        .as_str()
+        .to_string()
 }

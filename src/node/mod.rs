@@ -11,6 +11,7 @@
 //! * [`reload`]: SIGHUP and `proxyha reload`, applied as a diff;
 //! * [`systemd`]: READY/WATCHDOG/RELOADING/STOPPING for the unit file;
 //! * [`xdp`]: the filter program and the Master's unicast MAC;
+//! * [`announce`]: active-active: the VIP route that bird2 exports;
 //! * [`setup`]: the scanning side (VIP on `lo`, sysctls, nftables);
 //! * [`iface`]: interface facts (index, MAC, queues, link state);
 //! * [`probe`]: the local proxy-port and load probe;
@@ -20,6 +21,7 @@
 //! * [`prereq`]: root and tools, for the daemon and for tests.
 
 pub mod admin;
+pub mod announce;
 pub mod iface;
 pub mod lock;
 pub mod peer_probe;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::config::Config;
+use crate::config::{ClusterMode, Config};
 use crate::control::Plane;
 use crate::dataplane::Shared;
 use crate::dataplane::classify::Filter as DpFilter;
@@ -23,6 +23,7 @@ use crate::heartbeat::format_mac;
 use crate::log;
 
 use super::admin::{self, Peer, Request};
+use super::announce::Announcer;
 use super::iface::Interface;
 use super::peer_probe::Prober;
 use super::report::{QueueInfo, Sources, StatsReport};
@@ -181,6 +182,7 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
     let (reload_tx, reload_rx) = crossbeam::channel::bounded(1);
     let _server = {
         let published = published.clone();
+        let draining = draining.clone();
         let access = admin::Access::with_group(cfg.node.control_group.as_deref())?;
         admin::Server::bind(&cfg.node.control_socket, access, move |line, peer| {
             published.answer(line, peer, &draining, &reload_tx)
@@ -192,9 +194,21 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
         cfg.node.control_socket.display()
     );
 
+    // Active-active directors announce the VIP through queue 0's TAP device
+    // (see `announce`: the routes die with the daemon).
+    let mut announcer = (cfg.cluster.mode == ClusterMode::ActiveActive && director).then(|| {
+        Announcer::new(
+            cfg.vip_addrs(),
+            cfg.cluster.announce_table,
+            &workers::tap_name(workers[0].queue),
+        )
+    });
+
     plane.start(start);
     let mut sd = Notifier::from_env();
     let mut master = false;
+    let mut forwarding = None;
+    let mut peers: Vec<[u8; 6]> = Vec::new();
     let mut latency = Latency::default();
     let mut control_tx_dropped = 0u64;
     let mut last_publish = start - PUBLISH_EVERY;
@@ -217,6 +231,11 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
         let now = Instant::now();
         if stop.load(Ordering::Relaxed) && !drain.started() {
             sd.stopping();
+            // Withdraw first: the router stops sending while we still
+            // forward what is in flight.
+            if let Some(a) = announcer.as_mut() {
+                a.set(false, now, unix_ms());
+            }
             drain.begin(&cfg, &mut plane, now);
         }
         if drain.done(now) {
@@ -320,7 +339,25 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
             master = plane.is_master();
             // The CLI must never see a stale role: publish at once.
             publish_status = true;
-            steering.set_master(master);
+        }
+        let fwd = plane.forwarding();
+        if forwarding != Some(fwd) {
+            forwarding = Some(fwd);
+            publish_status = true;
+            steering.apply(&fwd);
+        }
+        // The peer MACs the control plane published for the workers go to
+        // the XDP filter too (active-active; empty otherwise).
+        let published_filter = shared.filter.load();
+        if published_filter.peer_macs != peers {
+            peers.clone_from(&published_filter.peer_macs);
+            steering.set_peers(&peers);
+        }
+        if let Some(a) = announcer.as_mut() {
+            let was = a.announced();
+            let want = plane.announce(draining.load(Ordering::Relaxed), drain.started());
+            a.set(want, now, unix_ms());
+            publish_status |= a.announced() != was;
         }
         while let Some(f) = plane.poll_transmit() {
             if workers[0].queues.from_control.push(f).is_err() {
@@ -329,7 +366,9 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
         }
         let publish_all = now.duration_since(last_publish) >= PUBLISH_EVERY;
         if publish_status || publish_all {
-            let status = serde_json::to_string(&plane.status(now)).unwrap_or_default();
+            let mut st = plane.status(now);
+            st.announcement = announcer.as_ref().map(Announcer::status);
+            let status = serde_json::to_string(&st).unwrap_or_default();
             Published::set(&published.status, status);
         }
         if publish_all {
@@ -355,6 +394,7 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
     }
 
     log!("node", "drained; stopping the dataplane");
+    drop(announcer);
     workers::stop_all(&shared, workers);
     steering.release();
     drop(channels);

@@ -44,6 +44,13 @@ impl LocalSink for NoLocal {
 }
 
 /// The worker settings a node config asks for.
+/// The TAP device of queue `queue`'s worker on a director (its local
+/// delivery; queue 0's also carries the active-active announcement, see
+/// [`super::announce`]).
+pub fn tap_name(queue: u32) -> String {
+    format!("proxyha{queue}")
+}
+
 pub fn worker_config(cfg: &Config) -> worker::Config {
     let polling = match cfg.dataplane.poll {
         PollMode::Busy => worker::Polling::Busy,
@@ -182,7 +189,7 @@ pub fn spawn(
                 notes,
             };
             if director {
-                let tap = match xsk::TapSink::open(&format!("proxyha{queue}")) {
+                let tap = match xsk::TapSink::open(&tap_name(queue)) {
                     Ok(t) => t,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e.to_string()));

@@ -1,10 +1,11 @@
 //! The node's XDP side: the filter program and its maps, and the unicast
-//! MAC entry that lets a real NIC accept the virtual MAC while this node is
-//! the VRRP Master.
+//! MAC entry that lets a real NIC accept the virtual MAC while this node
+//! holds it (the active-passive Master).
 
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::control::forwarding::Forwarding;
 use crate::log;
 use crate::xsk;
 
@@ -60,19 +61,42 @@ impl Steering {
         })
     }
 
-    /// On a VRRP role change: the filter steers VIP traffic only on the
-    /// Master, and only the Master holds the virtual MAC in the NIC's
-    /// unicast list. Failures are logged; the node keeps running.
-    pub fn set_master(&mut self, master: bool) {
-        if let Err(e) = self.filter.set_active(master) {
-            log!("xdp", "cannot set the active flag: {e}");
+    /// Applies the control plane's forwarding decision
+    /// ([`crate::control::forwarding`]): the filter steers VIP traffic sent
+    /// to `dst_mac` while `steer` is set, and the virtual MAC is in the NIC's
+    /// unicast list only while the node holds it. Failures are logged; the
+    /// node keeps running.
+    pub fn apply(&mut self, fwd: &Forwarding) {
+        let mut config = self.filter.config();
+        config.vmac = fwd.dst_mac;
+        config.flags &= !(xsk::FLAG_ACTIVE | xsk::FLAG_DROP_ORPHANS | xsk::FLAG_PEERS);
+        for (on, flag) in [
+            (fwd.steer, xsk::FLAG_ACTIVE),
+            (fwd.drop_orphans, xsk::FLAG_DROP_ORPHANS),
+            (fwd.peer_macs, xsk::FLAG_PEERS),
+        ] {
+            if on {
+                config.flags |= flag;
+            }
         }
-        self.unicast_mac = None;
-        if master {
+        if let Err(e) = self.filter.set_config(&config) {
+            log!("xdp", "cannot set the active flag and MAC: {e}");
+        }
+        if !fwd.virtual_mac {
+            self.unicast_mac = None;
+        } else if self.unicast_mac.is_none() {
             match xsk::UnicastMac::add(&self.ifname, self.vmac) {
                 Ok(m) => self.unicast_mac = Some(m),
                 Err(e) => log!("xdp", "cannot add the virtual MAC to {}: {e}", self.ifname),
             }
+        }
+    }
+
+    /// Active-active: the members' MACs, whose frames to us are their
+    /// redirects (the same set the workers' classify filter holds).
+    pub fn set_peers(&mut self, macs: &[[u8; 6]]) {
+        if let Err(e) = self.filter.set_peers(macs) {
+            log!("xdp", "cannot set the peer MACs: {e}");
         }
     }
 

@@ -28,8 +28,10 @@ pub const FILTER_PROGRAM: &str = "proxyha_filter";
 /// The pass-everything program's name.
 pub const PASS_PROGRAM: &str = "proxyha_pass";
 
-/// Config flag: this node is the Active Director. Steers VIP traffic sent to
-/// the virtual MAC and ARP requests for a VIP into the sockets. A backup
+/// Config flag: this node forwards (the Active Director; active-active:
+/// every director). Steers VIP traffic sent to [`FilterConfig::vmac`] (the
+/// virtual MAC, or an active-active director's own MAC) and ARP requests
+/// for a VIP into the sockets. A backup
 /// director or a scanning node clears it, so the kernel sees those frames.
 pub const FLAG_ACTIVE: u8 = 0x01;
 /// Config flag: steer VRRP (IP protocol 112) adverts for our VRID.
@@ -37,11 +39,19 @@ pub const FLAG_VRRP: u8 = 0x02;
 /// Config flag: steer heartbeats (IP protocol 253) of [`FilterConfig::lbid`];
 /// drop (and count) those of another LBID.
 pub const FLAG_HEARTBEAT: u8 = 0x04;
+/// Config flag (active-active directors): a VIP frame that [`FLAG_ACTIVE`]
+/// steers but whose queue has no socket (the daemon died) is dropped, not
+/// passed to a kernel that owns the VIP and would reset the flow.
+pub const FLAG_DROP_ORPHANS: u8 = 0x08;
+/// Config flag (active-active directors): VIP frames whose source MAC is in
+/// the peer set ([`Filter::set_peers`]) are passed to the kernel: another
+/// director's redirect of a flow this node serves.
+pub const FLAG_PEERS: u8 = 0x10;
 
 /// Words in one protocol's port bitmap (65536 bits).
 const PORT_WORDS: usize = 1024;
 /// Entries in the per-CPU stats array (`STAT_COUNT` in filter.bpf.c).
-const STAT_COUNT: u32 = 8;
+const STAT_COUNT: u32 = 9;
 
 /// Where to run the XDP program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +94,8 @@ impl std::fmt::Display for AttachMode {
 /// The filter's config entry (`struct filter_config` in filter.bpf.c).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FilterConfig {
-    /// The VRRP virtual MAC, `00:00:5e:00:01:{vrid}`.
+    /// The destination MAC of the VIP traffic to steer: the VRRP virtual MAC
+    /// `00:00:5e:00:01:{vrid}`, or an active-active director's own MAC.
     pub vmac: [u8; 6],
     /// Our VRID.
     pub vrid: u8,
@@ -138,7 +149,8 @@ pub enum Verdict {
     Pass,
     /// `XDP_REDIRECT` into the XSKMAP: to the AF_XDP socket.
     ToSocket,
-    /// `XDP_DROP`: a heartbeat of another LBID (counted).
+    /// `XDP_DROP`: a heartbeat of another LBID, or (active-active) VIP
+    /// traffic with no socket (counted).
     Drop,
     /// Any other action (a bug: the filter never aborts).
     Other(u32),
@@ -164,6 +176,9 @@ pub struct FilterStats {
     pub no_socket: u64,
     /// Heartbeats dropped in XDP: another LBID, or too short to carry one.
     pub drop_heartbeat: u64,
+    /// Active-active: VIP traffic dropped because its queue had no socket
+    /// ([`FLAG_DROP_ORPHANS`]; also counted in `no_socket`).
+    pub drop_orphan: u64,
 }
 
 /// A program from an embedded object, attached to one interface; detached
@@ -258,6 +273,7 @@ struct Shadow {
     config: FilterConfig,
     vips: BTreeSet<Ipv4Addr>,
     ports: Box<[u64; 2 * PORT_WORDS]>,
+    peers: BTreeSet<[u8; 6]>,
 }
 
 /// The filter program, attached to one interface, with its maps.
@@ -270,6 +286,7 @@ pub struct Filter {
     config: Map,
     vips: Map,
     ports: Map,
+    peers: Map,
     stats: Map,
     shadow: Mutex<Shadow>,
 }
@@ -291,12 +308,14 @@ impl Filter {
             config: attached.map("proxyha_config")?,
             vips: attached.map("proxyha_vips")?,
             ports: attached.map("proxyha_ports")?,
+            peers: attached.map("proxyha_peers")?,
             stats: attached.map("proxyha_stats")?,
             attached,
             shadow: Mutex::new(Shadow {
                 config: FilterConfig::default(),
                 vips: BTreeSet::new(),
                 ports: Box::new([0; 2 * PORT_WORDS]),
+                peers: BTreeSet::new(),
             }),
         })
     }
@@ -363,6 +382,25 @@ impl Filter {
         Ok(())
     }
 
+    /// Replaces the set of peer MACs ([`FLAG_PEERS`]); at most 256.
+    pub fn set_peers(&self, macs: &[[u8; 6]]) -> Result<(), Error> {
+        let key = |m: &[u8; 6]| {
+            let mut k = [0u8; 8];
+            k[..6].copy_from_slice(m);
+            k
+        };
+        let mut shadow = self.lock();
+        let want: BTreeSet<[u8; 6]> = macs.iter().copied().collect();
+        for gone in shadow.peers.difference(&want) {
+            self.peers.delete(&key(gone))?;
+        }
+        for new in want.difference(&shadow.peers) {
+            self.peers.update(&key(new), &1u8)?;
+        }
+        shadow.peers = want;
+        Ok(())
+    }
+
     /// Replaces the set of redirected destination ports of one protocol.
     pub fn set_ports(&self, l4: L4, ports: &[u16]) -> Result<(), Error> {
         let mut shadow = self.lock();
@@ -397,6 +435,7 @@ impl Filter {
             passed: sum[5],
             no_socket: sum[6],
             drop_heartbeat: sum[7],
+            drop_orphan: sum[8],
         })
     }
 

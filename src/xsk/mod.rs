@@ -82,8 +82,8 @@ mod tap;
 
 pub use channels::{Channels, channels, set_channels};
 pub use filter::{
-    AttachMode, FLAG_ACTIVE, FLAG_HEARTBEAT, FLAG_VRRP, Filter, FilterConfig, FilterStats, L4,
-    PassProgram, Verdict, detach_stale,
+    AttachMode, FLAG_ACTIVE, FLAG_DROP_ORPHANS, FLAG_HEARTBEAT, FLAG_PEERS, FLAG_VRRP, Filter,
+    FilterConfig, FilterStats, L4, PassProgram, Verdict, detach_stale,
 };
 pub use mac::UnicastMac;
 pub use socket::{Accounting, BindMode, Bound, BusyPoll, Socket, SocketConfig, SocketStats};

@@ -62,6 +62,9 @@ pub struct Options {
     /// Run every daemon under a supervisor loop that restarts it 0.5 s
     /// after it dies (`lab.sh up --supervise`).
     pub supervise: bool,
+    /// Both directors forward behind an ECMP router running bird2
+    /// (`lab.sh up --active-active`); the client is 198.19.0.100.
+    pub active_active: bool,
 }
 
 impl Default for Options {
@@ -76,6 +79,7 @@ impl Default for Options {
             queues: 1,
             vlan: None,
             supervise: false,
+            active_active: false,
         }
     }
 }
@@ -117,6 +121,9 @@ impl Lab {
         if let Some(v) = opts.vlan {
             args.push("--vlan".into());
             args.push(v.to_string());
+        }
+        if opts.active_active {
+            args.push("--active-active".into());
         }
         let out = sh(lab.script().args(&args));
         if !out.status.success() {

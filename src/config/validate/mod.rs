@@ -2,6 +2,7 @@
 //! the rules that span sections ([`cross`]). The first broken rule is the
 //! error; its message names the key, the value and the rule.
 
+mod cluster;
 mod cross;
 mod dataplane;
 mod heartbeat;
@@ -27,6 +28,7 @@ pub(super) fn validate(file: &str, raw: RawFile, base: &Path) -> Result<Config, 
     let port_redirects = v.port_redirects(raw.port_redirect)?;
     let heartbeat = v.heartbeat(raw.heartbeat.unwrap_or_default(), base)?;
     let dataplane = v.dataplane(raw.dataplane.unwrap_or_default(), &vrrp.interface)?;
+    let cluster = v.cluster(raw.cluster.unwrap_or_default())?;
     let config = Config {
         node,
         vrrp,
@@ -34,6 +36,7 @@ pub(super) fn validate(file: &str, raw: RawFile, base: &Path) -> Result<Config, 
         port_redirects,
         heartbeat,
         dataplane,
+        cluster,
     };
     v.cross(&config)?;
     Ok(config)

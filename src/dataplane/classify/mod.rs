@@ -13,7 +13,9 @@
 //! 3. IPv4 (header length and total length checked; malformed: drop):
 //!    * protocol 112 with our VRID: [`Verdict::Vrrp`] (other VRIDs: pass);
 //!    * protocol 253: [`Verdict::Heartbeat`];
-//!    * TCP or UDP to a VIP on a redirected port, sent to the virtual MAC:
+//!    * TCP or UDP to a VIP on a redirected port, sent to the steering MAC
+//!      (the virtual MAC; active-active: our own) and not from a member's
+//!      MAC (active-active: another director's redirect, for us: pass):
 //!      [`Verdict::ProxyFlow`]; a first fragment (offset 0, more-fragments
 //!      set) of such a datagram: [`Verdict::FirstFragment`], steered by its
 //!      ports; a later fragment of any TCP/UDP datagram to a VIP (it has no
@@ -133,8 +135,14 @@ pub struct Filter {
     pub ports: PortSet,
     /// Our VRRP VRID.
     pub vrid: u8,
-    /// The VRRP virtual MAC (frames to balance arrive addressed to it).
-    pub virtual_mac: [u8; 6],
+    /// The destination MAC of the frames to balance: the VRRP virtual MAC
+    /// (active-passive) or this node's own MAC (active-active); see
+    /// `control::forwarding`.
+    pub steer_mac: [u8; 6],
+    /// Active-active: the MACs of the cluster's members. A frame from one
+    /// of them is another director's redirect to this node, for the local
+    /// stack ([`Verdict::Pass`]), never balanced again. Empty otherwise.
+    pub peer_macs: Vec<[u8; 6]>,
     /// This node's own MAC: the source MAC of redirected frames.
     pub our_mac: [u8; 6],
     /// This node's slot in the health table, if it scans too: flows Maglev
@@ -150,10 +158,35 @@ impl Filter {
             vips: Vec::new(),
             ports: PortSet::new(),
             vrid,
-            virtual_mac: virtual_mac(vrid),
+            steer_mac: virtual_mac(vrid),
+            peer_macs: Vec::new(),
             our_mac,
             local_slot: None,
         }
+    }
+
+    /// Balances frames sent to `mac` instead of the virtual MAC.
+    pub fn with_steer_mac(mut self, mac: [u8; 6]) -> Filter {
+        self.steer_mac = mac;
+        self
+    }
+
+    /// Hands frames from these MACs to the local stack (active-active).
+    pub fn with_peer_macs(mut self, macs: impl IntoIterator<Item = [u8; 6]>) -> Filter {
+        self.peer_macs = macs.into_iter().filter(|m| *m != self.our_mac).collect();
+        self
+    }
+
+    /// Whether a frame to VIP `dst` is one to balance: sent to the steering
+    /// MAC and not a member's redirect.
+    #[inline]
+    fn balances(&self, frame: &[u8], dst: u32) -> bool {
+        frame.get(0..6) == Some(&self.steer_mac[..])
+            && self.is_vip(dst)
+            && (self.peer_macs.is_empty()
+                || frame
+                    .get(6..12)
+                    .is_some_and(|src| !self.peer_macs.iter().any(|m| m[..] == *src)))
     }
 
     /// Adds a VIP.
@@ -344,10 +377,7 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
         PROTO_ICMP => {
             let dst = get_be32(frame, l3 + 16).unwrap_or(0);
             let frag = get_be16(frame, l3 + 6).unwrap_or(0);
-            if frame.get(0..6) != Some(&filter.virtual_mac[..])
-                || !filter.is_vip(dst)
-                || frag & 0x3fff != 0
-            {
+            if !filter.balances(frame, dst) || frag & 0x3fff != 0 {
                 return Verdict::Pass;
             }
             match icmp_quote(filter, &frame[l4..end]) {
@@ -358,7 +388,7 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
         }
         PROTO_TCP | PROTO_UDP => {
             let dst = get_be32(frame, l3 + 16).unwrap_or(0);
-            if frame.get(0..6) != Some(&filter.virtual_mac[..]) || !filter.is_vip(dst) {
+            if !filter.balances(frame, dst) {
                 return Verdict::Pass;
             }
             let src = get_be32(frame, l3 + 12).unwrap_or(0);

@@ -387,3 +387,25 @@ proptest! {
         let _ = classify(&filter(), &fr);
     }
 }
+
+/// Active-active: frames to our own MAC are balanced, those to the virtual
+/// MAC are not, and a member's redirect to us (its source MAC) goes to the
+/// local stack, the ICMP errors about it too.
+#[test]
+fn active_active_balances_our_mac_and_passes_member_redirects() {
+    const ROUTER: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
+    const PEER: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+    let f = filter().with_steer_mac(OUR).with_peer_macs([PEER, OUR]);
+    assert_eq!(f.peer_macs, vec![PEER], "our own MAC is never a peer");
+    let routed = tcp(OUR, ROUTER, None, CLIENT, 40000, VIP, 9090, SYN, &[]);
+    assert!(matches!(classify(&f, &routed), Verdict::ProxyFlow(_)));
+    let from_peer = tcp(OUR, PEER, None, CLIENT, 40000, VIP, 9090, SYN, &[]);
+    assert_eq!(classify(&f, &from_peer), Verdict::Pass);
+    let to_vmac = tcp(vmac(), ROUTER, None, CLIENT, 40000, VIP, 9090, SYN, &[]);
+    assert_eq!(classify(&f, &to_vmac), Verdict::Pass);
+    let reply = tcp(CLIENT_MAC, OUR, None, VIP, 9090, CLIENT, 40000, ACK, &[]);
+    let icmp = icmp_error(OUR, PEER, CLIENT, VIP, 3, 4, 1400, &reply[14..]);
+    assert_eq!(classify(&f, &icmp), Verdict::Pass);
+    let icmp = icmp_error(OUR, ROUTER, CLIENT, VIP, 3, 4, 1400, &reply[14..]);
+    assert!(matches!(classify(&f, &icmp), Verdict::IcmpError(_)));
+}
