@@ -161,6 +161,18 @@ impl Config {
         line("dataplane.tx_ring", d.tx_ring.to_string());
         line("dataplane.umem_frames", d.umem_frames.to_string());
         line("dataplane.frame_size", d.frame_size.to_string());
+        for kind in crate::control::event::Kind::ALL {
+            if let Some(c) = self.notify.command(kind) {
+                line(&format!("notify.{}", kind.as_str()), c.join(" "));
+            }
+        }
+        line("notify.timeout", fmt_duration(self.notify.timeout));
+        line(
+            "metrics.listen",
+            self.metrics
+                .listen
+                .map_or("off".into(), |a| format!("http://{a}/metrics")),
+        );
         s
     }
 }

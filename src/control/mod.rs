@@ -32,6 +32,7 @@
 //! `maglev_rebuilds` (builds run) and `maglev_rebuilds_coalesced`
 //! (membership changes folded into a later build).
 
+pub mod event;
 pub mod frames;
 pub mod status;
 
@@ -50,6 +51,8 @@ use crate::heartbeat::{self, LocalHealth};
 use crate::log;
 use crate::vrrp;
 use crate::wire::{arp, ethernet, ipv4};
+
+pub use event::Event;
 
 /// The shortest time between two Maglev rebuilds (see the module docs).
 pub const REBUILD_INTERVAL: Duration = Duration::from_millis(150);
@@ -87,6 +90,8 @@ pub struct Counters {
     pub drop_heartbeat_ttl: u64,
     /// Failed nodes' health-table slots freed to make room for a member.
     pub health_evicted: u64,
+    /// Operator events dropped because [`event::MAX_QUEUED`] were waiting.
+    pub events_dropped: u64,
 }
 
 /// One node's control plane.
@@ -106,6 +111,18 @@ pub struct Plane {
     ttl_log: log::RateLimit<Ipv4Addr>,
     last_rebuild: Option<Instant>,
     rebuild_due: Option<Instant>,
+    events: event::Queue,
+    /// The VRRP state as events name it (`INITIALIZE`, `BACKUP`, `MASTER`).
+    vrrp_state: &'static str,
+}
+
+/// A VRRP reason in one word (`MasterResigned { from }` → `MasterResigned`).
+fn reason_word(r: vrrp::Reason) -> String {
+    let s = format!("{r:?}");
+    s.split([' ', '{', '('])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The node id of this node: its management IPv4 as a number, so every
@@ -210,6 +227,8 @@ impl Plane {
             ttl_log: log::RateLimit::new(heartbeat::REJECT_LOG_KEYS, log::RATE_PERIOD),
             last_rebuild: None,
             rebuild_due: None,
+            events: event::Queue::default(),
+            vrrp_state: "INITIALIZE",
         };
         p.publish_filter(None);
         p.drain(now);
@@ -227,6 +246,8 @@ impl Plane {
     /// The VRRP Shutdown event: a priority-0 advert, so that the Backup takes
     /// over after Skew_Time.
     pub fn shutdown(&mut self, now: Instant) {
+        let from = self.vrrp_state;
+        self.emit_own(event::Kind::Stop, from, "STOP", "signal");
         if let Some(v) = self.vrrp.as_mut() {
             v.handle_shutdown(now);
         }
@@ -240,7 +261,59 @@ impl Plane {
 
     /// The glue's counters.
     pub fn counters(&self) -> Counters {
-        self.counters
+        Counters {
+            events_dropped: self.events.dropped,
+            ..self.counters
+        }
+    }
+
+    /// The next operator event, oldest first (see [`event`]).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop()
+    }
+
+    /// Queues an event about a node.
+    fn emit(
+        &mut self,
+        kind: event::Kind,
+        subject: &str,
+        ip: Ipv4Addr,
+        (from, to): (&str, &str),
+        reason: &str,
+    ) {
+        let priority = match &self.vrrp {
+            Some(v) => v.priority(),
+            None => 0,
+        };
+        self.events.push(Event {
+            seq: 0,
+            unix_ms: 0,
+            node: self.cfg.node.name.clone(),
+            kind,
+            subject: subject.to_owned(),
+            ip,
+            from: from.to_owned(),
+            to: to.to_owned(),
+            reason: reason.to_owned(),
+            priority,
+        });
+    }
+
+    /// Queues an event about this node itself.
+    fn emit_own(&mut self, kind: event::Kind, from: &str, to: &str, reason: &str) {
+        let name = self.cfg.node.name.clone();
+        let ip = self.cfg.node.management_ip;
+        self.emit(kind, &name, ip, (from, to), reason);
+    }
+
+    /// A VRRP state change: the event, and the state events name.
+    fn vrrp_changed(&mut self, kind: Option<event::Kind>, to: &'static str, reason: vrrp::Reason) {
+        let from = std::mem::replace(&mut self.vrrp_state, to);
+        if let Some(kind) = kind
+            && from != to
+        {
+            self.emit_own(kind, from, to, &reason_word(reason));
+        }
     }
 
     /// The earliest instant at which [`Plane::handle_timeout`] must run.
@@ -375,6 +448,8 @@ impl Plane {
             } else {
                 log!("vrrp", "dataplane unhealthy: resigning with priority 0");
                 v.set_priority(now, 0);
+                let from = self.vrrp_state;
+                self.emit_own(event::Kind::Fault, from, "FAULT", "dataplane");
             }
         }
         self.drain(now);
@@ -443,6 +518,7 @@ impl Plane {
             vrrp::Action::BecomeMaster { reason } => {
                 log!("vrrp", "became Master (Active Director): {reason:?}");
                 self.master = true;
+                self.vrrp_changed(Some(event::Kind::Master), "MASTER", reason);
                 if let Err(e) = self.hb.set_active(now, true) {
                     log!("heartbeat", "cannot become active: {e}");
                 }
@@ -454,11 +530,14 @@ impl Plane {
                     log!("vrrp", "Backup (Passive Director): {reason:?}");
                 }
                 self.master = false;
+                self.vrrp_changed(Some(event::Kind::Backup), "BACKUP", reason);
                 let _ = self.hb.set_active(now, false);
             }
             vrrp::Action::BecomeInitialize { reason } => {
                 log!("vrrp", "left the election: {reason:?}");
                 self.master = false;
+                // Only a shutdown leads here; its `stop` event is already queued.
+                self.vrrp_changed(None, "INITIALIZE", reason);
                 let _ = self.hb.set_active(now, false);
             }
             vrrp::Action::SendGratuitousArp { vip } => {
@@ -477,8 +556,17 @@ impl Plane {
                     log::escape(&name)
                 );
             }
-            heartbeat::Event::StateChanged { name, from, to, .. } => {
+            heartbeat::Event::StateChanged { id, name, from, to } => {
                 log!("heartbeat", "node {}: {from} -> {to}", log::escape(&name));
+                // A node id is its management IPv4 (`node_id_from_ipv4`).
+                let ip = Ipv4Addr::from(id);
+                self.emit(
+                    event::Kind::Node,
+                    &name,
+                    ip,
+                    (from.as_str(), to.as_str()),
+                    "heartbeat",
+                );
             }
             heartbeat::Event::MembershipChanged { generation } => {
                 log!(

@@ -5,7 +5,9 @@
 mod cross;
 mod dataplane;
 mod heartbeat;
+mod metrics;
 mod node;
+mod notify;
 mod port_redirect;
 mod virtual_ip;
 mod vrrp;
@@ -27,6 +29,8 @@ pub(super) fn validate(file: &str, raw: RawFile, base: &Path) -> Result<Config, 
     let port_redirects = v.port_redirects(raw.port_redirect)?;
     let heartbeat = v.heartbeat(raw.heartbeat.unwrap_or_default(), base)?;
     let dataplane = v.dataplane(raw.dataplane.unwrap_or_default(), &vrrp.interface)?;
+    let notify = v.notify(raw.notify.unwrap_or_default())?;
+    let metrics = v.metrics(raw.metrics.unwrap_or_default())?;
     let config = Config {
         node,
         vrrp,
@@ -34,6 +38,8 @@ pub(super) fn validate(file: &str, raw: RawFile, base: &Path) -> Result<Config, 
         port_redirects,
         heartbeat,
         dataplane,
+        notify,
+        metrics,
     };
     v.cross(&config)?;
     Ok(config)
