@@ -13,7 +13,9 @@
 #                                                       --queues N gives every link N RX and N TX queues
 #                                                       (proxyha serves them all: dataplane.queues = "all"),
 #                                                       --vlan ID runs the segment tagged: every host uses
-#                                                       eth0.ID (802.1Q) on its veth eth0
+#                                                       eth0.ID (802.1Q) on its veth eth0,
+#                                                       --extra-config FILE appends FILE (TOML, e.g. a
+#                                                       [notify] or [metrics] table) to every node's config
 #   scripts/lab.sh down                                 tear everything down (always safe to run)
 #   scripts/lab.sh exec NODE CMD...                     run CMD inside a node's namespace
 #   scripts/lab.sh status                               show what runs where
@@ -167,6 +169,10 @@ node_config() { # name config
     # A port redirect whose ports differ: proxyha adds an nftables redirect.
     printf '\n[[port_redirect]]\nprotocol = "http-alt"\noriginal_ports = "80"\nproxy_port = 9090\n' >> "$dir/node.toml"
   fi
+  if [ -f "$LAB_DIR/extra.toml" ]; then
+    printf '\n' >> "$dir/node.toml"
+    cat "$LAB_DIR/extra.toml" >> "$dir/node.toml"
+  fi
   echo "$dir/node.toml"
 }
 
@@ -179,7 +185,7 @@ start_proxyha() { # name ns config
 }
 
 up() {
-  local start_ha=1 version=2 group_b=0 redirect80=0 rogue=0 queues=1 vlan= n name sfx ip cfg
+  local start_ha=1 version=2 group_b=0 redirect80=0 rogue=0 queues=1 vlan= extra= n name sfx ip cfg
   while [ $# -gt 0 ]; do
     case "$1" in
       --no-proxyha) start_ha=0 ;;
@@ -188,6 +194,7 @@ up() {
       --version) version="${2:-}"; shift ;;
       --group-b) group_b=1 ;;
       --redirect-80) redirect80=1 ;;
+      --extra-config) extra="${2:-}"; shift ;;
       --rogue) rogue=1 ;;
       *) echo "lab.sh up: unknown option $1" >&2; exit 2 ;;
     esac
@@ -219,6 +226,7 @@ up() {
   [ -n "$VLAN" ] && IF="eth0.$VLAN"
   if [ "$group_b" = 1 ]; then touch "$LAB_DIR/group-b"; NODES+=("${GROUP_B[@]}"); fi
   if [ "$redirect80" = 1 ]; then touch "$LAB_DIR/redirect-80"; else rm -f "$LAB_DIR/redirect-80"; fi
+  if [ -n "$extra" ]; then cp "$extra" "$LAB_DIR/extra.toml"; else rm -f "$LAB_DIR/extra.toml"; fi
   log "segment: bridge br0 in $SW"
   ip netns add "$SW"
   nsx "$SW" ip link add br0 type bridge

@@ -58,6 +58,8 @@ pub struct Options {
     pub queues: u32,
     /// Run the segment tagged with this VLAN (`lab.sh up --vlan ID`).
     pub vlan: Option<u16>,
+    /// TOML appended to every node's config (`lab.sh up --extra-config FILE`).
+    pub extra_config: Option<String>,
 }
 
 impl Default for Options {
@@ -71,6 +73,7 @@ impl Default for Options {
             start_proxyha: true,
             queues: 1,
             vlan: None,
+            extra_config: None,
         }
     }
 }
@@ -109,6 +112,12 @@ impl Lab {
         if let Some(v) = opts.vlan {
             args.push("--vlan".into());
             args.push(v.to_string());
+        }
+        if let Some(extra) = &opts.extra_config {
+            let f = std::env::temp_dir().join(format!("proxyha-test-{}-extra.toml", opts.prefix));
+            std::fs::write(&f, extra).unwrap();
+            args.push("--extra-config".into());
+            args.push(f.display().to_string());
         }
         let out = sh(lab.script().args(&args));
         if !out.status.success() {
