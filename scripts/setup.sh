@@ -10,6 +10,8 @@ PKGS=(
   iproute2 tcpdump nftables curl squid procps psmisc iputils-ping python3 ethtool
   # perf lab: plot text (plotters + ab_glyph reads DejaVuSans.ttf), taskset/renice
   fonts-dejavu-core util-linux
+  # metrics: promtool checks the /metrics output (tests/e2e_notify.rs, node::metrics tests)
+  prometheus
 )
 
 missing=()
@@ -34,11 +36,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# A squid installed before policy-rc.d existed may be running in the root namespace.
-if command -v systemctl >/dev/null && systemctl is-active -q squid 2>/dev/null; then
-  systemctl stop squid >/dev/null 2>&1 || true
-  systemctl disable squid >/dev/null 2>&1 || true
-fi
+# A squid (or prometheus) installed before policy-rc.d existed may be running in
+# the root namespace.
+for svc in squid prometheus; do
+  if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
+    systemctl stop "$svc" >/dev/null 2>&1 || true
+    systemctl disable "$svc" >/dev/null 2>&1 || true
+  fi
+done
 
 # cargo-fuzz is optional (nightly only); fuzz targets also run as proptests.
 exit 0

@@ -741,7 +741,7 @@ impl Plane {
             o.remove("nodes");
             o.insert(
                 "control".into(),
-                serde_json::to_value(self.counters).unwrap_or_default(),
+                serde_json::to_value(self.counters()).unwrap_or_default(),
             );
         }
         status::Status {
