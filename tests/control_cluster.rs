@@ -434,3 +434,37 @@ fn operator_events_follow_the_election_failover_and_stop_in_order() {
     let b = events(&mut seg, 1);
     assert_eq!(vrrp(&b), vec![t("stop", "MASTER", "STOP", "signal")]);
 }
+
+#[test]
+fn a_dataplane_fault_is_an_event_before_the_resignation() {
+    let mut seg = Segment::new();
+    seg.run_until(5000);
+    assert_eq!(seg.masters(), vec![0]);
+    let _ = events(&mut seg, 0);
+    let now = seg.now;
+    seg.nodes[0].plane.set_dataplane_healthy(now, false);
+    seg.run_until(6000);
+    let a: Vec<(String, String, String, String, u8)> = events(&mut seg, 0)
+        .into_iter()
+        .filter(|e| e.kind != proxyha::control::event::Kind::Node)
+        .map(|e| {
+            (
+                e.kind.as_str().to_owned(),
+                e.from,
+                e.to,
+                e.reason,
+                e.priority,
+            )
+        })
+        .collect();
+    let t =
+        |k: &str, f: &str, to: &str, r: &str, p: u8| (k.into(), f.into(), to.into(), r.into(), p);
+    assert_eq!(
+        a,
+        vec![
+            t("fault", "MASTER", "FAULT", "dataplane", 0),
+            t("backup", "MASTER", "BACKUP", "Resigned", 0),
+        ]
+    );
+    assert_eq!(seg.masters(), vec![1], "director-b took over");
+}

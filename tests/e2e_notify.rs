@@ -38,6 +38,8 @@ struct Call {
     priority: u8,
     env_event: String,
     env_seq: u64,
+    /// ms from the event (PROXYHA_UNIX_MS) to the command's start.
+    delay_ms: i64,
 }
 
 fn calls(dir: &Path, node: &str) -> Vec<Call> {
@@ -46,7 +48,7 @@ fn calls(dir: &Path, node: &str) -> Vec<Call> {
         .lines()
         .map(|l| {
             let w: Vec<&str> = l.split(' ').collect();
-            assert_eq!(w.len(), 12, "{l}");
+            assert_eq!(w.len(), 14, "{l}");
             assert_eq!(w[9], "|", "{l}");
             Call {
                 event: w[0].into(),
@@ -60,6 +62,7 @@ fn calls(dir: &Path, node: &str) -> Vec<Call> {
                 priority: w[8].parse().unwrap(),
                 env_event: w[10].into(),
                 env_seq: w[11].parse().unwrap(),
+                delay_ms: w[13].parse::<i64>().unwrap() - w[12].parse::<i64>().unwrap(),
             }
         })
         .collect()
@@ -119,7 +122,8 @@ fn setup_script(dir: &Path) -> PathBuf {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho \"$* | $PROXYHA_EVENT $PROXYHA_SEQ\" >> {}/\"$2\".log\n",
+            "#!/bin/sh\necho \"$* | $PROXYHA_EVENT $PROXYHA_SEQ $PROXYHA_UNIX_MS $(date +%s%3N)\" \
+             >> {}/\"$2\".log\n",
             dir.display()
         ),
     )
@@ -207,6 +211,16 @@ fn notifications_events_and_metrics_across_election_failover_preemption() {
     eprintln!("director-a: {a:#?}\ndirector-b: {b:#?}");
     assert_ordered(&a, "director-a");
     assert_ordered(&b, "director-b");
+    let mut delays: Vec<i64> = a.iter().chain(&b).map(|c| c.delay_ms).collect();
+    delays.sort_unstable();
+    eprintln!(
+        "event -> command start: median {} ms, max {} ms over {} commands",
+        delays[delays.len() / 2],
+        delays[delays.len() - 1],
+        delays.len()
+    );
+    // One command at a time, each a few ms: none waits long.
+    assert!(delays[delays.len() - 1] < 2000, "{delays:?}");
     assert_eq!(
         vrrp(&a),
         vec![

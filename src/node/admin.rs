@@ -287,22 +287,13 @@ fn answer<F: Fn(&str, &Peer) -> Answer>(
         uid: cred.uid(),
         gid: cred.gid(),
     };
-    let deadline = Instant::now() + DEADLINE;
-    let mut buf = Vec::with_capacity(64);
-    let mut chunk = [0u8; 128];
-    while !buf.contains(&b'\n') && buf.len() < MAX_REQUEST {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        s.set_read_timeout(Some(left))?;
-        let n = (&s).read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    buf.truncate(MAX_REQUEST);
+    let buf = read_until(
+        &s,
+        |t| s.set_read_timeout(Some(t)),
+        DEADLINE,
+        MAX_REQUEST,
+        |b| b.contains(&b'\n'),
+    )?;
     let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
     let line = String::from_utf8_lossy(&buf[..line_end]);
     s.set_write_timeout(Some(DEADLINE))?;
@@ -317,6 +308,36 @@ fn answer<F: Fn(&str, &Peer) -> Answer>(
             stream(&s, first, &lines, stop)
         }
     }
+}
+
+/// Reads from `r` until `complete` says the bytes so far are enough, the
+/// peer closes, or `max` bytes came (cut there), all within [`DEADLINE`]
+/// in total (not per read: a client trickling bytes cannot hold the
+/// connection longer). `set_timeout` sets the socket's read timeout.
+pub(super) fn read_until(
+    mut r: impl Read,
+    set_timeout: impl Fn(Duration) -> io::Result<()>,
+    limit: Duration,
+    max: usize,
+    complete: impl Fn(&[u8]) -> bool,
+) -> io::Result<Vec<u8>> {
+    let deadline = Instant::now() + limit;
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 1024];
+    while !complete(&buf) && buf.len() < max {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        set_timeout(left)?;
+        let n = r.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf.truncate(max);
+    Ok(buf)
 }
 
 /// Writes `first`, then every line from `lines`, until it ends, the client
@@ -378,19 +399,28 @@ pub fn ask(path: &Path, req: Request) -> Result<String, Error> {
     request(path, req.line())
 }
 
-/// Sends a raw request line to the daemon at `path` and returns its answer.
-pub fn request(path: &Path, request: &str) -> Result<String, Error> {
+/// Connects to the daemon at `path` and sends one request line.
+fn send(path: &Path, request: &str) -> Result<UnixStream, Error> {
     let s = UnixStream::connect(path).map_err(|source| Error::Connect {
         path: path.to_path_buf(),
         source,
     })?;
+    (&s).write_all(format!("{request}\n").as_bytes())
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(s)
+}
+
+/// Sends a raw request line to the daemon at `path` and returns its answer.
+pub fn request(path: &Path, request: &str) -> Result<String, Error> {
+    let s = send(path, request)?;
     let io_err = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
     s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(io_err)?;
-    (&s).write_all(format!("{request}\n").as_bytes())
         .map_err(io_err)?;
     let mut out = String::new();
     (&s).take(64 << 20)
@@ -408,16 +438,11 @@ pub fn follow(
     mut on_line: impl FnMut(&str) -> bool,
 ) -> Result<(), Error> {
     use std::io::BufRead;
-    let s = UnixStream::connect(path).map_err(|source| Error::Connect {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let s = send(path, req.line())?;
     let io_err = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
-    (&s).write_all(format!("{}\n", req.line()).as_bytes())
-        .map_err(io_err)?;
     // A line longer than this is not one of ours: stop there.
     let mut r = io::BufReader::new(&s).take(1 << 20);
     let mut line = String::new();

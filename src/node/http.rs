@@ -9,12 +9,12 @@
 //! read) and to take the answer, a head of at most [`MAX_HEAD`] bytes, and
 //! one request per connection (`Connection: close`).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::metrics::CONTENT_TYPE;
 
@@ -173,25 +173,13 @@ impl Drop for Server {
 /// Reads one request head within [`DEADLINE`] and answers it.
 fn serve<F: Fn() -> String>(s: TcpStream, render: &F) -> io::Result<()> {
     s.set_nonblocking(false)?;
-    let deadline = Instant::now() + DEADLINE;
-    let mut head = Vec::with_capacity(256);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n")
-        && !head.windows(2).any(|w| w == b"\n\n")
-        && head.len() < MAX_HEAD
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        s.set_read_timeout(Some(left))?;
-        let n = (&s).read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&chunk[..n]);
-    }
-    head.truncate(MAX_HEAD);
+    let head = super::admin::read_until(
+        &s,
+        |t| s.set_read_timeout(Some(t)),
+        DEADLINE,
+        MAX_HEAD,
+        |b| b.windows(4).any(|w| w == b"\r\n\r\n") || b.windows(2).any(|w| w == b"\n\n"),
+    )?;
     let reply = respond(&head, render);
     s.set_write_timeout(Some(DEADLINE))?;
     (&s).write_all(&reply)?;
@@ -203,6 +191,8 @@ fn serve<F: Fn() -> String>(s: TcpStream, render: &F) -> io::Result<()> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::io::Read;
+    use std::time::Instant;
 
     fn get(addr: SocketAddr, req: &str) -> String {
         let mut s = TcpStream::connect(addr).unwrap();

@@ -12,24 +12,12 @@ use crate::dataplane::stats::{Latency, Stats, bump, new_histogram};
 use crate::node::report::{QueueInfo, Sources};
 
 fn sample() -> (StatsReport, Status) {
-    let text = r#"
-[node]
-name = "director-a"
-management_ip = "198.18.0.1"
-priority = 99
-lbid = 10
-[vrrp]
-interface = "eth0"
-vrid = 51
-[[virtual_ip]]
-address = "198.18.0.250/24"
-[[port_redirect]]
-original_ports = "9090"
-proxy_port = 9090
-[heartbeat]
-insecure = true
-"#;
-    let cfg = crate::config::parse("m.toml", text, std::path::Path::new(".")).unwrap();
+    // The lab's Active Director, without its key file.
+    let text = include_str!("../../pipelines/cluster-a/director-a.toml").replace(
+        "key_file = \"/etc/proxyha/cluster-a.key\"",
+        "insecure = true",
+    );
+    let cfg = crate::config::parse("m.toml", &text, std::path::Path::new(".")).unwrap();
     let mac = [2, 0, 0, 0, 0, 1];
     let shared = Shared::new(Filter::new(51, mac), 65537).unwrap();
     let t0 = Instant::now();
