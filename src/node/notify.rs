@@ -58,10 +58,18 @@ struct Shared {
     abort: AtomicBool,
 }
 
+/// One command to run: resolved when its event is sent, so a reload
+/// ([`Notifier::reconfigure`]) changes the commands of later events only.
+struct Job {
+    event: Event,
+    command: Vec<String>,
+    timeout: Duration,
+}
+
 /// The handle the run loop keeps.
 pub struct Notifier {
     cfg: Notify,
-    tx: Option<Sender<Event>>,
+    tx: Option<Sender<Job>>,
     thread: Option<thread::JoinHandle<()>>,
     done: Receiver<()>,
     shared: Arc<Shared>,
@@ -70,20 +78,18 @@ pub struct Notifier {
 impl Notifier {
     /// Starts the runner thread for the commands of `cfg`.
     pub fn spawn(cfg: Notify) -> std::io::Result<Notifier> {
-        let (tx, rx) = channel::bounded::<Event>(QUEUE);
+        let (tx, rx) = channel::bounded::<Job>(QUEUE);
         let (done_tx, done) = channel::bounded::<()>(1);
         let shared = Arc::new(Shared::default());
-        let (c, s) = (cfg.clone(), shared.clone());
+        let s = shared.clone();
         let thread = thread::Builder::new()
             .name("proxyha-notify".into())
             .spawn(move || {
-                for e in rx {
+                for job in rx {
                     if s.abort.load(Ordering::Relaxed) {
                         break;
                     }
-                    if let Some(cmd) = c.command(e.kind) {
-                        run_one(cmd, &e, c.timeout, &s);
-                    }
+                    run_one(&job.command, &job.event, job.timeout, &s);
                 }
                 let _ = done_tx.send(());
             })?;
@@ -96,13 +102,24 @@ impl Notifier {
         })
     }
 
+    /// New commands and timeout (a config reload) for the events sent from
+    /// now on; commands already queued run as they were.
+    pub fn reconfigure(&mut self, cfg: Notify) {
+        self.cfg = cfg;
+    }
+
     /// Queues `e` for its command, if one is configured; never waits.
     pub fn send(&self, e: &Event) {
-        if self.cfg.command(e.kind).is_none() {
+        let Some(command) = self.cfg.command(e.kind) else {
             return;
-        }
+        };
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(e.clone()) {
+        let job = Job {
+            event: e.clone(),
+            command: command.to_vec(),
+            timeout: self.cfg.timeout,
+        };
+        match tx.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;

@@ -208,3 +208,31 @@ fn failures_and_unconfigured_events_are_counted_apart() {
     );
     assert_eq!(lines(&out), vec!["master"]);
 }
+
+#[test]
+fn a_reload_changes_the_commands_of_later_events_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let old = script(
+        dir.path(),
+        "old.sh",
+        &format!("sleep 0.2\necho \"old $8\" >> {}", out.display()),
+    );
+    let new = script(
+        dir.path(),
+        "new.sh",
+        &format!("echo \"new $8\" >> {}", out.display()),
+    );
+    let mut n = Notifier::spawn(notify(&old, Duration::from_secs(5))).unwrap();
+    n.send(&event(1, Kind::Master));
+    n.send(&event(2, Kind::Backup));
+    let mut cfg = notify(&new, Duration::from_secs(5));
+    cfg.node = None;
+    n.reconfigure(cfg);
+    n.send(&event(3, Kind::Master));
+    n.send(&event(4, Kind::Node)); // no command any more
+    let c = n.finish(Duration::from_secs(10));
+    assert_eq!(c.run, 3);
+    // Queued before the reload: the old command, still in order.
+    assert_eq!(lines(&out), vec!["old 1", "old 2", "new 3"]);
+}
