@@ -12,6 +12,10 @@
 #                                                       for the hostile-peer tests,
 #                                                       --queues N gives every link N RX and N TX queues
 #                                                       (proxyha serves them all: dataplane.queues = "all"),
+#                                                       --supervise runs each daemon under a supervisor loop
+#                                                       that restarts it 0.5 s after it dies (where there is
+#                                                       no systemd: packaging/systemd/proxyha@.service does
+#                                                       the same with Restart=always),
 #                                                       --vlan ID runs the segment tagged: every host uses
 #                                                       eth0.ID (802.1Q) on its veth eth0,
 #                                                       --extra-config FILE appends FILE (TOML, e.g. a
@@ -179,13 +183,32 @@ node_config() { # name config
 start_proxyha() { # name ns config
   local dir="$LAB_DIR/$1" cfg
   cfg=$(node_config "$1" "$3")
+  if [ -e "$LAB_DIR/supervise" ]; then
+    # A supervisor loop: restarts the daemon 0.5 s after it exits, until
+    # the loop itself is stopped (down, restart); proxyha.pid is always the
+    # current daemon's PID, supervisor.pid the loop's.
+    kill_pidfile "$dir/supervisor.pid"
+    (
+      trap 'kill "$child" 2>/dev/null; wait "$child" 2>/dev/null; exit 0' TERM
+      while :; do
+        ip netns exec "$2" "$PROXYHA" run --config "$cfg" </dev/null >>"$dir/proxyha.log" 2>&1 &
+        child=$!
+        echo "$child" > "$dir/proxyha.pid"
+        wait "$child" || true
+        echo "supervisor: proxyha exited, restarting in 0.5 s" >>"$dir/proxyha.log"
+        sleep 0.5
+      done
+    ) </dev/null >/dev/null 2>&1 &
+    echo $! > "$dir/supervisor.pid"
+    return
+  fi
   # `ip netns exec` execs the daemon, so $! is proxyha's own PID.
   ip netns exec "$2" "$PROXYHA" run --config "$cfg" </dev/null >>"$dir/proxyha.log" 2>&1 &
   echo $! > "$dir/proxyha.pid"
 }
 
 up() {
-  local start_ha=1 version=2 group_b=0 redirect80=0 rogue=0 queues=1 vlan= extra= n name sfx ip cfg
+  local start_ha=1 version=2 group_b=0 redirect80=0 rogue=0 queues=1 vlan= supervise=0 extra= n name sfx ip cfg
   while [ $# -gt 0 ]; do
     case "$1" in
       --no-proxyha) start_ha=0 ;;
@@ -196,6 +219,7 @@ up() {
       --redirect-80) redirect80=1 ;;
       --extra-config) extra="${2:-}"; shift ;;
       --rogue) rogue=1 ;;
+      --supervise) supervise=1 ;;
       *) echo "lab.sh up: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -219,6 +243,7 @@ up() {
   rm -f "$LAB_DIR/group-a.key" "$LAB_DIR/group-b.key"   # fresh keys for every lab
   echo "$version" > "$LAB_DIR/vrrp-version"
   echo "$queues" > "$LAB_DIR/queues"
+  if [ "$supervise" = 1 ]; then touch "$LAB_DIR/supervise"; fi
   QUEUES=$queues
   if [ -n "$vlan" ]; then echo "$vlan" > "$LAB_DIR/vlan"; else rm -f "$LAB_DIR/vlan"; fi
   VLAN=$vlan
@@ -309,11 +334,12 @@ down() {
   local n name sfx ip cfg ns
   for n in "${NODES[@]}"; do
     read -r name sfx ip cfg <<<"$n"
+    kill_pidfile "$LAB_DIR/$name/supervisor.pid"
     kill_pidfile "$LAB_DIR/$name/proxyha.pid"
     kill_pidfile "$LAB_DIR/$name/squid.pid"
   done
   kill_pidfile "$LAB_DIR/origin/http.pid"
-  rm -f "$LAB_DIR/group-b" "$LAB_DIR/queues" "$LAB_DIR/vlan"
+  rm -f "$LAB_DIR/group-b" "$LAB_DIR/queues" "$LAB_DIR/vlan" "$LAB_DIR/supervise"
   for sfx in client origin rogue dira dirb scan bdira bscan sw; do
     ns=$(ns_of "$sfx")
     if ip netns list | grep -qw "$ns"; then
@@ -341,6 +367,7 @@ case "$cmd" in
     for n in "${NODES[@]}"; do
       read -r name sfx ip cfg <<<"$n"
       if [ "$name" = "${1:-}" ]; then
+        kill_pidfile "$LAB_DIR/$name/supervisor.pid"
         kill_pidfile "$LAB_DIR/$name/proxyha.pid"
         start_proxyha "$name" "$(ns_of "$sfx")" "$cfg"
         found=1

@@ -10,6 +10,9 @@ PKGS=(
   iproute2 tcpdump nftables curl squid procps psmisc iputils-ping python3 ethtool
   # perf lab: plot text (plotters + ab_glyph reads DejaVuSans.ttf), taskset/renice
   fonts-dejavu-core util-linux
+  # packaging tests: systemd-analyze verify, groff/man for the man pages, dpkg
+  # for the .deb, tshark for the Wireshark dissector (packaging/wireshark/)
+  systemd groff-base man-db dpkg tshark
   # metrics: promtool checks the /metrics output (tests/e2e_notify.rs, node::metrics tests)
   prometheus
 )

@@ -179,6 +179,42 @@ fn vrrp_peers_parse() {
 }
 
 #[test]
+fn tracking_parses_and_lowers_the_priority() {
+    let c = config::parse("cluster.toml", BASE, Path::new(".")).unwrap();
+    assert_eq!(c.vrrp.track_proxy_weight, 0, "proxy tracking is opt-in");
+    assert!(c.vrrp.track_interfaces.is_empty());
+    assert_eq!(c.vrrp.tracked_priority(99, true, false), 99);
+    let c = config::parse(
+        "cluster.toml",
+        &add(
+            BASE,
+            "[vrrp]",
+            "track_proxy_weight = 20\ntrack_interfaces = [\"eth1\", \"bond0\"]",
+        ),
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(c.vrrp.track_proxy_weight, 20);
+    assert_eq!(c.vrrp.track_interfaces, ["eth1", "bond0"]);
+    assert_eq!(c.vrrp.track_interface_weight, config::TRACK_RESIGN);
+    assert_eq!(c.vrrp.tracked_priority(99, false, false), 99);
+    assert_eq!(c.vrrp.tracked_priority(99, true, false), 79);
+    assert_eq!(c.vrrp.tracked_priority(10, true, false), 0);
+    assert_eq!(
+        c.vrrp.tracked_priority(99, false, true),
+        0,
+        "a down link gives up Master"
+    );
+    let c = config::parse(
+        "cluster.toml",
+        &add(BASE, "[vrrp]", "track_proxy_weight = 255"),
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(c.vrrp.tracked_priority(254, true, false), 0);
+}
+
+#[test]
 fn ranges_and_lists_parse() {
     let t = with(BASE, "original_ports", r#"original_ports = "80,8080-8090""#);
     let c = config::parse("c.toml", &t, Path::new(".")).unwrap();
@@ -210,6 +246,21 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "vrid too big",
             with(b, "vrid", "vrid = 300"),
             "cluster.toml: vrrp.vrid = 300: must be 1..255",
+        ),
+        (
+            "track weight too big",
+            add(b, "[vrrp]", "track_proxy_weight = 256"),
+            "cluster.toml: vrrp.track_proxy_weight = 256: must be 0..255",
+        ),
+        (
+            "track interface weight zero",
+            add(b, "[vrrp]", "track_interface_weight = 0"),
+            "cluster.toml: vrrp.track_interface_weight = 0: must be 1..255",
+        ),
+        (
+            "track interface listed twice",
+            add(b, "[vrrp]", "track_interfaces = [\"eth1\", \"eth1\"]"),
+            "cluster.toml: vrrp.track_interfaces[1] = \"eth1\": is listed twice",
         ),
         (
             "vrid zero",

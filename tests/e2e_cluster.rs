@@ -9,13 +9,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::lab::{self, Lab, Options, Sampler};
+use common::lab::{
+    self, Lab, Options, Sampler, entries, finish_downloads, start_downloads, wait_until,
+};
 
 fn unix_now() -> f64 {
     SystemTime::now()
@@ -92,79 +94,6 @@ fn downtime(results: &[Sample], t: f64) -> Option<f64> {
         .map(|r| r.1)
         .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.min(x))));
     Some(after? - before?)
-}
-
-/// Slow downloads of the 4 MiB file through the VIP.
-fn start_downloads(lab: &Lab, n: usize) -> Vec<(Child, std::path::PathBuf, std::path::PathBuf)> {
-    (0..n)
-        .map(|i| {
-            let body = lab.path().join(format!("dl{i}.bin"));
-            let hdr = lab.path().join(format!("dl{i}.hdr"));
-            let child = Command::new("ip")
-                .args(["netns", "exec", &lab.ns("client"), "curl", "-s", "-m", "60"])
-                .args([
-                    "--limit-rate",
-                    "400k",
-                    "-x",
-                    "http://198.18.0.250:9090",
-                    "-D",
-                ])
-                .arg(&hdr)
-                .arg("-o")
-                .arg(&body)
-                .arg("http://198.18.0.200/4m.bin")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            (child, body, hdr)
-        })
-        .collect()
-}
-
-/// Waits for the downloads; returns (served by, intact) for each.
-fn finish_downloads(
-    lab: &Lab,
-    dls: Vec<(Child, std::path::PathBuf, std::path::PathBuf)>,
-) -> Vec<(String, bool)> {
-    let want = std::fs::read(lab.path().join("origin/www/4m.bin")).unwrap();
-    dls.into_iter()
-        .map(|(mut c, body, hdr)| {
-            let ok = c.wait().is_ok_and(|s| s.success());
-            let node = std::fs::read_to_string(&hdr)
-                .ok()
-                .and_then(|h| lab::served_by(&h))
-                .unwrap_or_else(|| "?".into());
-            let intact = ok && std::fs::read(&body).is_ok_and(|b| b == want);
-            (node, intact)
-        })
-        .collect()
-}
-
-fn entries(status: &serde_json::Value) -> Vec<(String, String, String)> {
-    status["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["device"].as_str().unwrap().to_string(),
-                e["state"].as_str().unwrap().to_string(),
-                e["type"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return Some(t.elapsed());
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    None
 }
 
 /// The timestamp (unix seconds) of the first log line of `node` containing `needle`
@@ -361,22 +290,28 @@ fn v2_election_balancing_failover_preemption() {
         "long-lived downloads across failover: {survived}/{} intact: {dl:?}",
         dl.len()
     );
-    // Connections on the surviving nodes run across the takeover intact:
-    // the new master steers their packets to the same node, because both
-    // directors built the same Maglev table. Those on the killed director's
-    // own node break once it is declared FAILED (its daemon no longer
-    // answers heartbeats), as they would if the whole node had died.
-    let survivors: Vec<_> = dl.iter().filter(|(n, _)| n != "director-a").collect();
+    // Every connection runs across the takeover intact: the new master
+    // steers their packets to the same node, because both directors built
+    // the same Maglev table. That includes those on the killed director's
+    // own node: its daemon is dead but its proxy answers director-b's probe,
+    // so it is held STALE (keeps its flows) instead of FAILED.
     assert!(
-        !survivors.is_empty(),
+        dl.iter().any(|(n, _)| n != "director-a"),
         "no download landed on a surviving node: {dl:?}"
     );
-    for (node, intact) in &survivors {
+    for (node, intact) in &dl {
         assert!(
             *intact,
             "download served by {node} broke across the failover"
         );
     }
+    let st = lab.status("director-b").expect("director-b status");
+    assert!(
+        entries(&st)
+            .iter()
+            .any(|(d, s, t)| d == "director-a" && t == "scanning" && s == "STALE"),
+        "director-a (dead daemon, live proxy) not STALE on director-b: {st}"
+    );
 
     // Preemption: the restarted director becomes Active again.
     lab.restart("director-a");

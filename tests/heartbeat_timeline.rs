@@ -1091,3 +1091,149 @@ fn key_rotation_with_key_next_never_flaps() {
     s.inject(ip(99), f);
     assert_eq!(s.hosts[a].m.counters().drop_bad_hmac, 1);
 }
+
+/// Answers every proxy probe host `i` asked for after `since` with `alive`.
+fn answer_probes(s: &mut Sim, i: usize, since: Duration, alive: bool) -> usize {
+    let asked: Vec<u32> = s.hosts[i]
+        .events
+        .iter()
+        .filter(|(t, _)| *t > since)
+        .filter_map(|(_, e)| match e {
+            Event::ProbeProxy { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let now = s.now;
+    for id in &asked {
+        s.m(i).set_proxy_probe(now, *id, alive);
+    }
+    s.drain(i);
+    asked.len()
+}
+
+#[test]
+fn a_silent_node_whose_proxy_answers_is_held_stale_then_ok_or_failed() {
+    let (mut s, a, b, c) = cluster(Some(KEY));
+    s.run_until(ms(2500));
+    let weight = s.weight(a, c).unwrap();
+    assert!(weight > 0);
+    // C's daemon is killed at 2500 ms; its proxy keeps running. From the
+    // first miss (3250 ms) on, A probes C's proxy at every miss check.
+    s.hosts[c].up = false;
+    let mut t = 2500;
+    while t < 5240 {
+        t += 10;
+        s.run_until(ms(t));
+        answer_probes(&mut s, a, ms(t - 10), true);
+    }
+    assert_eq!(s.state(a, c), Some(State::Ok));
+    assert!(
+        s.hosts[a]
+            .events
+            .iter()
+            .any(|(t, e)| *t == ms(3250)
+                && matches!(e, Event::ProbeProxy { id, .. } if *id == s.id(c))),
+        "the first miss asks for a probe"
+    );
+    s.run_until(ms(5251));
+    // Timed out, proxy alive: STALE, not FAILED. It stays in the set at its
+    // weight, held: its flows stay, it gets no new ones.
+    assert_eq!(s.state(a, c), Some(State::Stale));
+    let held = s.hosts[a]
+        .m
+        .membership()
+        .nodes
+        .iter()
+        .find(|m| m.id == s.id(c))
+        .copied()
+        .expect("a STALE node stays in the membership");
+    assert!(held.held);
+    assert_eq!(held.weight, weight);
+    assert_eq!(s.hosts[a].m.counters().node_failures, 0);
+    assert_eq!(s.hosts[a].m.counters().node_stale, 1);
+    // B adopts the held entry verbatim with the next request.
+    s.run_until(ms(6010));
+    assert_eq!(s.hosts[b].m.membership(), s.hosts[a].m.membership());
+    // Only the active director probes.
+    assert!(
+        !s.hosts[b]
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::ProbeProxy { .. }))
+    );
+
+    // C's daemon comes back at 8500 ms: OK at its first heartbeat (it never
+    // stopped serving, so no `rise`), no longer held.
+    s.run_until(ms(8500));
+    s.restart(c, cfg("scan-c", 3, 0, 10, Some(KEY)), healthy(100));
+    s.run_until(ms(9010));
+    assert_eq!(s.state(a, c), Some(State::Ok));
+    let back = s.hosts[a]
+        .m
+        .membership()
+        .nodes
+        .iter()
+        .find(|m| m.id == s.id(c))
+        .copied()
+        .unwrap();
+    assert!(!back.held);
+
+    // Killed again, and this time the proxy is down too: FAILED and out.
+    s.run_until(ms(9500));
+    s.hosts[c].up = false;
+    let mut t = 9500;
+    while t < 12300 {
+        t += 10;
+        s.run_until(ms(t));
+        answer_probes(&mut s, a, ms(t - 10), false);
+    }
+    assert_eq!(s.state(a, c), Some(State::Failed));
+    assert!(!s.member_ids(a).contains(&s.id(c)));
+    assert!(s.hosts[a].m.counters().proxy_probes_failed > 0);
+}
+
+#[test]
+fn a_stale_node_whose_proxy_stops_answering_fails() {
+    let (mut s, a, _b, c) = cluster(Some(KEY));
+    s.run_until(ms(2500));
+    s.hosts[c].up = false;
+    let mut t = 2500;
+    while t < 5300 {
+        t += 10;
+        s.run_until(ms(t));
+        answer_probes(&mut s, a, ms(t - 10), true);
+    }
+    assert_eq!(s.state(a, c), Some(State::Stale));
+    // The next miss check (6250 ms) asks again; the proxy is gone now.
+    let mut asked = 0;
+    while t < 6400 {
+        t += 10;
+        s.run_until(ms(t));
+        asked += answer_probes(&mut s, a, ms(t - 10), false);
+    }
+    assert_eq!(asked, 1);
+    assert_eq!(s.state(a, c), Some(State::Failed));
+    assert!(!s.member_ids(a).contains(&s.id(c)));
+}
+
+#[test]
+fn without_hold_stale_a_silent_node_fails_whatever_its_proxy_says() {
+    let mut s = Sim::new();
+    let mut ca = cfg("dir-a", 1, 99, 10, Some(KEY));
+    ca.hold_stale = false;
+    let a = s.add(ca, Some(healthy(100)));
+    let c = s.add(cfg("scan-c", 3, 0, 10, Some(KEY)), Some(healthy(100)));
+    let now = s.now;
+    s.m(a).set_active(now, true).unwrap();
+    s.drain(a);
+    s.run_until(ms(2500));
+    s.hosts[c].up = false;
+    s.run_until(ms(5251));
+    assert_eq!(s.state(a, c), Some(State::Failed));
+    assert!(
+        !s.hosts[a]
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::ProbeProxy { .. }))
+    );
+}

@@ -353,6 +353,47 @@ fn draining_node_keeps_flows_but_takes_no_new_ones() {
     assert!(fresh.iter().all(|f| slot_of_mac(&f[..6]) == 0));
 }
 
+/// A STALE node is held: in the health table as Draining but with its
+/// weight, so Maglev keeps its share. A director that never saw its flows
+/// (a fresh worker, as after a takeover) still sends their mid-stream
+/// packets to it, and sends new connections elsewhere.
+#[test]
+fn held_node_keeps_its_flows_on_a_director_that_never_saw_them() {
+    let mut lab = Lab::default();
+    for s in 0..2 {
+        lab.set_node(s, health::State::Up);
+    }
+    lab.rebuild();
+    let before = lab.run(&(0..500).map(|i| tcp(i, SYN)).collect::<Vec<_>>());
+    assert!(before.iter().any(|f| slot_of_mac(&f[..6]) == 1));
+    lab.set_node(1, health::State::Draining);
+    lab.rebuild();
+    // A fresh worker: empty flow table.
+    lab.worker = Worker::new(
+        MemPort::new(mem::Config::default()),
+        MemorySink::new(0),
+        worker::Config {
+            flow_capacity: 1 << 16,
+            polling: Polling::Busy,
+            ..worker::Config::default()
+        },
+        &lab.shared,
+        lab.queues.clone(),
+        Arc::new(Stats::new()),
+    );
+    let after = lab.run(&(0..500).map(|i| tcp(i, ACK)).collect::<Vec<_>>());
+    assert_eq!(after.len(), 500);
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(&a[..6], &b[..6], "mid-stream packets keep their node");
+    }
+    let fresh = lab.run(&(500..1000).map(|i| tcp(i, SYN)).collect::<Vec<_>>());
+    assert_eq!(fresh.len(), 500);
+    assert!(
+        fresh.iter().all(|f| slot_of_mac(&f[..6]) == 0),
+        "no new connection goes to a held node"
+    );
+}
+
 #[test]
 fn own_share_goes_to_the_local_sink_unchanged() {
     let mut lab = Lab::new(mem::Config::default(), Some(1), 64);

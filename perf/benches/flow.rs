@@ -13,7 +13,7 @@ impl Backends for Fixed {
         Some(u64::from(slot))
     }
     #[inline]
-    fn pick(&mut self, hash: u64) -> Option<Target> {
+    fn pick(&mut self, hash: u64, _new_flow: bool) -> Option<Target> {
         Some(Target {
             slot: (hash % 16) as u16,
             generation: 1,

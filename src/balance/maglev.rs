@@ -286,7 +286,7 @@ pub fn backends_from_health(table: &health::Table) -> Vec<Backend> {
     table
         .nodes()
         .into_iter()
-        .filter(|(_, n)| n.state == health::State::Up && n.weight > 0)
+        .filter(|(_, n)| n.state.keeps_flows() && n.weight > 0)
         .filter_map(|(slot, n)| {
             Some(Backend {
                 id: n.id,
@@ -478,7 +478,7 @@ mod tests {
     }
 
     #[test]
-    fn backends_from_health_takes_up_nodes_with_weight() {
+    fn backends_from_health_takes_nodes_keeping_flows_with_weight() {
         use std::net::Ipv4Addr;
         let h = health::Table::new();
         let mk = |id, state, weight| health::NodeInfo {
@@ -490,25 +490,15 @@ mod tests {
             connections: 0,
         };
         h.set(0, mk(1, health::State::Up, 10)).unwrap();
+        // Held (STALE): keeps its share so its flows stay where they are.
         h.set(1, mk(2, health::State::Draining, 10)).unwrap();
         h.set(2, mk(3, health::State::Up, 0)).unwrap();
+        h.set(3, mk(5, health::State::Draining, 0)).unwrap();
+        h.set(4, mk(6, health::State::Failed, 7)).unwrap();
         h.set(5, mk(4, health::State::Up, 3)).unwrap();
         let b = backends_from_health(&h);
-        assert_eq!(
-            b,
-            [
-                Backend {
-                    id: 1,
-                    slot: 0,
-                    weight: 10
-                },
-                Backend {
-                    id: 4,
-                    slot: 5,
-                    weight: 3
-                }
-            ]
-        );
+        let ids: Vec<(u64, u16, u32)> = b.iter().map(|b| (b.id, b.slot, b.weight)).collect();
+        assert_eq!(ids, [(1, 0, 10), (2, 1, 10), (4, 5, 3)]);
     }
 
     proptest! {

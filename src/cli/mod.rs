@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod check;
+pub mod docs;
 pub mod events;
 pub mod key;
 pub mod stats;
@@ -15,11 +16,20 @@ use clap::{Parser, Subcommand};
 /// VRRP-elected directors balance client flows over the healthy scanning
 /// nodes with Maglev, rewriting only the MAC (direct server return).
 #[derive(Debug, Parser)]
-#[command(name = "proxyha", version, about, long_about = None)]
+#[command(name = "proxyha", version, about, long_about = LONG_ABOUT)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `proxyha --help` and the DESCRIPTION of proxyha(1).
+const LONG_ABOUT: &str = "proxyha keeps a cluster of web proxies reachable on one virtual IP: \
+VRRP-elected directors balance client flows over the healthy scanning nodes with Maglev, \
+rewriting only the MAC (direct server return).
+
+Each node runs `proxyha run --config FILE` (under systemd: proxyha@NAME.service runs \
+/etc/proxyha/NAME.toml). The other commands ask a running node over its control socket, \
+or work on files.";
 
 /// The subcommands. Each exists only once it works.
 #[derive(Debug, Subcommand)]
@@ -111,6 +121,18 @@ pub enum Command {
         state: String,
     },
 
+    /// Re-read a running node's config file and apply what changed.
+    ///
+    /// The same as `kill -HUP`, but waits for the outcome: prints the keys
+    /// applied, or the error (an invalid file, or a setting that only a
+    /// restart changes, such as the interface, the VRID or the queues) and
+    /// exits 1; then nothing changed. A Master stays Master unless its new
+    /// priority loses; established flows stay where they are.
+    Reload {
+        #[command(flatten)]
+        target: Target,
+    },
+
     /// Check the local proxy service, as the original's `mwg-mon -c`.
     ///
     /// Connects to every port redirect's proxy port on the VIP (from --config)
@@ -127,6 +149,24 @@ pub enum Command {
         /// Connect timeout in milliseconds.
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
+    },
+
+    /// Print a shell completion script.
+    ///
+    /// bash: `proxyha completions bash > /etc/bash_completion.d/proxyha`;
+    /// zsh: into a directory of $fpath as `_proxyha`; fish: into
+    /// ~/.config/fish/completions/proxyha.fish. The .deb installs all three.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Write one man page per command into DIR (for packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// The directory to write `proxyha.1`, `proxyha-run.1`, ... into.
+        dir: PathBuf,
     },
 }
 
@@ -227,11 +267,14 @@ pub fn main() -> i32 {
             json,
         } => events::command(&target, follow, json),
         Command::Drain { target, state } => drain(&target, &state),
+        Command::Reload { target } => reload(&target),
         Command::Check {
             config,
             port,
             timeout_ms,
         } => check::command(config.as_deref(), port, timeout_ms),
+        Command::Completions { shell } => docs::command_completions(shell),
+        Command::Manpages { dir } => docs::command_manpages(&dir),
     }
 }
 
@@ -264,6 +307,47 @@ fn drain(target: &Target, state: &str) -> i32 {
     }
 }
 
+fn reload(target: &Target) -> i32 {
+    let path = match target.path() {
+        Ok(p) => p,
+        Err(e) => {
+            crate::eprintln_safe!("proxyha: {e}");
+            return 1;
+        }
+    };
+    let answer = match crate::node::admin::ask(&path, crate::node::admin::Request::Reload) {
+        Ok(a) => a,
+        Err(e) => {
+            crate::eprintln_safe!("proxyha: {e}");
+            return 1;
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+    if let Some(e) = v["error"].as_str() {
+        crate::eprintln_safe!("proxyha: reload failed: {e}");
+        return 1;
+    }
+    match v["changed"].as_array() {
+        Some(c) if c.is_empty() => println!("reloaded: nothing changed"),
+        Some(c) => println!(
+            "reloaded: {}",
+            c.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => {
+            crate::eprintln_safe!(
+                "proxyha: unexpected answer from {}: {}",
+                path.display(),
+                answer.trim()
+            );
+            return 1;
+        }
+    }
+    0
+}
+
 fn run(file: &std::path::Path) -> i32 {
     let cfg = match crate::config::load(file) {
         Ok(c) => c,
@@ -272,7 +356,7 @@ fn run(file: &std::path::Path) -> i32 {
             return 1;
         }
     };
-    match crate::node::run(cfg) {
+    match crate::node::run(cfg, file) {
         Ok(()) => 0,
         Err(e) => {
             crate::eprintln_safe!("proxyha: {e}");

@@ -35,6 +35,7 @@
 //! ```
 
 mod raw;
+pub mod reload;
 mod render;
 mod validate;
 mod values;
@@ -126,6 +127,39 @@ pub struct Vrrp {
     /// Accepted advert sources; empty = any (VRRP itself has no
     /// authentication, see docs/security.md).
     pub peers: Vec<Ipv4Addr>,
+    /// Priority given up while this node's own proxy is down (0: not
+    /// tracked; [`TRACK_RESIGN`]: give up Master, priority 0).
+    pub track_proxy_weight: u8,
+    /// Links whose state the priority follows.
+    pub track_interfaces: Vec<String>,
+    /// Priority given up while any tracked link is down ([`TRACK_RESIGN`]
+    /// by default: give up Master).
+    pub track_interface_weight: u8,
+}
+
+/// A tracking weight that gives up Master outright (priority 0).
+pub const TRACK_RESIGN: u8 = 255;
+
+impl Vrrp {
+    /// The priority to advertise: `base` less what the tracked objects
+    /// that are down take away; 0 (give up Master) when a resigning one is
+    /// down or nothing is left.
+    pub fn tracked_priority(&self, base: u8, proxy_down: bool, links_down: bool) -> u8 {
+        let mut p = base;
+        for (down, w) in [
+            (proxy_down, self.track_proxy_weight),
+            (links_down, self.track_interface_weight),
+        ] {
+            if down && w > 0 {
+                p = if w == TRACK_RESIGN {
+                    0
+                } else {
+                    p.saturating_sub(w)
+                };
+            }
+        }
+        p
+    }
 }
 
 impl Vrrp {
@@ -184,6 +218,9 @@ pub struct Heartbeat {
     pub max_capacity: u32,
     /// Whether nodes outside `static_nodes` are discovered.
     pub accept_unlisted: bool,
+    /// Whether a silent node whose proxy still answers is held as STALE
+    /// (keeps its flows) instead of FAILED.
+    pub hold_stale: bool,
     /// Nodes pinned by IPv4 and MAC: in the table from the start, never
     /// forgotten, their id never accepted from elsewhere.
     pub static_nodes: Vec<StaticNode>,

@@ -40,6 +40,9 @@ pub(super) struct RawVrrp {
     pub(super) garp_refresh: Option<String>,
     pub(super) auth_pass: Option<String>,
     pub(super) peers: Option<Vec<String>>,
+    pub(super) track_proxy_weight: Option<i64>,
+    pub(super) track_interfaces: Option<Vec<String>>,
+    pub(super) track_interface_weight: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +68,7 @@ pub(super) struct RawHeartbeat {
     pub(super) insecure: Option<bool>,
     pub(super) max_capacity: Option<i64>,
     pub(super) accept_unlisted: Option<bool>,
+    pub(super) hold_stale: Option<bool>,
     /// Tables `{ ip, mac, name }`; kept as values so that a plain string
     /// (the old syntax) gets an error that says what to write instead.
     #[serde(default)]

@@ -72,6 +72,22 @@ impl Config {
                     .join(", ")
             },
         );
+        let weight = |w: u8| match w {
+            0 => "not tracked".to_string(),
+            crate::config::TRACK_RESIGN => "gives up Master".to_string(),
+            w => format!("priority -{w}"),
+        };
+        line("vrrp.track_proxy", weight(v.track_proxy_weight));
+        if !v.track_interfaces.is_empty() {
+            line(
+                "vrrp.track_interfaces",
+                format!(
+                    "{} ({})",
+                    v.track_interfaces.join(", "),
+                    weight(v.track_interface_weight)
+                ),
+            );
+        }
         for (i, vip) in self.virtual_ips.iter().enumerate() {
             line(
                 &format!("virtual_ip[{i}]"),
@@ -118,6 +134,12 @@ impl Config {
                     .map(|s| format!("{} {} {}", s.name, s.ip, ethernet::Address(s.mac)))
                     .collect::<Vec<_>>()
                     .join(", "),
+            );
+        }
+        if !h.hold_stale {
+            line(
+                "heartbeat.hold_stale",
+                "false (a silent node fails even if its proxy answers)".into(),
             );
         }
         if !h.accept_unlisted {

@@ -94,6 +94,10 @@ pub struct Counters {
     pub events_dropped: u64,
 }
 
+/// Local probes in a row that must find the proxy down before a director
+/// tracking it (`vrrp.track_proxy_weight`) lowers its priority.
+pub const TRACK_FALL: u32 = 2;
+
 /// One node's control plane.
 pub struct Plane {
     cfg: Config,
@@ -104,7 +108,14 @@ pub struct Plane {
     hb: heartbeat::Machine,
     shared: Shared,
     tx: VecDeque<Vec<u8>>,
+    /// Proxy probes the heartbeat machine asked for: (node id, IPv4).
+    probes: VecDeque<(u32, Ipv4Addr)>,
     master: bool,
+    /// Tracked objects: this node's own proxy, the tracked links.
+    proxy_down: bool,
+    /// Consecutive local probes that found a proxy port closed.
+    proxy_down_samples: u32,
+    links_down: bool,
     membership_generation: Option<u64>,
     dataplane_healthy: bool,
     counters: Counters,
@@ -167,6 +178,7 @@ pub fn heartbeat_config(cfg: &Config, mac: [u8; 6]) -> heartbeat::Config {
     c.capacity = cfg.node.capacity;
     c.interval = cfg.heartbeat.interval;
     c.misses = cfg.heartbeat.misses;
+    c.hold_stale = cfg.heartbeat.hold_stale;
     c.key = cfg.heartbeat.key.clone();
     c.key_next = cfg.heartbeat.key_next.clone();
     c.max_capacity = cfg.heartbeat.max_capacity;
@@ -220,7 +232,11 @@ impl Plane {
             hb,
             shared,
             tx: VecDeque::new(),
+            probes: VecDeque::new(),
             master: false,
+            proxy_down: false,
+            proxy_down_samples: 0,
+            links_down: false,
             membership_generation: None,
             dataplane_healthy: true,
             counters: Counters::default(),
@@ -306,6 +322,16 @@ impl Plane {
         self.emit(kind, &name, ip, (from, to), reason);
     }
 
+    /// A `fault` event (directors only): a tracked object failed. Emitted
+    /// after the priority changed and before the VRRP actions it causes are
+    /// drained, so it carries the new priority and precedes any `backup`.
+    fn emit_fault(&mut self, what: &str) {
+        if self.vrrp.is_some() {
+            let from = self.vrrp_state;
+            self.emit_own(event::Kind::Fault, from, "FAULT", what);
+        }
+    }
+
     /// A VRRP state change: the event, and the state events name.
     fn vrrp_changed(&mut self, kind: Option<event::Kind>, to: &'static str, reason: vrrp::Reason) {
         let from = std::mem::replace(&mut self.vrrp_state, to);
@@ -326,6 +352,18 @@ impl Plane {
     /// The next whole Ethernet frame to transmit.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.tx.pop_front()
+    }
+
+    /// The next proxy probe to run: (node id, IPv4). Report its result
+    /// with [`Plane::set_proxy_probe`].
+    pub fn poll_probe(&mut self) -> Option<(u32, Ipv4Addr)> {
+        self.probes.pop_front()
+    }
+
+    /// Whether every proxy port of node `id` accepted a connection.
+    pub fn set_proxy_probe(&mut self, now: Instant, id: u32, alive: bool) {
+        self.hb.set_proxy_probe(now, id, alive);
+        self.drain(now);
     }
 
     /// Runs the timers that are due.
@@ -423,10 +461,91 @@ impl Plane {
             .push_back(arp::Repr::reply(&req, self.vmac).to_frame(eth.vlan_id()));
     }
 
-    /// The latest local probe results.
+    /// The latest local probe results. A director tracking its proxy
+    /// (`vrrp.track_proxy_weight`) gives up priority while a proxy port
+    /// does not answer (draining is not down).
     pub fn set_local_health(&mut self, now: Instant, health: LocalHealth) {
         self.hb.set_local_health(now, health);
+        // Down after TRACK_FALL probes in a row (one slow connect, or the
+        // first probe racing the proxy's start, moves nothing); up at once.
+        if !health.draining && !health.ports.all_reachable() {
+            self.proxy_down_samples = self.proxy_down_samples.saturating_add(1);
+        } else {
+            self.proxy_down_samples = 0;
+        }
+        let down = self.proxy_down_samples >= TRACK_FALL;
+        if down != self.proxy_down {
+            self.proxy_down = down;
+            if self.cfg.vrrp.track_proxy_weight > 0 {
+                log!(
+                    "vrrp",
+                    "own proxy {}",
+                    if down { "down" } else { "up again" }
+                );
+            }
+            self.apply_priority(now);
+            if down && self.cfg.vrrp.track_proxy_weight > 0 {
+                self.emit_fault("proxy");
+            }
+        }
         self.drain(now);
+    }
+
+    /// Whether any link in `vrrp.track_interfaces` is down.
+    pub fn set_links_down(&mut self, now: Instant, down: bool) {
+        if down != self.links_down {
+            self.links_down = down;
+            log!(
+                "vrrp",
+                "tracked link(s) {}",
+                if down { "down" } else { "all up again" }
+            );
+            self.apply_priority(now);
+            if down {
+                self.emit_fault("link");
+            }
+            self.drain(now);
+        }
+    }
+
+    /// A reload: applies `new` (already checked by
+    /// [`crate::config::reload::restart_needed`]) to both state machines
+    /// and the dataplane filter, without leaving the current VRRP state.
+    pub fn reconfigure(&mut self, now: Instant, new: Config) -> Result<(), Error> {
+        let hb = heartbeat_config(&new, self.our_mac);
+        hb.validate()?;
+        if let Some(v) = self.vrrp.as_mut() {
+            v.reconfigure(vrrp_config(&new))?;
+        }
+        self.hb.reconfigure(hb)?;
+        self.vips = new.vip_addrs();
+        self.cfg = new;
+        let own = self.shared.health.find(u64::from(node_id(&self.cfg)));
+        self.publish_filter(own.and_then(|s| u16::try_from(s).ok()));
+        self.apply_priority(now);
+        self.drain(now);
+        Ok(())
+    }
+
+    /// The priority VRRP advertises: 0 while the dataplane is unhealthy,
+    /// else the configured one less what the tracked objects take away.
+    pub fn effective_priority(&self) -> u8 {
+        if !self.dataplane_healthy {
+            return 0;
+        }
+        self.cfg
+            .vrrp
+            .tracked_priority(self.cfg.node.priority, self.proxy_down, self.links_down)
+    }
+
+    fn apply_priority(&mut self, now: Instant) {
+        let p = self.effective_priority();
+        if let Some(v) = self.vrrp.as_mut()
+            && v.priority() != p
+        {
+            log!("vrrp", "priority {} -> {p}", v.priority());
+            v.set_priority(now, p);
+        }
     }
 
     /// Node health drives priority: a director whose workers stopped or
@@ -437,20 +556,16 @@ impl Plane {
             return;
         }
         self.dataplane_healthy = healthy;
-        if let Some(v) = self.vrrp.as_mut() {
+        if self.vrrp.is_some() {
             if healthy {
-                log!(
-                    "vrrp",
-                    "dataplane healthy again: priority back to {}",
-                    self.cfg.node.priority
-                );
-                v.set_priority(now, self.cfg.node.priority);
+                log!("vrrp", "dataplane healthy again");
             } else {
                 log!("vrrp", "dataplane unhealthy: resigning with priority 0");
-                v.set_priority(now, 0);
-                let from = self.vrrp_state;
-                self.emit_own(event::Kind::Fault, from, "FAULT", "dataplane");
             }
+        }
+        self.apply_priority(now);
+        if !healthy {
+            self.emit_fault("dataplane");
         }
         self.drain(now);
     }
@@ -593,6 +708,12 @@ impl Plane {
                     heartbeat::format_mac(&mac)
                 );
             }
+            heartbeat::Event::ProbeProxy { id, ip } => {
+                // At most one pending request per node.
+                if !self.probes.iter().any(|(i, _)| *i == id) {
+                    self.probes.push_back((id, ip));
+                }
+            }
             heartbeat::Event::Forgotten { id } => {
                 log!("heartbeat", "forgot node id {id}");
                 // Free its slot: a later node may take it. Clearing bumps the
@@ -622,7 +743,10 @@ impl Plane {
                 id: u64::from(n.id),
                 mac: n.mac,
                 ip: n.ip,
-                state: if n.weight > 0 {
+                // A held (STALE) node keeps its weight, so its Maglev share
+                // and with it its established flows stay; Draining takes
+                // no new flows.
+                state: if n.weight > 0 && !n.held {
                     health::State::Up
                 } else {
                     health::State::Draining

@@ -23,7 +23,7 @@ pub struct Entry {
     /// Bitmap of the protocols the node serves: bit 0 = IPv4 TCP proxying.
     pub protocols: u32,
     pub mac: [u8; 6],
-    /// OK, NETWORK, REDUNDANT, FAILED, DRAINING.
+    /// OK, NETWORK, REDUNDANT, FAILED, DRAINING, STALE.
     pub state: String,
     /// The five counters, in order: active connections to the proxy port,
     /// load (per mille of CPU), capacity, heartbeats received, heartbeats missed.

@@ -104,7 +104,7 @@ impl flow::Backends for Nodes<'_> {
     }
 
     #[inline]
-    fn pick(&mut self, hash: u64) -> Option<flow::Target> {
+    fn pick(&mut self, hash: u64, new_flow: bool) -> Option<flow::Target> {
         let entries = self.maglev.entries();
         let m = entries.len();
         let first = self.maglev.index(hash);
@@ -119,7 +119,7 @@ impl flow::Backends for Nodes<'_> {
                 return None;
             }
             if let Some(n) = self.health.get(usize::from(slot))
-                && n.state == health::State::Up
+                && (n.state == health::State::Up || (!new_flow && n.state.keeps_flows()))
             {
                 return Some(flow::Target {
                     slot,

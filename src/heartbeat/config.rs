@@ -66,6 +66,10 @@ pub struct Config {
     pub forget_after: Duration,
     /// Weight tuning.
     pub weights: weight::Params,
+    /// Whether the active director probes the proxy port of a node whose
+    /// heartbeats stopped, and holds it as STALE (keeps its flows, no new
+    /// ones) while the port answers, instead of failing it (default true).
+    pub hold_stale: bool,
 }
 
 impl Config {
@@ -98,6 +102,7 @@ impl Config {
             accept_unlisted: true,
             forget_after: DEFAULT_FORGET_AFTER,
             weights: weight::Params::default(),
+            hold_stale: true,
         }
     }
 

@@ -60,6 +60,12 @@ pub struct Counters {
     pub misses: u64,
     /// Transitions of any node into FAILED.
     pub node_failures: u64,
+    /// Proxy probes asked for (active director, a node missed a request).
+    pub proxy_probes: u64,
+    /// Proxy probes that found a port not answering.
+    pub proxy_probes_failed: u64,
+    /// Transitions of any node into STALE.
+    pub node_stale: u64,
     /// Membership generations adopted or produced.
     pub membership_changes: u64,
     /// Nodes forgotten after staying FAILED.

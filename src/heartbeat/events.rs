@@ -133,4 +133,13 @@ pub enum Event {
         /// Node id.
         id: u32,
     },
+    /// Active director: node `id` missed a request; probe its proxy ports
+    /// at `ip` and report with [`Machine::set_proxy_probe`](super::Machine::set_proxy_probe).
+    /// While they answer, a node whose heartbeats stop is held as STALE.
+    ProbeProxy {
+        /// Node id.
+        id: u32,
+        /// Its IPv4.
+        ip: Ipv4Addr,
+    },
 }

@@ -19,6 +19,10 @@ pub struct Member {
     /// Maglev weight. 0 means DRAINING: keep its established flows, give it
     /// no new ones. A node absent from the set is FAILED: move its flows.
     pub weight: u32,
+    /// STALE: the node keeps its Maglev share (`weight`), so every
+    /// director still steers its established flows to it, but it takes no
+    /// new flows.
+    pub held: bool,
 }
 
 /// The balancing set: what Maglev is built from. `nodes` is sorted by id.
@@ -39,7 +43,8 @@ impl Membership {
                 id: e.id,
                 mac: e.mac,
                 ip: e.ip,
-                weight: e.weight,
+                weight: e.weight & !wire::WEIGHT_HOLD,
+                held: e.weight & wire::WEIGHT_HOLD != 0,
             })
             .collect();
         nodes.sort_by_key(|m| m.id);
@@ -59,7 +64,7 @@ impl Membership {
                     id: m.id,
                     ip: m.ip,
                     mac: m.mac,
-                    weight: m.weight,
+                    weight: m.weight | if m.held { wire::WEIGHT_HOLD } else { 0 },
                 })
                 .collect(),
         }
@@ -85,6 +90,14 @@ impl Machine {
                     w
                 }
                 State::Draining => 0,
+                // Held at the weight it had, so that its flows stay put.
+                State::Stale => match self.weights.get(&id) {
+                    Some(&w) => {
+                        weights.insert(id, w);
+                        w
+                    }
+                    None => 0,
+                },
                 _ => return,
             };
             next.push(Member {
@@ -92,6 +105,7 @@ impl Machine {
                 mac,
                 ip,
                 weight,
+                held: state == State::Stale,
             });
         };
         if let Some(h) = self.local {

@@ -102,6 +102,9 @@ pub const BROADCAST_MAC: [u8; 6] = [0xff; 6];
 /// Why a heartbeat configuration or call was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Error {
+    /// A reload tried to change this node's identity.
+    #[error("the LBID, node id, name, role and addresses change only with a restart")]
+    NeedsRestart,
     /// The interval is below [`MIN_INTERVAL`].
     #[error("heartbeat.interval = {0:?}: must be at least {min} ms", min = MIN_INTERVAL.as_millis())]
     IntervalTooShort(Duration),
@@ -323,6 +326,56 @@ impl Machine {
         Ok(())
     }
 
+    /// The result of the proxy probe that [`Event::ProbeProxy`] asked for:
+    /// whether every proxy port of node `id` accepted a connection.
+    pub fn set_proxy_probe(&mut self, now: Instant, id: u32, alive: bool) {
+        let Some(n) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        // A node heard since the probe was asked for needs none.
+        if n.missed == 0 {
+            return;
+        }
+        n.proxy_alive = Some(alive);
+        if !alive {
+            self.counters.proxy_probes_failed += 1;
+        }
+        self.refresh(now, id);
+    }
+
+    /// A reload: takes every setting of `cfg` (timing, keys, capacity,
+    /// pinned nodes, discovery, STALE hold) keeping the node table, the
+    /// membership and the counters. The identity (LBID, node id, name,
+    /// role, addresses) must not change: only a restart changes it. Newly
+    /// pinned nodes enter the table; a node no longer pinned stays, as a
+    /// discovered one.
+    pub fn reconfigure(&mut self, cfg: Config) -> Result<(), Error> {
+        cfg.validate()?;
+        let c = &self.cfg;
+        if cfg.lbid != c.lbid
+            || cfg.node_id != c.node_id
+            || cfg.name != c.name
+            || cfg.role() != c.role()
+            || cfg.ipv4 != c.ipv4
+            || cfg.mac != c.mac
+        {
+            return Err(Error::NeedsRestart);
+        }
+        for s in &cfg.static_nodes {
+            self.nodes
+                .entry(s.id)
+                .or_insert_with(|| Node::new(s.name.clone(), s.ip, s.mac, true))
+                .is_static = true;
+        }
+        for (id, n) in self.nodes.iter_mut() {
+            if n.is_static && !cfg.static_nodes.iter().any(|s| s.id == *id) {
+                n.is_static = false;
+            }
+        }
+        self.cfg = cfg;
+        Ok(())
+    }
+
     /// Records the result of the local probes.
     pub fn set_local_health(&mut self, now: Instant, mut health: LocalHealth) {
         health.ports.count = health.ports.count.min(wire::MAX_PORTS);
@@ -396,6 +449,15 @@ impl Machine {
                 self.counters.misses += 1;
                 if n.missed >= misses {
                     n.timed_out = true;
+                }
+                // From the first miss on, every miss check asks for a fresh
+                // probe, so the answer is there when the node times out.
+                if self.active
+                    && self.cfg.hold_stale
+                    && matches!(n.state, State::Ok | State::Draining | State::Stale)
+                {
+                    self.counters.proxy_probes += 1;
+                    self.events.push_back(Event::ProbeProxy { id, ip: n.ipv4 });
                 }
             }
             self.refresh(now, id);
@@ -477,6 +539,9 @@ impl Machine {
     fn state_changed(&mut self, id: u32, name: String, from: State, to: State) {
         if to == State::Failed {
             self.counters.node_failures += 1;
+        }
+        if to == State::Stale {
+            self.counters.node_stale += 1;
         }
         self.events
             .push_back(Event::StateChanged { id, name, from, to });

@@ -29,6 +29,9 @@ pub(super) struct Node {
     pub(super) total_missed: u64,
     pub(super) good_streak: u32,
     pub(super) timed_out: bool,
+    /// The active director's probe of its proxy ports since it was last
+    /// heard: `Some(true)` while they answer (STALE instead of FAILED).
+    pub(super) proxy_alive: Option<bool>,
     /// Effective states and when they last changed.
     pub(super) state: State,
     pub(super) state_changed: Option<Instant>,
@@ -58,6 +61,7 @@ impl Node {
             total_missed: 0,
             good_streak: 0,
             timed_out: false,
+            proxy_alive: None,
             state: State::Unknown,
             state_changed: None,
             director_state: State::Unknown,
@@ -73,6 +77,17 @@ impl Node {
     pub(super) fn effective(&self, rise: u32) -> State {
         let failed =
             self.timed_out || self.reported == State::Failed || !self.ports.all_reachable();
+        // Silent, but its proxy still answers the active director's probe:
+        // a dead daemon, not a dead proxy. Only a node that was serving
+        // (OK, DRAINING) is held; it keeps its flows, takes no new ones.
+        if self.timed_out
+            && self.proxy_alive == Some(true)
+            && self.reported != State::Failed
+            && self.ports.all_reachable()
+            && matches!(self.state, State::Ok | State::Draining | State::Stale)
+        {
+            return State::Stale;
+        }
         let candidate = if failed {
             State::Failed
         } else {

@@ -162,6 +162,7 @@ impl Machine {
         n.received += 1;
         n.missed = 0;
         n.timed_out = false;
+        n.proxy_alive = None;
         n.good_streak = if n.reported_good() {
             n.good_streak.saturating_add(1)
         } else {

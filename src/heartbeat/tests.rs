@@ -133,7 +133,8 @@ fn only_a_directors_announcement_is_adopted() {
             id: 3,
             mac: [2, 0, 0, 0, 1, 0],
             ip,
-            weight: 5
+            weight: 5,
+            held: false
         }]
     );
 }

@@ -4,10 +4,10 @@
 //! ([`crate::control`]), which runs the protocols.
 //!
 //! The protocol is one request line ([`Request`]: `status`, `stats`,
-//! `drain on|off`, `events`) answered by one JSON document (`events`: one
-//! JSON line per recent event), after which the daemon closes the
-//! connection. `events follow` is the one long-lived request: the recent
-//! events, then one line per new event until either side closes
+//! `drain on|off`, `reload`, `events`) answered by one JSON document
+//! (`events`: one JSON line per recent event), after which the daemon
+//! closes the connection. `events follow` is the one long-lived request:
+//! the recent events, then one line per new event until either side closes
 //! ([`Answer::Stream`]); such a connection leaves the [`MAX_CONNECTIONS`]
 //! count once it is streaming (the event hub bounds the followers). The
 //! daemon's handler never blocks the packet path: it reads snapshots the
@@ -98,6 +98,8 @@ pub enum Request {
     Stats,
     /// `drain on` / `drain off`.
     Drain(bool),
+    /// `reload`: re-read the config file and apply what changed.
+    Reload,
     /// `events`: the recent events; `events follow`: and every later one.
     Events { follow: bool },
 }
@@ -110,6 +112,7 @@ impl Request {
             "stats" => Ok(Request::Stats),
             "drain on" => Ok(Request::Drain(true)),
             "drain off" => Ok(Request::Drain(false)),
+            "reload" => Ok(Request::Reload),
             "events" => Ok(Request::Events { follow: false }),
             "events follow" => Ok(Request::Events { follow: true }),
             other => Err(format!("unknown request {other:?}")),
@@ -119,7 +122,7 @@ impl Request {
     /// Whether the request changes the daemon's state (and so needs root or
     /// the daemon's user, [`Peer::may_change`]).
     pub fn changes_state(self) -> bool {
-        matches!(self, Request::Drain(_))
+        matches!(self, Request::Drain(_) | Request::Reload)
     }
 
     /// The request line the client sends.
@@ -129,6 +132,7 @@ impl Request {
             Request::Stats => "stats",
             Request::Drain(true) => "drain on",
             Request::Drain(false) => "drain off",
+            Request::Reload => "reload",
             Request::Events { follow: false } => "events",
             Request::Events { follow: true } => "events follow",
         }

@@ -84,10 +84,16 @@ impl Interface {
     /// Whether the interface is up with a carrier (operstate `up`, or
     /// `unknown` for devices that do not report it, such as lo).
     pub fn is_up(&self) -> bool {
-        std::fs::read_to_string(sys(&self.name, "operstate"))
-            .map(|s| matches!(s.trim(), "up" | "unknown"))
-            .unwrap_or(false)
+        link_up(&self.name)
     }
+}
+
+/// Whether interface `name` exists and is up (operstate `up`, or `unknown`
+/// for links without carrier reporting such as `lo` and TAP devices).
+pub fn link_up(name: &str) -> bool {
+    std::fs::read_to_string(sys(name, "operstate"))
+        .map(|s| matches!(s.trim(), "up" | "unknown"))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -22,13 +22,14 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const VRRP_STATES: [&str; 3] = ["Initialize", "Backup", "Master"];
 /// The heartbeat entry states, as `proxyha_node_state{state=...}` lists them
 /// (a state not listed here, reported by a newer daemon, is added).
-const NODE_STATES: [&str; 6] = [
+const NODE_STATES: [&str; 7] = [
     "UNKNOWN",
     "OK",
     "NETWORK",
     "REDUNDANT",
     "FAILED",
     "DRAINING",
+    "STALE",
 ];
 
 /// Renders the published JSON documents; a document that does not parse

@@ -15,25 +15,56 @@ use crate::log;
 /// The latest sample, taken by the run loop.
 pub type Latest = Arc<Mutex<Option<LocalHealth>>>;
 
+/// What the probe checks and how often; a reload replaces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub targets: Vec<SocketAddr>,
+    pub interval: Duration,
+}
+
+impl Settings {
+    /// The proxy ports at the first VIP, every heartbeat interval.
+    pub fn of(cfg: &Config) -> Settings {
+        let vip = cfg.virtual_ips[0].address.address();
+        Settings {
+            targets: cfg
+                .port_redirects
+                .iter()
+                .map(|r| SocketAddr::from((vip, r.proxy_port)))
+                .collect(),
+            interval: cfg.heartbeat.interval,
+        }
+    }
+}
+
+/// The probe's settings, shared with the run loop (reload).
+pub type Shared = Arc<Mutex<Settings>>;
+
 /// Starts the probe; it stops when `stop` is set. `draining` is reported in
 /// every sample.
-pub fn spawn(cfg: &Config, stop: Arc<AtomicBool>, draining: Arc<AtomicBool>) -> Latest {
+pub fn spawn(cfg: &Config, stop: Arc<AtomicBool>, draining: Arc<AtomicBool>) -> (Latest, Shared) {
     let out: Latest = Arc::new(Mutex::new(None));
-    let vip = cfg.virtual_ips[0].address.address();
-    let interval = cfg.heartbeat.interval;
-    let targets: Vec<SocketAddr> = cfg
-        .port_redirects
-        .iter()
-        .map(|r| SocketAddr::from((vip, r.proxy_port)))
-        .collect();
+    let settings: Shared = Arc::new(Mutex::new(Settings::of(cfg)));
+    let shared = settings.clone();
     let latest = out.clone();
     let _ = thread::Builder::new()
         .name("proxyha-probe".into())
         .spawn(move || {
-            let mut probe = local::Probe::new(targets);
-            probe.timeout = (interval / 4).min(Duration::from_millis(250));
+            let mut current = Settings {
+                targets: Vec::new(),
+                interval: Duration::ZERO,
+            };
+            let mut probe = local::Probe::new(Vec::new());
             let mut logged = false;
             while !stop.load(Ordering::Relaxed) {
+                if let Ok(s) = settings.lock()
+                    && *s != current
+                {
+                    current = s.clone();
+                    probe = local::Probe::new(current.targets.clone());
+                    probe.timeout = (current.interval / 4).min(Duration::from_millis(250));
+                }
+                let interval = current.interval;
                 let (health, err) = probe.sample(draining.load(Ordering::Relaxed));
                 if let Some(e) = err
                     && !logged
@@ -50,7 +81,7 @@ pub fn spawn(cfg: &Config, stop: Arc<AtomicBool>, draining: Arc<AtomicBool>) -> 
                 }
             }
         });
-    out
+    (out, shared)
 }
 
 /// Takes the newest sample, if one arrived since the last call.

@@ -7,6 +7,7 @@
 //! then the control loop ([`crate::control::Plane`]) on the main thread.
 //! SIGINT/SIGTERM stop it gracefully (see [`super::shutdown`]).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -24,11 +25,13 @@ use crate::log;
 use super::admin::{self, Answer, Peer, Request};
 use super::events::Hub;
 use super::iface::Interface;
-use super::notify::Notifier;
+use super::notify;
+use super::peer_probe::Prober;
 use super::report::{EventCounters, QueueInfo, Sources, StatsReport};
 use super::shutdown::{self, Drain};
+use super::systemd::Notifier;
 use super::xdp::Steering;
-use super::{Error, lock, probe, queues, setup, workers};
+use super::{Error, lock, probe, queues, reload, setup, workers};
 
 /// How often the published status and stats snapshots are refreshed.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
@@ -61,8 +64,9 @@ impl Published {
         slot.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Answers one admin request from `peer`.
-    fn answer(&self, line: &str, peer: &Peer, draining: &AtomicBool) -> Answer {
+    /// Answers one admin request from `peer`. A reload is handed to the run
+    /// loop over `reload`, and its outcome awaited.
+    fn answer(&self, line: &str, peer: &Peer, draining: &AtomicBool, reload: &ReloadTx) -> Answer {
         match Request::parse(line) {
             Ok(Request::Events { follow: false }) => Answer::Once(self.events.recent().join("\n")),
             Ok(Request::Events { follow: true }) => match self.events.subscribe() {
@@ -76,7 +80,7 @@ impl Published {
                     super::events::MAX_SUBSCRIBERS
                 ))),
             },
-            other => Answer::Once(self.answer_once(other, peer, draining)),
+            other => Answer::Once(self.answer_once(other, peer, draining, reload)),
         }
     }
 
@@ -85,6 +89,7 @@ impl Published {
         request: Result<Request, String>,
         peer: &Peer,
         draining: &AtomicBool,
+        reload: &ReloadTx,
     ) -> String {
         match request {
             Ok(Request::Status) => Self::get(&self.status),
@@ -113,18 +118,38 @@ impl Published {
                 }
                 serde_json::json!({ "draining": on }).to_string()
             }
+            Ok(Request::Reload) => {
+                let (tx, rx) = crossbeam::channel::bounded(1);
+                if reload.try_send(tx).is_err() {
+                    return admin::error_answer("a reload is already under way");
+                }
+                match rx.recv_timeout(RELOAD_WAIT) {
+                    Ok(Ok(changed)) => {
+                        serde_json::json!({ "reloaded": true, "changed": changed }).to_string()
+                    }
+                    Ok(Err(e)) => admin::error_answer(&e),
+                    Err(_) => admin::error_answer("the daemon did not finish the reload in time"),
+                }
+            }
             Err(e) => admin::error_answer(&e),
         }
     }
 }
 
-/// Runs one node until SIGINT or SIGTERM.
-pub fn run(cfg: Config) -> Result<(), Error> {
+/// A reload asked for over the admin socket, with where to send its outcome.
+type ReloadTx = crossbeam::channel::Sender<crossbeam::channel::Sender<Result<Vec<String>, String>>>;
+
+/// How long `proxyha reload` waits for the run loop.
+const RELOAD_WAIT: Duration = Duration::from_secs(4);
+
+/// Runs one node until SIGINT or SIGTERM; SIGHUP reloads `path`.
+pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
     log::init(&cfg.node.name);
     // Before anything is touched: a second daemon for this node or this
     // interface stops here and leaves the running one alone.
     let _lock = lock::acquire(&cfg.node.name, &cfg.dataplane.interface)?;
     let stop = shutdown::register()?;
+    let hup = shutdown::register_reload()?;
     let iface = Interface::lookup(&cfg.dataplane.interface)?;
     let director = cfg.node.is_director();
     log!(
@@ -142,7 +167,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         format_mac(&iface.mac)
     );
     let (nqueues, channels) = queues::resolve(&cfg.dataplane, &iface).map_err(Error::Queues)?;
-    let setup = setup::apply(&cfg)?;
+    let mut setup = setup::apply(&cfg)?;
     let mut steering = Steering::attach(&cfg, &iface, director)?;
     let shared = Shared::new(
         DpFilter::new(cfg.vrrp.vrid, iface.mac),
@@ -176,13 +201,18 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     // Set by `proxyha drain`: the node then reports DRAINING in its
     // heartbeats, takes no new flows and keeps the ones it has.
     let draining = Arc::new(AtomicBool::new(false));
-    let probe = probe::spawn(&cfg, stop.clone(), draining.clone());
+    let (probe, probe_settings) = probe::spawn(&cfg, stop.clone(), draining.clone());
+    let mut prober = Prober::new(
+        cfg.port_redirects.iter().map(|r| r.proxy_port).collect(),
+        (cfg.heartbeat.interval / 4).min(Duration::from_millis(250)),
+    );
     let published = Published::default();
+    let (reload_tx, reload_rx) = crossbeam::channel::bounded(1);
     let _server = {
         let published = published.clone();
         let access = admin::Access::with_group(cfg.node.control_group.as_deref())?;
         admin::Server::bind_streaming(&cfg.node.control_socket, access, move |line, peer| {
-            published.answer(line, peer, &draining)
+            published.answer(line, peer, &draining, &reload_tx)
         })?
     };
     log!(
@@ -191,7 +221,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         cfg.node.control_socket.display()
     );
 
-    let notifier = Notifier::spawn(cfg.notify.clone()).map_err(Error::Notify)?;
+    let mut notifier = notify::Notifier::spawn(cfg.notify.clone()).map_err(Error::Notify)?;
     let _metrics = match cfg.metrics.listen {
         Some(addr) => {
             let published = published.clone();
@@ -209,6 +239,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     };
 
     plane.start(start);
+    let mut sd = Notifier::from_env();
     let mut master = false;
     let mut latency = Latency::default();
     let mut control_tx_dropped = 0u64;
@@ -226,9 +257,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         .collect();
     let worker_stats: Vec<Arc<Stats>> = workers.iter().map(|w| w.stats.clone()).collect();
     let mut drain = Drain::default();
+    let mut publish_now = false;
+    let mut ready_sent = false;
     loop {
         let now = Instant::now();
         if stop.load(Ordering::Relaxed) && !drain.started() {
+            sd.stopping();
             drain.begin(&cfg, &mut plane, now);
         }
         if drain.done(now) {
@@ -259,15 +293,79 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         {
             plane.set_local_health(now, h);
         }
+        let asked: Option<crossbeam::channel::Sender<_>> = reload_rx.try_recv().ok();
+        if (asked.is_some() || hup.swap(false, Ordering::Relaxed)) && !drain.started() {
+            sd.reloading();
+            let outcome = reload::apply(
+                path,
+                &mut cfg,
+                reload::Parts {
+                    plane: &mut plane,
+                    steering: &steering,
+                    setup: &mut setup,
+                    probe: &probe_settings,
+                    prober: &mut prober,
+                },
+                now,
+            );
+            match &outcome {
+                Ok(c) if c.is_empty() => log!("reload", "{}: nothing changed", path.display()),
+                Ok(c) => log!("reload", "{}: applied {}", path.display(), c.join(", ")),
+                Err(e) => log!("reload", "refused, nothing changed: {e}"),
+            }
+            if outcome.is_ok() {
+                // New commands for the events from now on.
+                notifier.reconfigure(cfg.notify.clone());
+            }
+            publish_now = true;
+            sd.ready(&match &outcome {
+                Ok(_) => "reloaded".to_string(),
+                Err(e) => format!("reload refused: {e}"),
+            });
+            if let Some(tx) = asked {
+                let _ = tx.send(outcome);
+            }
+        }
+        while let Some((id, ip)) = plane.poll_probe() {
+            prober.ask(id, ip);
+        }
+        for (id, alive) in prober.answers() {
+            plane.set_proxy_probe(now, id, alive);
+        }
         if now.duration_since(last_health) >= HEALTH_EVERY {
             last_health = now;
             let alive = workers.iter().all(|w| !w.thread.is_finished());
             plane.set_dataplane_healthy(now, alive && iface.is_up());
+            // The watchdog is petted only while the run loop turns and
+            // every worker lives: systemd restarts a hung or broken node.
+            if alive {
+                sd.pet(now);
+            }
+            if !ready_sent {
+                ready_sent = true;
+                sd.ready(&format!(
+                    "{} on {} ({} queue(s), XDP {})",
+                    if director {
+                        "director"
+                    } else {
+                        "scanning node"
+                    },
+                    iface.name,
+                    workers.len(),
+                    xdp_mode
+                ));
+            }
+            let links_down = cfg
+                .vrrp
+                .track_interfaces
+                .iter()
+                .any(|n| !super::iface::link_up(n));
+            plane.set_links_down(now, links_down);
         }
         if plane.poll_timeout().is_some_and(|t| t <= now) {
             plane.handle_timeout(now);
         }
-        let mut publish_status = false;
+        let mut publish_status = std::mem::take(&mut publish_now);
         if plane.is_master() != master {
             master = plane.is_master();
             // The CLI must never see a stale role: publish at once.
@@ -333,8 +431,14 @@ mod tests {
     use super::*;
 
     impl Published {
-        fn answer_text(&self, line: &str, peer: &Peer, draining: &AtomicBool) -> String {
-            match self.answer(line, peer, draining) {
+        fn answer_text(
+            &self,
+            line: &str,
+            peer: &Peer,
+            draining: &AtomicBool,
+            reload: &ReloadTx,
+        ) -> String {
+            match self.answer(line, peer, draining, reload) {
                 Answer::Once(s) => s,
                 Answer::Stream { .. } => panic!("{line}: a stream"),
             }
@@ -346,17 +450,18 @@ mod tests {
         let p = Published::default();
         Published::set(&p.status, "{\"node\":\"n\"}".into());
         let draining = AtomicBool::new(false);
+        let (tx, _rx) = crossbeam::channel::bounded(1);
         let stranger = Peer {
             pid: 42,
             uid: 54321,
             gid: 54321,
         };
         assert_eq!(
-            p.answer_text("status", &stranger, &draining),
+            p.answer_text("status", &stranger, &draining, &tx),
             "{\"node\":\"n\"}"
         );
         if !stranger.may_change() {
-            let a = p.answer_text("drain on", &stranger, &draining);
+            let a = p.answer_text("drain on", &stranger, &draining, &tx);
             assert!(a.contains("permission denied"), "{a}");
             assert!(!draining.load(Ordering::Relaxed));
         }
@@ -366,12 +471,12 @@ mod tests {
             gid: 0,
         };
         assert_eq!(
-            p.answer_text("drain on", &root, &draining),
+            p.answer_text("drain on", &root, &draining, &tx),
             "{\"draining\":true}"
         );
         assert!(draining.load(Ordering::Relaxed));
         assert!(
-            p.answer_text("reboot", &root, &draining)
+            p.answer_text("reboot", &root, &draining, &tx)
                 .contains("unknown request")
         );
     }
@@ -404,7 +509,8 @@ mod event_tests {
             priority: 99,
         };
         p.events.publish(&ev(1));
-        match p.answer("events", &peer, &draining) {
+        let (tx, _rx) = crossbeam::channel::bounded(1);
+        match p.answer("events", &peer, &draining, &tx) {
             Answer::Once(s) => assert!(
                 s.contains("\"seq\":1") && s.contains("\"event\":\"master\""),
                 "{s}"
@@ -412,7 +518,7 @@ mod event_tests {
             Answer::Stream { .. } => panic!("events without follow is one answer"),
         }
         // Reading needs no permission; following streams the recent, then new.
-        let Answer::Stream { first, lines, .. } = p.answer("events follow", &peer, &draining)
+        let Answer::Stream { first, lines, .. } = p.answer("events follow", &peer, &draining, &tx)
         else {
             panic!("events follow is a stream")
         };

@@ -168,6 +168,56 @@ pub fn apply(cfg: &Config) -> Result<Guard, Error> {
     Ok(g)
 }
 
+impl Guard {
+    /// A reload: adds the new VIPs to `lo`, removes the ones no longer
+    /// configured, and replaces the nftables redirects in one transaction
+    /// (no moment without them). Addresses already there stay untouched.
+    pub fn update(&mut self, cfg: &Config) -> Result<(), Error> {
+        let want = cfg.vip_addrs();
+        for a in &want {
+            if !self.added_vips.contains(a) {
+                if !on_lo(*a) {
+                    run(
+                        "ip",
+                        &["addr", "add", &format!("{a}/32"), "dev", "lo"],
+                        None,
+                    )?;
+                }
+                self.added_vips.push(*a);
+            }
+        }
+        let table = format!("proxyha_{}", cfg.node.lbid);
+        match nft_ruleset(cfg, &table) {
+            Some(rules) => {
+                // Declare, flush by deleting, re-create: one atomic batch.
+                let batch = format!("table ip {table} {{}}\ndelete table ip {table}\n{rules}");
+                run("nft", &["-f", "-"], Some(&batch))?;
+                self.nft_table = Some(table);
+            }
+            None => {
+                if let Some(t) = self.nft_table.take() {
+                    let _ = run("nft", &["delete", "table", "ip", &t], None);
+                }
+            }
+        }
+        let gone: Vec<Ipv4Addr> = self
+            .added_vips
+            .iter()
+            .filter(|a| !want.contains(a))
+            .copied()
+            .collect();
+        for a in gone {
+            let _ = run(
+                "ip",
+                &["addr", "del", &format!("{a}/32"), "dev", "lo"],
+                None,
+            );
+            self.added_vips.retain(|x| *x != a);
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(t) = self.nft_table.take() {

@@ -31,6 +31,14 @@ pub fn register() -> Result<Arc<AtomicBool>, Error> {
     Ok(stop)
 }
 
+/// The flag SIGHUP sets: reload the config (the run loop clears it).
+pub fn register_reload() -> Result<Arc<AtomicBool>, Error> {
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .map_err(Error::Signal)?;
+    Ok(reload)
+}
+
 /// The drain phase of a graceful stop.
 #[derive(Debug, Default)]
 pub struct Drain {

@@ -213,6 +213,9 @@ pub enum Error {
     /// `garp_refresh = 0`; use `None` to disable the repeat.
     #[error("garp_refresh 0: must be positive (or unset to disable)")]
     ZeroGarpRefresh,
+    /// A reload tried to change the VRID, version or interval.
+    #[error("the VRID, version and advert interval change only with a restart")]
+    NeedsRestart,
 }
 
 /// The RFC 5798 §6.4 states.
@@ -511,6 +514,38 @@ impl Instance {
         self.actions.push_back(a);
     }
 
+    /// A reload: takes the new preempt, preempt delay, gratuitous-ARP,
+    /// peer and address settings without leaving the current state. The
+    /// VRID, version and interval must not change (only a restart changes
+    /// them); priority goes through [`Instance::set_priority`]. A Master
+    /// announces only the addresses that are new, with gratuitous ARPs;
+    /// nothing else is re-sent.
+    pub fn reconfigure(&mut self, cfg: Config) -> Result<(), Error> {
+        cfg.validate()?;
+        if cfg.vrid != self.cfg.vrid
+            || cfg.version != self.cfg.version
+            || cfg.adver_int != self.cfg.adver_int
+        {
+            return Err(Error::NeedsRestart);
+        }
+        let added: Vec<Ipv4Addr> = cfg
+            .vips
+            .iter()
+            .filter(|v| !self.cfg.vips.contains(v))
+            .copied()
+            .collect();
+        let priority = self.priority;
+        self.cfg = Config { priority, ..cfg };
+        if self.state == State::Master {
+            for _ in 0..self.cfg.garp_count {
+                for vip in &added {
+                    self.push(Action::SendGratuitousArp { vip: *vip });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn garp_batch(&mut self) {
         for _ in 0..self.cfg.garp_count {
             for i in 0..self.cfg.vips.len() {
@@ -741,6 +776,9 @@ impl Instance {
                     self.master = Some((advert.src_ip, advert.priority));
                     self.resigned_master = None;
                 } else {
+                    // About to preempt it; remember who it is, in case our
+                    // priority drops below its (set_priority).
+                    self.master = Some((advert.src_ip, advert.priority));
                     self.counters.rx_adverts_ignored += 1;
                 }
             }
@@ -798,6 +836,12 @@ impl Instance {
                 if priority == 0 {
                     self.master_down_at = None;
                 } else if old == 0 {
+                    self.arm_master_down(now, self.master_down_cs());
+                } else if priority < old && self.master.is_some_and(|(_, p)| p >= priority) {
+                    // We were discarding the Master's adverts as lower than
+                    // ours (preempt); now they no longer are, so its last
+                    // advert counts as heard: never claim Master at a
+                    // priority the Master's beats.
                     self.arm_master_down(now, self.master_down_cs());
                 }
             }

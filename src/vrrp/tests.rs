@@ -581,3 +581,46 @@ proptest! {
         }
     }
 }
+
+/// Tracking lowers a preempting Backup's priority below the Master's: it
+/// must not claim Master on the timer it armed while discarding the
+/// Master's (then lower) adverts.
+#[test]
+fn a_backup_whose_priority_drops_below_the_master_never_claims() {
+    let t0 = Instant::now();
+    // We are ME at 99 (preempt); PEER is Master at 89.
+    let mut c = cfg(Version::V2);
+    c.priority = 99;
+    let mut v = Instance::new(c).unwrap();
+    v.handle_startup(t0);
+    while v.poll_action().is_some() {}
+    let advert = advert_bytes(Version::V2, 89);
+    let mut now = t0;
+    for _ in 0..3 {
+        now += Duration::from_secs(1);
+        v.handle_packet(now, &meta(), &advert).unwrap();
+    }
+    // At 3.5 s, just before the Master_Down_Timer armed at start-up (3.61 s)
+    // runs out, our proxy goes down: tracking takes 20 off, 79 < 89.
+    now += Duration::from_millis(500);
+    v.set_priority(now, 79);
+    // The Master keeps advertising every second; we stay Backup throughout.
+    for step in 1..=60 {
+        now += Duration::from_millis(100);
+        if let Some(t) = v.poll_timeout()
+            && t <= now
+        {
+            v.handle_timeout(now);
+        }
+        if step % 10 == 5 {
+            v.handle_packet(now, &meta(), &advert).unwrap();
+        }
+        while let Some(a) = v.poll_action() {
+            assert!(
+                !matches!(a, Action::BecomeMaster { .. }),
+                "claimed Master at 79 against an 89 Master"
+            );
+        }
+    }
+    assert_eq!(v.status(now).state, State::Backup);
+}

@@ -5,8 +5,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
+use std::thread;
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -60,6 +61,9 @@ pub struct Options {
     pub vlan: Option<u16>,
     /// TOML appended to every node's config (`lab.sh up --extra-config FILE`).
     pub extra_config: Option<String>,
+    /// Run every daemon under a supervisor loop that restarts it 0.5 s
+    /// after it dies (`lab.sh up --supervise`).
+    pub supervise: bool,
 }
 
 impl Default for Options {
@@ -74,6 +78,7 @@ impl Default for Options {
             queues: 1,
             vlan: None,
             extra_config: None,
+            supervise: false,
         }
     }
 }
@@ -108,6 +113,9 @@ impl Lab {
         if opts.queues != 1 {
             args.push("--queues".into());
             args.push(opts.queues.to_string());
+        }
+        if opts.supervise {
+            args.push("--supervise".into());
         }
         if let Some(v) = opts.vlan {
             args.push("--vlan".into());
@@ -388,4 +396,80 @@ impl Sampler {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.handle.take().unwrap().join().unwrap()
     }
+}
+
+/// Slow downloads of the 4 MiB file through the VIP.
+pub fn start_downloads(
+    lab: &Lab,
+    n: usize,
+) -> Vec<(Child, std::path::PathBuf, std::path::PathBuf)> {
+    (0..n)
+        .map(|i| {
+            let body = lab.path().join(format!("dl{i}.bin"));
+            let hdr = lab.path().join(format!("dl{i}.hdr"));
+            let child = Command::new("ip")
+                .args(["netns", "exec", &lab.ns("client"), "curl", "-s", "-m", "60"])
+                .args([
+                    "--limit-rate",
+                    "400k",
+                    "-x",
+                    "http://198.18.0.250:9090",
+                    "-D",
+                ])
+                .arg(&hdr)
+                .arg("-o")
+                .arg(&body)
+                .arg("http://198.18.0.200/4m.bin")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            (child, body, hdr)
+        })
+        .collect()
+}
+
+/// Waits for the downloads; returns (served by, intact) for each.
+pub fn finish_downloads(
+    lab: &Lab,
+    dls: Vec<(Child, std::path::PathBuf, std::path::PathBuf)>,
+) -> Vec<(String, bool)> {
+    let want = std::fs::read(lab.path().join("origin/www/4m.bin")).unwrap();
+    dls.into_iter()
+        .map(|(mut c, body, hdr)| {
+            let ok = c.wait().is_ok_and(|s| s.success());
+            let node = std::fs::read_to_string(&hdr)
+                .ok()
+                .and_then(|h| served_by(&h))
+                .unwrap_or_else(|| "?".into());
+            let intact = ok && std::fs::read(&body).is_ok_and(|b| b == want);
+            (node, intact)
+        })
+        .collect()
+}
+
+pub fn entries(status: &serde_json::Value) -> Vec<(String, String, String)> {
+    status["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["device"].as_str().unwrap().to_string(),
+                e["state"].as_str().unwrap().to_string(),
+                e["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return Some(t.elapsed());
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    None
 }

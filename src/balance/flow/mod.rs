@@ -138,8 +138,11 @@ pub trait Backends {
     /// The packed MAC of `slot` if it still keeps flows under `generation`
     /// (low 16 bits of the health generation).
     fn usable(&mut self, slot: u16, generation: u16) -> Option<u64>;
-    /// Maglev's choice for a flow hash, if any node is up.
-    fn pick(&mut self, hash: u64) -> Option<Target>;
+    /// Maglev's choice for a flow hash. A new flow (`new_flow`: its SYN)
+    /// needs a node that takes new flows; a packet of a flow already under
+    /// way that this table does not know (a takeover) may also go to a node
+    /// that only keeps its flows (a held, STALE node's Maglev share).
+    fn pick(&mut self, hash: u64, new_flow: bool) -> Option<Target>;
 }
 
 /// How a packet was steered.
@@ -383,7 +386,7 @@ impl Table {
             // Re-pick, in the same entry: a live flow whose node died keeps
             // its state (Moved); an idle flow, or a new connection on a
             // reused tuple, starts a new flow (Miss).
-            return match backends.pick(hash) {
+            return match backends.pick(hash, segment == Segment::Open) {
                 Some(t) if t.slot <= u16::from(u8::MAX) => {
                     *e = Entry {
                         hash,
@@ -405,7 +408,7 @@ impl Table {
                 }
             };
         }
-        let Some(t) = backends.pick(hash) else {
+        let Some(t) = backends.pick(hash, segment == Segment::Open) else {
             return Steer::untracked(None);
         };
         if segment == Segment::Close || t.slot > u16::from(u8::MAX) {
@@ -510,7 +513,7 @@ impl Table {
                 mac,
             });
         }
-        backends.pick(hash)
+        backends.pick(hash, false)
     }
 }
 

@@ -25,7 +25,7 @@ impl Backends for Nodes {
         let s = slot as usize;
         (self.alive[s] && self.generation[s] as u16 == generation).then_some(s as u64)
     }
-    fn pick(&mut self, hash: u64) -> Option<Target> {
+    fn pick(&mut self, hash: u64, _new_flow: bool) -> Option<Target> {
         let live: Vec<usize> = (0..self.alive.len()).filter(|&i| self.alive[i]).collect();
         let s = *live.get((hash % live.len().max(1) as u64) as usize)?;
         Some(Target {

@@ -171,6 +171,7 @@ impl Validator<'_> {
             insecure,
             max_capacity,
             accept_unlisted,
+            hold_stale: rh.hold_stale.unwrap_or(true),
             static_nodes,
         })
     }

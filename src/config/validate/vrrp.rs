@@ -94,6 +94,34 @@ impl Validator<'_> {
                 }
             }
         }
+        let track_proxy_weight: u8 = self.int(
+            "vrrp.track_proxy_weight",
+            rv.track_proxy_weight,
+            Some(0),
+            0,
+            255,
+        )?;
+        let track_interface_weight: u8 = self.int(
+            "vrrp.track_interface_weight",
+            rv.track_interface_weight,
+            Some(crate::config::TRACK_RESIGN),
+            1,
+            255,
+        )?;
+        let mut track_interfaces = Vec::new();
+        for (i, name) in rv
+            .track_interfaces
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let key = format!("vrrp.track_interfaces[{i}]");
+            let name = self.interface(&key, Some(name), None)?;
+            if track_interfaces.contains(&name) {
+                return self.fail(&key, format!("{name:?}"), "is listed twice");
+            }
+            track_interfaces.push(name);
+        }
         Ok(Vrrp {
             interface,
             vrid,
@@ -105,6 +133,9 @@ impl Validator<'_> {
             garp_refresh,
             auth_pass,
             peers,
+            track_proxy_weight,
+            track_interfaces,
+            track_interface_weight,
         })
     }
 }

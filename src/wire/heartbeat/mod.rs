@@ -489,6 +489,12 @@ pub enum State {
     /// Takes no new flows, keeps the ones it has.
     #[serde(rename = "DRAINING")]
     Draining,
+    /// Its heartbeats stopped but its proxy port still answers the active
+    /// director's probe (a dead daemon, a live proxy): it keeps its
+    /// established flows and gets no new ones. Only ever a node-table state
+    /// on the active director: no node reports it about itself.
+    #[serde(rename = "STALE")]
+    Stale,
 }
 
 impl State {
@@ -501,6 +507,7 @@ impl State {
             State::Redundant => 3,
             State::Failed => 4,
             State::Draining => 5,
+            State::Stale => 6,
         }
     }
     /// The state for a wire code, if it is one.
@@ -512,6 +519,7 @@ impl State {
             3 => State::Redundant,
             4 => State::Failed,
             5 => State::Draining,
+            6 => State::Stale,
             _ => return None,
         })
     }
@@ -524,6 +532,7 @@ impl State {
             State::Redundant => "REDUNDANT",
             State::Failed => "FAILED",
             State::Draining => "DRAINING",
+            State::Stale => "STALE",
         }
     }
     /// Whether this state is allowed in the scanning-side `state` field.
@@ -592,9 +601,16 @@ pub struct Entry {
     pub ip: Ipv4Addr,
     /// The MAC the dataplane rewrites to.
     pub mac: [u8; 6],
-    /// Maglev weight; 0 means draining (keeps its flows, takes no new ones).
+    /// Maglev weight in the low 31 bits; 0 means draining (keeps its flows,
+    /// takes no new ones). Bit 31 ([`WEIGHT_HOLD`]): the node keeps its
+    /// Maglev share for its established flows but takes no new ones (a
+    /// STALE node).
     pub weight: u32,
 }
+
+/// Bit 31 of an entry's weight: hold the node's Maglev share for its
+/// established flows, give it no new ones (docs/heartbeat.md §2.2).
+pub const WEIGHT_HOLD: u32 = 1 << 31;
 
 /// The active director's balancing set.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
