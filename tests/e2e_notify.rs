@@ -179,7 +179,8 @@ fn notifications_events_and_metrics_across_election_failover_preemption() {
     });
 
     // Failover: kill -9 of the Active Director; director-b takes over and
-    // then sees it FAILED.
+    // then sees its heartbeats stop (STALE while its proxy still answers
+    // the probe, docs/heartbeat.md; FAILED otherwise).
     lab.kill9("director-a");
     assert!(
         lab.wait_state("director-b", "Master", Duration::from_secs(10))
@@ -188,7 +189,9 @@ fn notifications_events_and_metrics_across_election_failover_preemption() {
     assert!(
         wait_for(Duration::from_secs(10), || calls(&dir, "director-b")
             .iter()
-            .any(|c| c.subject == "director-a" && c.to == "FAILED")),
+            .any(
+                |c| c.subject == "director-a" && (c.to == "STALE" || c.to == "FAILED")
+            )),
         "{:#?}",
         calls(&dir, "director-b")
     );
@@ -251,7 +254,7 @@ fn notifications_events_and_metrics_across_election_failover_preemption() {
     // Node events carry the node's own address; director-a came back OK.
     let back = b
         .iter()
-        .position(|c| c.subject == "director-a" && c.from == "FAILED" && c.to == "OK")
+        .position(|c| c.subject == "director-a" && c.from != "UNKNOWN" && c.to == "OK")
         .unwrap_or_else(|| panic!("director-a never back to OK on director-b: {b:#?}"));
     assert_eq!(b[back].ip, "198.18.0.1");
     // The scanning node only gets node events, in order too.
