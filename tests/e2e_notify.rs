@@ -4,7 +4,8 @@
 //! own namespace.
 //!
 //! Checked across an election, a failover (`kill -9` of the Active
-//! Director) and a preemption (the restarted director takes Master back):
+//! Director), a preemption (the restarted director takes Master back) and
+//! a fault (its proxy stops: tracked, it loses Master, then regains it):
 //! the scripts run in event order with the documented arguments, numbered
 //! without gaps; `proxyha events --follow --json` streams exactly the same
 //! events; a graceful stop runs the `stop` command before the daemon exits.
@@ -209,6 +210,31 @@ fn notifications_events_and_metrics_across_election_failover_preemption() {
         vrrp(&calls(&dir, "director-a")).len() == 4 && vrrp(&calls(&dir, "director-b")).len() == 3
     }));
 
+    // A fault: director-a's proxy stops. It tracks it (weight 20: 99 - 20 =
+    // 79 < 89), so director-b preempts it; the proxy back, director-a
+    // preempts in turn.
+    lab.kill_squid("director-a");
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            lab.vrrp_state("director-b") == "Master" && lab.vrrp_state("director-a") == "Backup"
+        }),
+        "{}",
+        lab.logs()
+    );
+    let conf = lab.path().join("director-a/squid.conf");
+    let out = lab.exec("director-a", &["squid", "-f", conf.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            lab.vrrp_state("director-a") == "Master" && lab.vrrp_state("director-b") == "Backup"
+        }),
+        "{}",
+        lab.logs()
+    );
+    assert!(wait_for(Duration::from_secs(5), || {
+        vrrp(&calls(&dir, "director-a")).len() == 7 && vrrp(&calls(&dir, "director-b")).len() == 5
+    }));
+
     let a = calls(&dir, "director-a");
     let b = calls(&dir, "director-b");
     eprintln!("director-a: {a:#?}\ndirector-b: {b:#?}");
@@ -232,6 +258,11 @@ fn notifications_events_and_metrics_across_election_failover_preemption() {
             // kill -9: no stop event. The restarted daemon:
             t("backup", "INITIALIZE", "BACKUP", "Startup"),
             t("master", "BACKUP", "MASTER", "MasterDown"),
+            // Its proxy stops: fault, then director-b preempts it.
+            t("fault", "MASTER", "FAULT", "proxy"),
+            t("backup", "MASTER", "BACKUP", "HigherPriority"),
+            // The proxy is back: it preempts director-b.
+            t("master", "BACKUP", "MASTER", "MasterDown"),
         ]
     );
     assert_eq!(
@@ -240,17 +271,28 @@ fn notifications_events_and_metrics_across_election_failover_preemption() {
             t("backup", "INITIALIZE", "BACKUP", "Startup"),
             t("master", "BACKUP", "MASTER", "MasterDown"),
             t("backup", "MASTER", "BACKUP", "HigherPriority"),
+            t("master", "BACKUP", "MASTER", "MasterDown"),
+            t("backup", "MASTER", "BACKUP", "HigherPriority"),
         ]
     );
     for c in a.iter().chain(&b).filter(|c| c.event != "node") {
         assert_eq!(c.subject, c.node);
-        let (ip, prio) = if c.node == "director-a" {
-            ("198.18.0.1", 99)
+        let ip = if c.node == "director-a" {
+            "198.18.0.1"
         } else {
-            ("198.18.0.2", 89)
+            "198.18.0.2"
         };
-        assert_eq!((c.ip.as_str(), c.priority), (ip, prio), "{c:?}");
+        assert_eq!(c.ip, ip, "{c:?}");
     }
+    // The priority in use: director-a's drops to 79 while its proxy is down.
+    let prio = |c: &[Call]| -> Vec<u8> {
+        c.iter()
+            .filter(|c| c.event != "node")
+            .map(|c| c.priority)
+            .collect()
+    };
+    assert_eq!(prio(&a), [99, 99, 99, 99, 79, 79, 99]);
+    assert_eq!(prio(&b), [89; 5]);
     // Node events carry the node's own address; director-a came back OK.
     let back = b
         .iter()
