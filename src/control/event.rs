@@ -13,6 +13,9 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+use super::Plane;
+use crate::vrrp;
+
 /// The most events the plane holds between two polls (the run loop polls
 /// every iteration, so this only bounds a pathological burst).
 pub const MAX_QUEUED: usize = 1024;
@@ -111,6 +114,82 @@ impl Queue {
     pub fn pop(&mut self) -> Option<Event> {
         self.queue.pop_front()
     }
+}
+
+/// The plane's side: numbering, queueing and naming its events.
+impl Plane {
+    /// The next operator event, oldest first (see the module docs).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop()
+    }
+
+    /// Queues an event about a node.
+    pub(super) fn emit(
+        &mut self,
+        kind: Kind,
+        subject: &str,
+        ip: Ipv4Addr,
+        (from, to): (&str, &str),
+        reason: &str,
+    ) {
+        let priority = match &self.vrrp {
+            Some(v) => v.priority(),
+            None => 0,
+        };
+        self.events.push(Event {
+            seq: 0,
+            unix_ms: 0,
+            node: self.cfg.node.name.clone(),
+            kind,
+            subject: subject.to_owned(),
+            ip,
+            from: from.to_owned(),
+            to: to.to_owned(),
+            reason: reason.to_owned(),
+            priority,
+        });
+    }
+
+    /// Queues an event about this node itself.
+    pub(super) fn emit_own(&mut self, kind: Kind, from: &str, to: &str, reason: &str) {
+        let name = self.cfg.node.name.clone();
+        let ip = self.cfg.node.management_ip;
+        self.emit(kind, &name, ip, (from, to), reason);
+    }
+
+    /// A `fault` event (directors only): a tracked object failed. Emitted
+    /// after the priority changed and before the VRRP actions it causes are
+    /// drained, so it carries the new priority and precedes any `backup`.
+    pub(super) fn emit_fault(&mut self, what: &str) {
+        if self.vrrp.is_some() {
+            let from = self.vrrp_state;
+            self.emit_own(Kind::Fault, from, "FAULT", what);
+        }
+    }
+
+    /// A VRRP state change: the event, and the state events name.
+    pub(super) fn vrrp_changed(
+        &mut self,
+        kind: Option<Kind>,
+        to: &'static str,
+        reason: vrrp::Reason,
+    ) {
+        let from = std::mem::replace(&mut self.vrrp_state, to);
+        if let Some(kind) = kind
+            && from != to
+        {
+            self.emit_own(kind, from, to, &reason_word(reason));
+        }
+    }
+}
+
+/// A VRRP reason in one word (`MasterResigned { from }` → `MasterResigned`).
+fn reason_word(r: vrrp::Reason) -> String {
+    let s = format!("{r:?}");
+    s.split([' ', '{', '('])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[cfg(test)]

@@ -127,15 +127,6 @@ pub struct Plane {
     vrrp_state: &'static str,
 }
 
-/// A VRRP reason in one word (`MasterResigned { from }` → `MasterResigned`).
-fn reason_word(r: vrrp::Reason) -> String {
-    let s = format!("{r:?}");
-    s.split([' ', '{', '('])
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// The node id of this node: its management IPv4 as a number, so every
 /// director orders nodes the same way.
 pub fn node_id(cfg: &Config) -> u32 {
@@ -280,65 +271,6 @@ impl Plane {
         Counters {
             events_dropped: self.events.dropped,
             ..self.counters
-        }
-    }
-
-    /// The next operator event, oldest first (see [`event`]).
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop()
-    }
-
-    /// Queues an event about a node.
-    fn emit(
-        &mut self,
-        kind: event::Kind,
-        subject: &str,
-        ip: Ipv4Addr,
-        (from, to): (&str, &str),
-        reason: &str,
-    ) {
-        let priority = match &self.vrrp {
-            Some(v) => v.priority(),
-            None => 0,
-        };
-        self.events.push(Event {
-            seq: 0,
-            unix_ms: 0,
-            node: self.cfg.node.name.clone(),
-            kind,
-            subject: subject.to_owned(),
-            ip,
-            from: from.to_owned(),
-            to: to.to_owned(),
-            reason: reason.to_owned(),
-            priority,
-        });
-    }
-
-    /// Queues an event about this node itself.
-    fn emit_own(&mut self, kind: event::Kind, from: &str, to: &str, reason: &str) {
-        let name = self.cfg.node.name.clone();
-        let ip = self.cfg.node.management_ip;
-        self.emit(kind, &name, ip, (from, to), reason);
-    }
-
-    /// A `fault` event (directors only): a tracked object failed. Emitted
-    /// after the priority changed and before the VRRP actions it causes are
-    /// drained, so it carries the new priority and precedes any `backup`.
-    fn emit_fault(&mut self, what: &str) {
-        if self.vrrp.is_some() {
-            let from = self.vrrp_state;
-            self.emit_own(event::Kind::Fault, from, "FAULT", what);
-        }
-    }
-
-    /// A VRRP state change: the event, and the state events name.
-    fn vrrp_changed(&mut self, kind: Option<event::Kind>, to: &'static str, reason: vrrp::Reason) {
-        let from = std::mem::replace(&mut self.vrrp_state, to);
-        if let Some(kind) = kind
-            && from != to
-        {
-            self.emit_own(kind, from, to, &reason_word(reason));
         }
     }
 
