@@ -22,6 +22,8 @@
 #                                                       once behind an ECMP router (bird2, BGP + BFD): the
 #                                                       client moves to 198.19.0.100/16 behind PREFIX-router
 #                                                       (docs/active-active.md)
+#                                                       --extra-config FILE appends FILE (TOML, e.g. a
+#                                                       [notify] or [metrics] table) to every node's config
 #   scripts/lab.sh down                                 tear everything down (always safe to run)
 #   scripts/lab.sh exec NODE CMD...                     run CMD inside a node's namespace
 #   scripts/lab.sh status                               show what runs where
@@ -197,6 +199,10 @@ node_config() { # name config
     # A port redirect whose ports differ: proxyha adds an nftables redirect.
     printf '\n[[port_redirect]]\nprotocol = "http-alt"\noriginal_ports = "80"\nproxy_port = 9090\n' >> "$dir/node.toml"
   fi
+  if [ -f "$LAB_DIR/extra.toml" ]; then
+    printf '\n' >> "$dir/node.toml"
+    cat "$LAB_DIR/extra.toml" >> "$dir/node.toml"
+  fi
   echo "$dir/node.toml"
 }
 
@@ -324,7 +330,7 @@ add_router() {
 }
 
 up() {
-  local start_ha=1 version=2 group_b=0 redirect80=0 rogue=0 aa=0 queues=1 vlan= supervise=0 n name sfx ip cfg
+  local start_ha=1 version=2 group_b=0 redirect80=0 rogue=0 aa=0 queues=1 vlan= supervise=0 extra= n name sfx ip cfg
   while [ $# -gt 0 ]; do
     case "$1" in
       --no-proxyha) start_ha=0 ;;
@@ -333,6 +339,7 @@ up() {
       --version) version="${2:-}"; shift ;;
       --group-b) group_b=1 ;;
       --redirect-80) redirect80=1 ;;
+      --extra-config) extra="${2:-}"; shift ;;
       --rogue) rogue=1 ;;
       --supervise) supervise=1 ;;
       --active-active) aa=1 ;;
@@ -377,6 +384,7 @@ up() {
     rm -f "$LAB_DIR/active-active"
   fi
   AA=$aa
+  if [ -n "$extra" ]; then cp "$extra" "$LAB_DIR/extra.toml"; else rm -f "$LAB_DIR/extra.toml"; fi
   log "segment: bridge br0 in $SW"
   ip netns add "$SW"
   nsx "$SW" ip link add br0 type bridge

@@ -15,6 +15,8 @@ PKGS=(
   systemd groff-base man-db dpkg tshark
   # active-active lab: BGP, BFD and ECMP next to each director and on the router
   bird2
+  # metrics: promtool checks the /metrics output (tests/e2e_notify.rs, node::metrics tests)
+  prometheus
 )
 
 missing=()
@@ -39,11 +41,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# A squid installed before policy-rc.d existed may be running in the root namespace.
-if command -v systemctl >/dev/null && systemctl is-active -q squid 2>/dev/null; then
-  systemctl stop squid >/dev/null 2>&1 || true
-  systemctl disable squid >/dev/null 2>&1 || true
-fi
+# A squid (or prometheus) installed before policy-rc.d existed may be running in
+# the root namespace.
+for svc in squid prometheus; do
+  if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
+    systemctl stop "$svc" >/dev/null 2>&1 || true
+    systemctl disable "$svc" >/dev/null 2>&1 || true
+  fi
+done
 
 # cargo-fuzz is optional (nightly only); fuzz targets also run as proptests.
 exit 0

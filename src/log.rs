@@ -26,7 +26,12 @@ pub fn timestamp() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = d.as_secs();
+    format_unix_ms(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds.
+pub fn format_unix_ms(ms: u64) -> String {
+    let secs = ms / 1000;
     let (y, m, day) = crate::cli::status::civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     format!(
@@ -34,7 +39,7 @@ pub fn timestamp() -> String {
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        d.subsec_millis()
+        ms % 1000
     )
 }
 

@@ -1156,3 +1156,81 @@ fn a_closed_stderr_never_panics() {
         assert_eq!(st.code(), Some(1), "{args:?}: {st}");
     }
 }
+
+/// `[notify]` and `[metrics]`: off by default, commands as strings or
+/// arrays, and every rule with its exact error.
+#[test]
+fn notify_and_metrics_settings() {
+    let ok = |t: &str| config::parse("cluster.toml", t, Path::new(".")).unwrap();
+    let c = ok(BASE);
+    assert_eq!(
+        c.notify,
+        config::Notify {
+            timeout: std::time::Duration::from_secs(10),
+            ..config::Notify::default()
+        }
+    );
+    assert_eq!(c.metrics.listen, None);
+    let c = ok(&format!(
+        "{BASE}\n[notify]\nmaster = \"/bin/sh -c true\"\nnode = [\"/bin/echo\", \"a b\"]\n\
+         timeout = \"2s\"\n[metrics]\nlisten = \"[::1]:9800\"\n"
+    ));
+    assert_eq!(
+        c.notify.master,
+        Some(vec!["/bin/sh".into(), "-c".into(), "true".into()])
+    );
+    assert_eq!(c.notify.node, Some(vec!["/bin/echo".into(), "a b".into()]));
+    assert_eq!(c.notify.backup, None);
+    assert_eq!(c.notify.timeout, std::time::Duration::from_secs(2));
+    assert_eq!(c.metrics.listen, Some("[::1]:9800".parse().unwrap()));
+    let r = c.render();
+    assert!(
+        r.contains("notify.master") && r.contains("http://[::1]:9800/metrics"),
+        "{r}"
+    );
+    for (section, want) in [
+        (
+            "[notify]\nmaster = \"sh -c true\"",
+            "cluster.toml: notify.master = \"sh -c true\": the program must be an absolute path (it is run without a shell or PATH)",
+        ),
+        (
+            "[notify]\nstop = \"  \"",
+            "cluster.toml: notify.stop = \"  \": must name a program (an absolute path)",
+        ),
+        (
+            "[notify]\nfault = \"/nonexistent/proxyha-hook\"",
+            "cluster.toml: notify.fault = \"/nonexistent/proxyha-hook\": /nonexistent/proxyha-hook: No such file or directory (os error 2)",
+        ),
+        (
+            "[notify]\nbackup = \"/etc\"",
+            "cluster.toml: notify.backup = \"/etc\": /etc is not an executable file",
+        ),
+        (
+            "[notify]\ntimeout = \"50ms\"",
+            "cluster.toml: notify.timeout = \"50ms\": must be 100ms..600s",
+        ),
+        (
+            "[notify]\nmastr = \"/bin/true\"",
+            "cluster.toml: notify.mastr: unknown key",
+        ),
+        (
+            "[metrics]\nlisten = \"9800\"",
+            "cluster.toml: metrics.listen = \"9800\": must be IP:PORT (e.g. \"127.0.0.1:9800\" or \"[::1]:9800\") with a unicast or unspecified address and a port 1..65535",
+        ),
+        (
+            "[metrics]\nlisten = \"127.0.0.1:0\"",
+            "cluster.toml: metrics.listen = \"127.0.0.1:0\": must be IP:PORT (e.g. \"127.0.0.1:9800\" or \"[::1]:9800\") with a unicast or unspecified address and a port 1..65535",
+        ),
+        (
+            "[metrics]\nlisten = \"224.0.0.1:9800\"",
+            "cluster.toml: metrics.listen = \"224.0.0.1:9800\": must be IP:PORT (e.g. \"127.0.0.1:9800\" or \"[::1]:9800\") with a unicast or unspecified address and a port 1..65535",
+        ),
+    ] {
+        assert_eq!(err(&format!("{BASE}\n{section}\n")), want);
+    }
+    let long = format!(
+        "[notify]\nnode = [{}]",
+        vec!["\"/bin/true\""; 33].join(", ")
+    );
+    assert!(err(&format!("{BASE}\n{long}\n")).contains("at most 32 words"));
+}

@@ -447,3 +447,114 @@ fn active_active_every_director_forwards_on_its_own_mac() {
     assert!(seg.nodes[1].plane.announce(false, false));
     assert_eq!(seg.arp_sent[1], 0, "no gratuitous ARP at takeover either");
 }
+
+/// Every event a node's plane queued so far, as `(event, subject, from, to, reason)`.
+fn events(seg: &mut Segment, i: usize) -> Vec<proxyha::control::Event> {
+    std::iter::from_fn(|| seg.nodes[i].plane.poll_event()).collect()
+}
+
+#[test]
+fn operator_events_follow_the_election_failover_and_stop_in_order() {
+    let mut seg = Segment::new();
+    seg.run_until(8000);
+    let a = events(&mut seg, 0);
+    let vrrp = |evs: &[proxyha::control::Event]| -> Vec<(String, String, String, String)> {
+        evs.iter()
+            .filter(|e| e.kind != proxyha::control::event::Kind::Node)
+            .map(|e| {
+                (
+                    e.kind.as_str().to_owned(),
+                    e.from.clone(),
+                    e.to.clone(),
+                    e.reason.clone(),
+                )
+            })
+            .collect()
+    };
+    let t = |k: &str, f: &str, to: &str, r: &str| (k.into(), f.into(), to.into(), r.into());
+    assert_eq!(
+        vrrp(&a),
+        vec![
+            t("backup", "INITIALIZE", "BACKUP", "Startup"),
+            t("master", "BACKUP", "MASTER", "MasterDown"),
+        ]
+    );
+    // Numbered 1, 2, 3, ... without gaps; every event names this node.
+    for (i, e) in a.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1, "{a:?}");
+        assert_eq!(e.node, "director-a");
+        assert_eq!(e.priority, 99);
+    }
+    // The Active Director saw scanner-c become OK.
+    assert!(
+        a.iter()
+            .any(|e| e.kind == proxyha::control::event::Kind::Node
+                && e.subject == "scanner-c"
+                && e.to == "OK"
+                && e.ip == std::net::Ipv4Addr::new(198, 18, 0, 3)),
+        "{a:?}"
+    );
+    let b = events(&mut seg, 1);
+    assert_eq!(
+        vrrp(&b),
+        vec![t("backup", "INITIALIZE", "BACKUP", "Startup")]
+    );
+
+    // Failover: director-a dies; director-b takes over, then sees it FAILED.
+    seg.nodes[0].up = false;
+    seg.run_until(8000 + 9000);
+    let b = events(&mut seg, 1);
+    assert_eq!(
+        vrrp(&b),
+        vec![t("master", "BACKUP", "MASTER", "MasterDown")]
+    );
+    let master_at = b
+        .iter()
+        .position(|e| e.kind == proxyha::control::event::Kind::Master)
+        .unwrap();
+    let failed_at = b
+        .iter()
+        .position(|e| e.subject == "director-a" && e.to == "FAILED")
+        .unwrap_or_else(|| panic!("director-a never FAILED: {b:?}"));
+    assert!(master_at < failed_at, "{b:?}");
+
+    // A graceful stop: `stop`, and nothing more from VRRP.
+    let now = seg.now;
+    seg.nodes[1].plane.shutdown(now);
+    let b = events(&mut seg, 1);
+    assert_eq!(vrrp(&b), vec![t("stop", "MASTER", "STOP", "signal")]);
+}
+
+#[test]
+fn a_dataplane_fault_is_an_event_before_the_resignation() {
+    let mut seg = Segment::new();
+    seg.run_until(5000);
+    assert_eq!(seg.masters(), vec![0]);
+    let _ = events(&mut seg, 0);
+    let now = seg.now;
+    seg.nodes[0].plane.set_dataplane_healthy(now, false);
+    seg.run_until(6000);
+    let a: Vec<(String, String, String, String, u8)> = events(&mut seg, 0)
+        .into_iter()
+        .filter(|e| e.kind != proxyha::control::event::Kind::Node)
+        .map(|e| {
+            (
+                e.kind.as_str().to_owned(),
+                e.from,
+                e.to,
+                e.reason,
+                e.priority,
+            )
+        })
+        .collect();
+    let t =
+        |k: &str, f: &str, to: &str, r: &str, p: u8| (k.into(), f.into(), to.into(), r.into(), p);
+    assert_eq!(
+        a,
+        vec![
+            t("fault", "MASTER", "FAULT", "dataplane", 0),
+            t("backup", "MASTER", "BACKUP", "Resigned", 0),
+        ]
+    );
+    assert_eq!(seg.masters(), vec![1], "director-b took over");
+}

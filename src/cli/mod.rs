@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 pub mod check;
 pub mod docs;
+pub mod events;
 pub mod key;
 pub mod stats;
 pub mod status;
@@ -87,6 +88,24 @@ pub enum Command {
         /// Stop --watch after this many samples.
         #[arg(long)]
         count: Option<u64>,
+    },
+
+    /// Show the node's recent events; with --follow, then every new one.
+    ///
+    /// The same events the `[notify]` commands get, in the same order:
+    /// master, backup, fault, stop, and node (a node's heartbeat state
+    /// changed), numbered without gaps per daemon run (docs/notifications.md).
+    /// --follow ends when the daemon closes the stream (it stops, or this
+    /// reader fell more than 256 events behind), with exit status 1.
+    Events {
+        #[command(flatten)]
+        target: Target,
+        /// Keep printing new events as they happen.
+        #[arg(long, short)]
+        follow: bool,
+        /// One JSON object per line instead.
+        #[arg(long)]
+        json: bool,
     },
 
     /// Drain a running node (no new flows, established ones stay) or undo it.
@@ -242,6 +261,11 @@ pub fn main() -> i32 {
             interval,
             count,
         } => stats::command(&target, json, watch, interval, count),
+        Command::Events {
+            target,
+            follow,
+            json,
+        } => events::command(&target, follow, json),
         Command::Drain { target, state } => drain(&target, &state),
         Command::Reload { target } => reload(&target),
         Command::Check {

@@ -74,6 +74,10 @@ pub struct Config {
     pub heartbeat: Heartbeat,
     pub dataplane: Dataplane,
     pub cluster: Cluster,
+    /// `[notify]`: commands run on events (docs/notifications.md).
+    pub notify: Notify,
+    /// `[metrics]`: the Prometheus endpoint (docs/metrics.md).
+    pub metrics: Metrics,
 }
 
 /// How the directors of a group share the traffic (`[cluster] mode`).
@@ -331,6 +335,40 @@ pub struct Dataplane {
     /// UMEM frames per socket (a power of two) and bytes per frame.
     pub umem_frames: u32,
     pub frame_size: u32,
+}
+
+/// `[notify]`: the command (program and its own arguments; the event's
+/// arguments follow them) run for each kind of event, and how long one may
+/// run. See docs/notifications.md.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Notify {
+    pub master: Option<Vec<String>>,
+    pub backup: Option<Vec<String>>,
+    pub fault: Option<Vec<String>>,
+    pub stop: Option<Vec<String>>,
+    pub node: Option<Vec<String>>,
+    /// A command still running after this is killed (its process group).
+    pub timeout: Duration,
+}
+
+impl Notify {
+    /// The command for events of `kind`, if one is configured.
+    pub fn command(&self, kind: crate::control::event::Kind) -> Option<&[String]> {
+        use crate::control::event::Kind;
+        match kind {
+            Kind::Master => self.master.as_deref(),
+            Kind::Backup => self.backup.as_deref(),
+            Kind::Fault => self.fault.as_deref(),
+            Kind::Stop => self.stop.as_deref(),
+            Kind::Node => self.node.as_deref(),
+        }
+    }
+}
+
+/// `[metrics]`: where the Prometheus endpoint listens (none: off).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Metrics {
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Reads and validates the file at `path`.

@@ -13,6 +13,8 @@ pub(super) struct RawFile {
     pub(super) port_redirect: Vec<RawPortRedirect>,
     pub(super) heartbeat: Option<RawHeartbeat>,
     pub(super) dataplane: Option<RawDataplane>,
+    pub(super) notify: Option<RawNotify>,
+    pub(super) metrics: Option<RawMetrics>,
     pub(super) cluster: Option<RawCluster>,
 }
 
@@ -111,4 +113,27 @@ pub(super) enum IntOrString {
 pub(super) enum CpuList {
     Str(String),
     List(Vec<i64>),
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawNotify {
+    pub(super) master: Option<StringOrList>,
+    pub(super) backup: Option<StringOrList>,
+    pub(super) fault: Option<StringOrList>,
+    pub(super) stop: Option<StringOrList>,
+    pub(super) node: Option<StringOrList>,
+    pub(super) timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<String>,
+}
+
+/// A command: `"/path arg"` (split on whitespace) or `["/path", "arg"]`.
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+pub(super) enum StringOrList {
+    Str(String),
+    List(Vec<String>),
 }

@@ -4,8 +4,9 @@
 //! every changed key that only a restart can apply (the interface, the VRID,
 //! the queues, the node's identity, ...). The rest is applied as a diff by
 //! the running daemon: VIPs, port redirects, capacity, VRRP priority,
-//! preempt and delay, gratuitous ARPs, peers and tracking, and every
-//! heartbeat setting including the keys.
+//! preempt and delay, gratuitous ARPs, peers and tracking, every
+//! heartbeat setting including the keys, and the notification commands.
+//! (`metrics.listen` needs a restart.)
 
 use serde_json::Value;
 
@@ -26,6 +27,8 @@ pub const HOT: &[&str] = &[
     "virtual_ips",
     "port_redirects",
     "heartbeat",
+    // The notification runner takes new commands for later events.
+    "notify",
 ];
 
 /// The changed keys of `new` against `old` that need a restart, sorted; empty when the whole change can be applied in place.
@@ -178,5 +181,14 @@ interface = "eth0"
             restart_needed(&old, &scan),
             ["node.priority (between 0 and a director priority)"]
         );
+    }
+
+    #[test]
+    fn notify_is_hot_the_metrics_address_is_not() {
+        let old = cfg(BASE);
+        let new = cfg(&format!(
+            "{BASE}[notify]\nmaster = \"/bin/true\"\ntimeout = \"3s\"\n[metrics]\nlisten = \"127.0.0.1:9800\"\n"
+        ));
+        assert_eq!(restart_needed(&old, &new), ["metrics.listen"]);
     }
 }

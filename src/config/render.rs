@@ -190,6 +190,18 @@ impl Config {
                 self.cluster.announce_table.to_string(),
             );
         }
+        for kind in crate::control::event::Kind::ALL {
+            if let Some(c) = self.notify.command(kind) {
+                line(&format!("notify.{}", kind.as_str()), c.join(" "));
+            }
+        }
+        line("notify.timeout", fmt_duration(self.notify.timeout));
+        line(
+            "metrics.listen",
+            self.metrics
+                .listen
+                .map_or("off".into(), |a| format!("http://{a}/metrics")),
+        );
         s
     }
 }

@@ -32,6 +32,7 @@
 //! `maglev_rebuilds` (builds run) and `maglev_rebuilds_coalesced`
 //! (membership changes folded into a later build).
 
+pub mod event;
 pub mod forwarding;
 pub mod frames;
 pub mod status;
@@ -51,6 +52,8 @@ use crate::heartbeat::{self, LocalHealth};
 use crate::log;
 use crate::vrrp;
 use crate::wire::{arp, ethernet, ipv4};
+
+pub use event::Event;
 
 /// The shortest time between two Maglev rebuilds (see the module docs).
 pub const REBUILD_INTERVAL: Duration = Duration::from_millis(150);
@@ -88,6 +91,8 @@ pub struct Counters {
     pub drop_heartbeat_ttl: u64,
     /// Failed nodes' health-table slots freed to make room for a member.
     pub health_evicted: u64,
+    /// Operator events dropped because [`event::MAX_QUEUED`] were waiting.
+    pub events_dropped: u64,
 }
 
 /// Local probes in a row that must find the proxy down before a director
@@ -121,6 +126,9 @@ pub struct Plane {
     /// The wall clock (Unix ms) at an instant, for published times.
     anchor: (Instant, u64),
     maglev: Option<status::Maglev>,
+    events: event::Queue,
+    /// The VRRP state as events name it (`INITIALIZE`, `BACKUP`, `MASTER`).
+    vrrp_state: &'static str,
 }
 
 /// The node id of this node: its management IPv4 as a number, so every
@@ -232,6 +240,8 @@ impl Plane {
             rebuild_due: None,
             anchor: (now, unix_ms),
             maglev: None,
+            events: event::Queue::default(),
+            vrrp_state: "INITIALIZE",
         };
         p.publish_filter(None);
         p.drain(now);
@@ -249,6 +259,8 @@ impl Plane {
     /// The VRRP Shutdown event: a priority-0 advert, so that the Backup takes
     /// over after Skew_Time.
     pub fn shutdown(&mut self, now: Instant) {
+        let from = self.vrrp_state;
+        self.emit_own(event::Kind::Stop, from, "STOP", "signal");
         if let Some(v) = self.vrrp.as_mut() {
             v.handle_shutdown(now);
         }
@@ -290,7 +302,10 @@ impl Plane {
 
     /// The glue's counters.
     pub fn counters(&self) -> Counters {
-        self.counters
+        Counters {
+            events_dropped: self.events.dropped,
+            ..self.counters
+        }
     }
 
     /// The earliest instant at which [`Plane::handle_timeout`] must run.
@@ -435,6 +450,9 @@ impl Plane {
                 );
             }
             self.apply_priority(now);
+            if down && self.cfg.vrrp.track_proxy_weight > 0 {
+                self.emit_fault("proxy");
+            }
         }
         self.drain(now);
     }
@@ -449,6 +467,9 @@ impl Plane {
                 if down { "down" } else { "all up again" }
             );
             self.apply_priority(now);
+            if down {
+                self.emit_fault("link");
+            }
             self.drain(now);
         }
     }
@@ -509,6 +530,9 @@ impl Plane {
             }
         }
         self.apply_priority(now);
+        if !healthy {
+            self.emit_fault("dataplane");
+        }
         self.drain(now);
     }
 
@@ -581,6 +605,7 @@ impl Plane {
                 };
                 log!("vrrp", "became Master ({role}): {reason:?}");
                 self.master = true;
+                self.vrrp_changed(Some(event::Kind::Master), "MASTER", reason);
                 if let Err(e) = self.hb.set_active(now, true) {
                     log!("heartbeat", "cannot become active: {e}");
                 }
@@ -592,11 +617,14 @@ impl Plane {
                     log!("vrrp", "Backup (Passive Director): {reason:?}");
                 }
                 self.master = false;
+                self.vrrp_changed(Some(event::Kind::Backup), "BACKUP", reason);
                 let _ = self.hb.set_active(now, false);
             }
             vrrp::Action::BecomeInitialize { reason } => {
                 log!("vrrp", "left the election: {reason:?}");
                 self.master = false;
+                // Only a shutdown leads here; its `stop` event is already queued.
+                self.vrrp_changed(None, "INITIALIZE", reason);
                 let _ = self.hb.set_active(now, false);
             }
             // Active-active: nobody holds the virtual MAC (see `forwarding`).
@@ -618,8 +646,17 @@ impl Plane {
                     log::escape(&name)
                 );
             }
-            heartbeat::Event::StateChanged { name, from, to, .. } => {
+            heartbeat::Event::StateChanged { id, name, from, to } => {
                 log!("heartbeat", "node {}: {from} -> {to}", log::escape(&name));
+                // A node id is its management IPv4 (`node_id_from_ipv4`).
+                let ip = Ipv4Addr::from(id);
+                self.emit(
+                    event::Kind::Node,
+                    &name,
+                    ip,
+                    (from.as_str(), to.as_str()),
+                    "heartbeat",
+                );
             }
             heartbeat::Event::MembershipChanged { generation } => {
                 log!(
@@ -820,7 +857,7 @@ impl Plane {
             o.remove("nodes");
             o.insert(
                 "control".into(),
-                serde_json::to_value(self.counters).unwrap_or_default(),
+                serde_json::to_value(self.counters()).unwrap_or_default(),
             );
         }
         status::Status {

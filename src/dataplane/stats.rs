@@ -231,6 +231,37 @@ pub struct LatencySummary {
     pub max_ns: u64,
 }
 
+/// The batch-time histogram in fixed buckets, as Prometheus exposes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buckets {
+    /// `(upper bound in ns, batches at or below it)`, cumulative, in
+    /// [`BUCKET_BOUNDS_NS`] order; the `+Inf` bucket is `count`.
+    pub le_ns: Vec<(u64, u64)>,
+    /// Batches recorded.
+    pub count: u64,
+    /// Sum of the batch times, ns: exact to the histogram's precision (3
+    /// significant digits, each value counted at the middle of its bin).
+    pub sum_ns: u64,
+}
+
+/// The batch-time bucket bounds, ns: 1 µs to 100 ms.
+pub const BUCKET_BOUNDS_NS: [u64; 14] = [
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    100_000_000,
+];
+
 /// The reader's side of the histogram handoff: accumulates every interval
 /// histogram the workers handed over.
 #[derive(Debug)]
@@ -260,6 +291,35 @@ impl Latency {
         &self.total
     }
 
+    /// The histogram in [`BUCKET_BOUNDS_NS`] buckets.
+    pub fn buckets(&self) -> Buckets {
+        let h = &self.total;
+        let mut per = [0u64; BUCKET_BOUNDS_NS.len()];
+        let mut sum = 0u64;
+        for v in h.iter_recorded() {
+            let value = v.value_iterated_to();
+            let n = v.count_at_value();
+            sum = sum.saturating_add(h.median_equivalent(value).saturating_mul(n));
+            // A bin belongs to a bucket when all of it is at or below the bound.
+            if let Some(i) = BUCKET_BOUNDS_NS.iter().position(|&b| value <= b) {
+                per[i] += n;
+            }
+        }
+        let mut acc = 0;
+        Buckets {
+            le_ns: BUCKET_BOUNDS_NS
+                .iter()
+                .zip(per)
+                .map(|(&b, n)| {
+                    acc += n;
+                    (b, acc)
+                })
+                .collect(),
+            count: h.len(),
+            sum_ns: sum,
+        }
+    }
+
     /// Percentiles so far.
     pub fn summary(&self) -> LatencySummary {
         let h = &self.total;
@@ -276,6 +336,32 @@ impl Latency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_are_cumulative_and_count_everything() {
+        let s = Stats::new();
+        let mut h = new_histogram();
+        for (v, n) in [(500u64, 3u64), (1_500, 2), (40_000, 1), (2_000_000_000, 1)] {
+            h.record_n(v, n).unwrap();
+        }
+        s.offer_histogram(h).unwrap();
+        let mut l = Latency::default();
+        l.collect(&s);
+        let b = l.buckets();
+        assert_eq!(b.count, 7);
+        assert_eq!(b.le_ns[0], (1_000, 3));
+        assert_eq!(b.le_ns[1], (2_000, 5));
+        assert_eq!(b.le_ns[5], (50_000, 6));
+        // The 2 s batch is only in +Inf (count).
+        assert_eq!(b.le_ns.last(), Some(&(100_000_000, 6)));
+        let exact = 500 * 3 + 1_500 * 2 + 40_000 + 2_000_000_000u64;
+        assert!(
+            b.sum_ns.abs_diff(exact) * 1000 <= exact,
+            "{} vs {exact}",
+            b.sum_ns
+        );
+        assert!(b.le_ns.windows(2).all(|w| w[0].1 <= w[1].1));
+    }
 
     #[test]
     fn snapshot_delta_and_sum() {

@@ -4,9 +4,14 @@
 //! ([`crate::control`]), which runs the protocols.
 //!
 //! The protocol is one request line ([`Request`]: `status`, `stats`,
-//! `drain on|off`, `reload`) answered by one JSON document, after which the daemon
-//! closes the connection. The daemon's handler never blocks the packet
-//! path: it reads snapshots the control plane publishes.
+//! `drain on|off`, `reload`, `events`) answered by one JSON document
+//! (`events`: one JSON line per recent event), after which the daemon
+//! closes the connection. `events follow` is the one long-lived request:
+//! the recent events, then one line per new event until either side closes
+//! ([`Answer::Stream`]); such a connection leaves the [`MAX_CONNECTIONS`]
+//! count once it is streaming (the event hub bounds the followers). The
+//! daemon's handler never blocks the packet path: it reads snapshots the
+//! control plane publishes.
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -95,6 +100,8 @@ pub enum Request {
     Drain(bool),
     /// `reload`: re-read the config file and apply what changed.
     Reload,
+    /// `events`: the recent events; `events follow`: and every later one.
+    Events { follow: bool },
 }
 
 impl Request {
@@ -106,6 +113,8 @@ impl Request {
             "drain on" => Ok(Request::Drain(true)),
             "drain off" => Ok(Request::Drain(false)),
             "reload" => Ok(Request::Reload),
+            "events" => Ok(Request::Events { follow: false }),
+            "events follow" => Ok(Request::Events { follow: true }),
             other => Err(format!("unknown request {other:?}")),
         }
     }
@@ -124,8 +133,24 @@ impl Request {
             Request::Drain(true) => "drain on",
             Request::Drain(false) => "drain off",
             Request::Reload => "reload",
+            Request::Events { follow: false } => "events",
+            Request::Events { follow: true } => "events follow",
         }
     }
+}
+
+/// What a handler answers: one document, or a stream of lines.
+pub enum Answer {
+    /// Written, then the connection closes.
+    Once(String),
+    /// `first` lines, then every line from `lines` until it ends or the
+    /// client goes away; `_hold` lives as long as the connection (a
+    /// subscription token).
+    Stream {
+        first: Vec<String>,
+        lines: crossbeam::channel::Receiver<String>,
+        hold: Box<dyn Send>,
+    },
 }
 
 /// The JSON answer to a request the daemon does not know.
@@ -158,6 +183,14 @@ impl Server {
     pub fn bind<F>(path: &Path, access: Access, handler: F) -> Result<Server, Error>
     where
         F: Fn(&str, &Peer) -> String + Send + Sync + 'static,
+    {
+        Server::bind_streaming(path, access, move |l, p| Answer::Once(handler(l, p)))
+    }
+
+    /// [`bind`](Self::bind) for a handler that may answer with a stream.
+    pub fn bind_streaming<F>(path: &Path, access: Access, handler: F) -> Result<Server, Error>
+    where
+        F: Fn(&str, &Peer) -> Answer + Send + Sync + 'static,
     {
         let io_err = |source| Error::Io {
             path: path.to_path_buf(),
@@ -201,11 +234,25 @@ impl Server {
                                 continue; // dropping `s` closes it
                             }
                             let (handler, busy) = (handler.clone(), busy.clone());
+                            let stop = stop2.clone();
                             let spawned = thread::Builder::new()
                                 .name("proxyha-admin-conn".into())
                                 .spawn(move || {
-                                    let _ = answer(s, handler.as_ref());
-                                    busy.fetch_sub(1, Ordering::AcqRel);
+                                    let mut counted = true;
+                                    let _ = answer(
+                                        s,
+                                        handler.as_ref(),
+                                        &mut || {
+                                            // Streaming: no longer one of the
+                                            // short-lived connections.
+                                            busy.fetch_sub(1, Ordering::AcqRel);
+                                            counted = false;
+                                        },
+                                        &stop,
+                                    );
+                                    if counted {
+                                        busy.fetch_sub(1, Ordering::AcqRel);
+                                    }
                                 });
                             if spawned.is_err() {
                                 refused2.fetch_add(1, Ordering::Relaxed);
@@ -231,7 +278,12 @@ impl Server {
 /// Reads one request line within [`DEADLINE`] (all of it, not per read, so
 /// a client trickling bytes cannot hold the connection longer), then
 /// answers it.
-fn answer<F: Fn(&str, &Peer) -> String>(s: UnixStream, handler: &F) -> io::Result<()> {
+fn answer<F: Fn(&str, &Peer) -> Answer>(
+    s: UnixStream,
+    handler: &F,
+    streaming: &mut dyn FnMut(),
+    stop: &AtomicBool,
+) -> io::Result<()> {
     s.set_nonblocking(false)?;
     let cred = getsockopt(&s, PeerCredentials).map_err(io::Error::from)?;
     let peer = Peer {
@@ -239,29 +291,102 @@ fn answer<F: Fn(&str, &Peer) -> String>(s: UnixStream, handler: &F) -> io::Resul
         uid: cred.uid(),
         gid: cred.gid(),
     };
-    let deadline = Instant::now() + DEADLINE;
-    let mut buf = Vec::with_capacity(64);
-    let mut chunk = [0u8; 128];
-    while !buf.contains(&b'\n') && buf.len() < MAX_REQUEST {
+    let buf = read_until(
+        &s,
+        |t| s.set_read_timeout(Some(t)),
+        DEADLINE,
+        MAX_REQUEST,
+        |b| b.contains(&b'\n'),
+    )?;
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let line = String::from_utf8_lossy(&buf[..line_end]);
+    s.set_write_timeout(Some(DEADLINE))?;
+    match handler(line.trim(), &peer) {
+        Answer::Once(reply) => {
+            (&s).write_all(reply.as_bytes())?;
+            (&s).write_all(b"\n")
+        }
+        Answer::Stream { first, lines, hold } => {
+            streaming();
+            let _hold = hold;
+            stream(&s, first, &lines, stop)
+        }
+    }
+}
+
+/// Reads from `r` until `complete` says the bytes so far are enough, the
+/// peer closes, or `max` bytes came (cut there), all within [`DEADLINE`]
+/// in total (not per read: a client trickling bytes cannot hold the
+/// connection longer). `set_timeout` sets the socket's read timeout.
+pub(super) fn read_until(
+    mut r: impl Read,
+    set_timeout: impl Fn(Duration) -> io::Result<()>,
+    limit: Duration,
+    max: usize,
+    complete: impl Fn(&[u8]) -> bool,
+) -> io::Result<Vec<u8>> {
+    let deadline = Instant::now() + limit;
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 1024];
+    while !complete(&buf) && buf.len() < max {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        s.set_read_timeout(Some(left))?;
-        let n = (&s).read(&mut chunk)?;
+        set_timeout(left)?;
+        let n = r.read(&mut chunk)?;
         if n == 0 {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    buf.truncate(MAX_REQUEST);
-    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
-    let line = String::from_utf8_lossy(&buf[..line_end]);
-    let reply = handler(line.trim(), &peer);
-    s.set_write_timeout(Some(DEADLINE))?;
-    (&s).write_all(reply.as_bytes())?;
-    (&s).write_all(b"\n")
+    buf.truncate(max);
+    Ok(buf)
 }
+
+/// Writes `first`, then every line from `lines`, until it ends, the client
+/// closes or a write takes longer than [`DEADLINE`] (a reader that stopped
+/// reading), or the server stops.
+fn stream(
+    s: &UnixStream,
+    first: Vec<String>,
+    lines: &crossbeam::channel::Receiver<String>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    use crossbeam::channel::RecvTimeoutError;
+    let mut out = s;
+    for l in first {
+        out.write_all(l.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        match lines.recv_timeout(STREAM_CHECK) {
+            Ok(l) => {
+                out.write_all(l.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Has the client gone? (EOF or an error; it sends nothing else.)
+                s.set_nonblocking(true)?;
+                let mut b = [0u8; 64];
+                let gone = match (&*s).read(&mut b) {
+                    Ok(0) => true,
+                    Ok(_) => false,
+                    Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+                };
+                s.set_nonblocking(false)?;
+                if gone {
+                    return Ok(());
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// How often an idle stream checks whether its client is still there.
+const STREAM_CHECK: Duration = Duration::from_millis(500);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -278,25 +403,63 @@ pub fn ask(path: &Path, req: Request) -> Result<String, Error> {
     request(path, req.line())
 }
 
-/// Sends a raw request line to the daemon at `path` and returns its answer.
-pub fn request(path: &Path, request: &str) -> Result<String, Error> {
+/// Connects to the daemon at `path` and sends one request line.
+fn send(path: &Path, request: &str) -> Result<UnixStream, Error> {
     let s = UnixStream::connect(path).map_err(|source| Error::Connect {
         path: path.to_path_buf(),
         source,
     })?;
+    (&s).write_all(format!("{request}\n").as_bytes())
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(s)
+}
+
+/// Sends a raw request line to the daemon at `path` and returns its answer.
+pub fn request(path: &Path, request: &str) -> Result<String, Error> {
+    let s = send(path, request)?;
     let io_err = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(io_err)?;
-    (&s).write_all(format!("{request}\n").as_bytes())
-        .map_err(io_err)?;
     let mut out = String::new();
     (&s).take(64 << 20)
         .read_to_string(&mut out)
         .map_err(io_err)?;
     Ok(out)
+}
+
+/// Sends `req` and hands each line of the answer to `on_line` as it
+/// arrives, without a read timeout (`events follow`), until the daemon
+/// closes the connection or `on_line` returns false.
+pub fn follow(
+    path: &Path,
+    req: Request,
+    mut on_line: impl FnMut(&str) -> bool,
+) -> Result<(), Error> {
+    use std::io::BufRead;
+    let s = send(path, req.line())?;
+    let io_err = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    // A line longer than this is not one of ours: stop there.
+    let mut r = io::BufReader::new(&s).take(1 << 20);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        r.set_limit(1 << 20);
+        if r.read_line(&mut line).map_err(io_err)? == 0 {
+            return Ok(());
+        }
+        if !on_line(line.trim_end()) {
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -341,6 +504,45 @@ mod tests {
             request(&path, "status"),
             Err(Error::Connect { .. })
         ));
+    }
+
+    #[test]
+    fn a_stream_sends_its_first_lines_then_live_ones_and_frees_its_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sock");
+        let (tx, rx) = crossbeam::channel::bounded::<String>(4);
+        let _s = Server::bind_streaming(&path, Access::default(), move |req, _| {
+            if req == "events follow" {
+                Answer::Stream {
+                    first: vec!["a".into()],
+                    lines: rx.clone(),
+                    hold: Box::new(()),
+                }
+            } else {
+                Answer::Once("once".into())
+            }
+        })
+        .unwrap();
+        let feeder = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            tx.send("b".into()).unwrap();
+            thread::sleep(DEADLINE + Duration::from_millis(200));
+            tx.send("c".into()).unwrap();
+            // Dropping the sender ends the stream.
+        });
+        let mut got = Vec::new();
+        follow(&path, Request::Events { follow: true }, |l| {
+            got.push(l.to_owned());
+            true
+        })
+        .unwrap();
+        feeder.join().unwrap();
+        // Past the 1 s deadline of short requests, still streaming.
+        assert_eq!(got, ["a", "b", "c"]);
+        // Streams do not hold short-request slots.
+        for _ in 0..MAX_CONNECTIONS + 2 {
+            assert_eq!(request(&path, "status").unwrap(), "once\n");
+        }
     }
 
     #[test]

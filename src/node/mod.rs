@@ -18,12 +18,19 @@
 //! * [`peer_probe`]: the Active Director's probe of silent nodes' proxies;
 //! * [`admin`]: the admin socket the CLI talks to;
 //! * [`report`]: the `proxyha stats` report;
+//! * [`notify`]: the notification commands, run in event order;
+//! * [`events`]: the recent events and the `proxyha events` subscribers;
+//! * [`metrics`] and [`http`]: the Prometheus endpoint;
 //! * [`prereq`]: root and tools, for the daemon and for tests.
 
 pub mod admin;
 pub mod announce;
+pub mod events;
+pub mod http;
 pub mod iface;
 pub mod lock;
+pub mod metrics;
+pub mod notify;
 pub mod peer_probe;
 pub mod prereq;
 pub mod probe;
@@ -56,6 +63,10 @@ pub enum Error {
     Control(#[from] crate::control::Error),
     #[error("control socket: {0}")]
     Admin(#[from] admin::Error),
+    #[error("notification thread: {0}")]
+    Notify(std::io::Error),
+    #[error("metrics endpoint: {0}")]
+    Metrics(std::io::Error),
     #[error("signals: {0}")]
     Signal(std::io::Error),
     #[error("{0}")]

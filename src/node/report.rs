@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::balance::health;
-use crate::dataplane::stats::{Latency, LatencySummary, Snapshot, Stats};
+use crate::dataplane::stats::{Buckets, Latency, LatencySummary, Snapshot, Stats};
 use crate::xsk::FilterStats;
 
 /// The dataplane counters of one node.
@@ -30,12 +30,30 @@ pub struct StatsReport {
     pub per_worker: Vec<Snapshot>,
     /// Batch processing time since start.
     pub batch_time: LatencySummary,
+    /// The same, in the buckets the metrics endpoint exposes.
+    #[serde(default)]
+    pub batch_time_buckets: Buckets,
     /// The XDP filter's counters (absent when they could not be read).
     pub xdp: Option<FilterStats>,
     /// Health-table slot → node IPv4, to read `tx_redirected`.
     pub slots: Vec<(u16, Ipv4Addr)>,
     /// Frames the control plane could not queue to a worker.
     pub control_tx_dropped: u64,
+    /// The notification commands and `proxyha events` followers (set by
+    /// the daemon after [`collect`](Self::collect); zero elsewhere).
+    #[serde(default)]
+    pub events: EventCounters,
+}
+
+/// Counters of the event consumers (docs/notifications.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCounters {
+    /// The notification commands.
+    pub notify: crate::node::notify::Counters,
+    /// `proxyha events --follow` connections now.
+    pub followers: u64,
+    /// Followers dropped because they did not keep up (or went away).
+    pub followers_dropped: u64,
 }
 
 /// A queue's worker as it was started: the fixed half of a [`QueueReport`].
@@ -117,6 +135,7 @@ impl StatsReport {
             total,
             per_worker,
             batch_time: src.latency.summary(),
+            batch_time_buckets: src.latency.buckets(),
             xdp: src.xdp,
             slots: src
                 .health
@@ -125,6 +144,7 @@ impl StatsReport {
                 .filter_map(|(slot, n)| Some((u16::try_from(slot).ok()?, n.ip)))
                 .collect(),
             control_tx_dropped: src.control_tx_dropped,
+            events: EventCounters::default(),
         }
     }
 

@@ -22,11 +22,13 @@ use crate::dataplane::stats::{Latency, Stats};
 use crate::heartbeat::format_mac;
 use crate::log;
 
-use super::admin::{self, Peer, Request};
+use super::admin::{self, Answer, Peer, Request};
 use super::announce::Announcer;
+use super::events::Hub;
 use super::iface::Interface;
+use super::notify;
 use super::peer_probe::Prober;
-use super::report::{QueueInfo, Sources, StatsReport};
+use super::report::{EventCounters, QueueInfo, Sources, StatsReport};
 use super::shutdown::{self, Drain};
 use super::systemd::Notifier;
 use super::xdp::Steering;
@@ -43,11 +45,13 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The JSON documents the admin socket serves, refreshed by the run loop.
+/// The JSON documents the admin socket serves, refreshed by the run loop,
+/// and the event stream.
 #[derive(Clone, Default)]
 struct Published {
     status: Arc<Mutex<String>>,
     stats: Arc<Mutex<String>>,
+    events: Arc<Hub>,
 }
 
 impl Published {
@@ -63,10 +67,35 @@ impl Published {
 
     /// Answers one admin request from `peer`. A reload is handed to the run
     /// loop over `reload`, and its outcome awaited.
-    fn answer(&self, line: &str, peer: &Peer, draining: &AtomicBool, reload: &ReloadTx) -> String {
+    fn answer(&self, line: &str, peer: &Peer, draining: &AtomicBool, reload: &ReloadTx) -> Answer {
         match Request::parse(line) {
+            Ok(Request::Events { follow: false }) => Answer::Once(self.events.recent().join("\n")),
+            Ok(Request::Events { follow: true }) => match self.events.subscribe() {
+                Ok((first, sub)) => Answer::Stream {
+                    first,
+                    lines: sub.lines.clone(),
+                    hold: Box::new(sub),
+                },
+                Err(_) => Answer::Once(admin::error_answer(&format!(
+                    "too many followers (at most {})",
+                    super::events::MAX_SUBSCRIBERS
+                ))),
+            },
+            other => Answer::Once(self.answer_once(other, peer, draining, reload)),
+        }
+    }
+
+    fn answer_once(
+        &self,
+        request: Result<Request, String>,
+        peer: &Peer,
+        draining: &AtomicBool,
+        reload: &ReloadTx,
+    ) -> String {
+        match request {
             Ok(Request::Status) => Self::get(&self.status),
             Ok(Request::Stats) => Self::get(&self.stats),
+            Ok(Request::Events { .. }) => admin::error_answer("events: answered as a stream"),
             Ok(r) if r.changes_state() && !peer.may_change() => {
                 log!(
                     "node",
@@ -184,7 +213,7 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
         let published = published.clone();
         let draining = draining.clone();
         let access = admin::Access::with_group(cfg.node.control_group.as_deref())?;
-        admin::Server::bind(&cfg.node.control_socket, access, move |line, peer| {
+        admin::Server::bind_streaming(&cfg.node.control_socket, access, move |line, peer| {
             published.answer(line, peer, &draining, &reload_tx)
         })?
     };
@@ -203,6 +232,22 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
             &workers::tap_name(workers[0].queue),
         )
     });
+    let mut notifier = notify::Notifier::spawn(cfg.notify.clone()).map_err(Error::Notify)?;
+    let _metrics = match cfg.metrics.listen {
+        Some(addr) => {
+            let published = published.clone();
+            let server = super::http::Server::bind(addr, move || {
+                super::metrics::render_json(
+                    &Published::get(&published.stats),
+                    &Published::get(&published.status),
+                )
+            })
+            .map_err(Error::Metrics)?;
+            log!("node", "metrics on http://{addr}/metrics");
+            Some(server)
+        }
+        None => None,
+    };
 
     plane.start(start);
     let mut sd = Notifier::from_env();
@@ -286,6 +331,10 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
                 Ok(c) => log!("reload", "{}: applied {}", path.display(), c.join(", ")),
                 Err(e) => log!("reload", "refused, nothing changed: {e}"),
             }
+            if outcome.is_ok() {
+                // New commands for the events from now on.
+                notifier.reconfigure(cfg.notify.clone());
+            }
             publish_now = true;
             sd.ready(&match &outcome {
                 Ok(_) => "reloaded".to_string(),
@@ -364,6 +413,12 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
                 control_tx_dropped += 1;
             }
         }
+        // Events in the order they happened, to both their consumers.
+        while let Some(mut e) = plane.poll_event() {
+            e.unix_ms = unix_ms();
+            published.events.publish(&e);
+            notifier.send(&e);
+        }
         let publish_all = now.duration_since(last_publish) >= PUBLISH_EVERY;
         if publish_status || publish_all {
             let mut st = plane.status(now);
@@ -373,7 +428,7 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
         }
         if publish_all {
             last_publish = now;
-            let report = StatsReport::collect(Sources {
+            let mut report = StatsReport::collect(Sources {
                 node: &cfg.node.name,
                 uptime: now.duration_since(start),
                 xdp_mode: &xdp_mode,
@@ -384,6 +439,11 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
                 health: &shared.health,
                 control_tx_dropped,
             });
+            report.events = EventCounters {
+                notify: notifier.counters(),
+                followers: published.events.subscribers() as u64,
+                followers_dropped: published.events.dropped_subscribers.load(Ordering::Relaxed),
+            };
             Published::set(
                 &published.stats,
                 serde_json::to_string(&report).unwrap_or_default(),
@@ -393,6 +453,8 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
         thread::sleep(budget.max(Duration::from_micros(200)));
     }
 
+    // The `stop` command (and any still queued) runs before the dataplane goes.
+    notifier.finish(cfg.notify.timeout + Duration::from_secs(1));
     log!("node", "drained; stopping the dataplane");
     drop(announcer);
     workers::stop_all(&shared, workers);
@@ -407,6 +469,21 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
 mod tests {
     use super::*;
 
+    impl Published {
+        fn answer_text(
+            &self,
+            line: &str,
+            peer: &Peer,
+            draining: &AtomicBool,
+            reload: &ReloadTx,
+        ) -> String {
+            match self.answer(line, peer, draining, reload) {
+                Answer::Once(s) => s,
+                Answer::Stream { .. } => panic!("{line}: a stream"),
+            }
+        }
+    }
+
     #[test]
     fn only_root_or_our_user_may_drain_others_may_read() {
         let p = Published::default();
@@ -419,11 +496,11 @@ mod tests {
             gid: 54321,
         };
         assert_eq!(
-            p.answer("status", &stranger, &draining, &tx),
+            p.answer_text("status", &stranger, &draining, &tx),
             "{\"node\":\"n\"}"
         );
         if !stranger.may_change() {
-            let a = p.answer("drain on", &stranger, &draining, &tx);
+            let a = p.answer_text("drain on", &stranger, &draining, &tx);
             assert!(a.contains("permission denied"), "{a}");
             assert!(!draining.load(Ordering::Relaxed));
         }
@@ -433,13 +510,59 @@ mod tests {
             gid: 0,
         };
         assert_eq!(
-            p.answer("drain on", &root, &draining, &tx),
+            p.answer_text("drain on", &root, &draining, &tx),
             "{\"draining\":true}"
         );
         assert!(draining.load(Ordering::Relaxed));
         assert!(
-            p.answer("reboot", &root, &draining, &tx)
+            p.answer_text("reboot", &root, &draining, &tx)
                 .contains("unknown request")
         );
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+    use crate::control::event::Kind;
+
+    #[test]
+    fn events_are_served_recent_and_followed() {
+        let p = Published::default();
+        let peer = Peer {
+            pid: 42,
+            uid: 54321,
+            gid: 54321,
+        };
+        let draining = AtomicBool::new(false);
+        let ev = |seq| crate::control::Event {
+            seq,
+            unix_ms: 5,
+            node: "n".into(),
+            kind: Kind::Master,
+            subject: "n".into(),
+            ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
+            from: "BACKUP".into(),
+            to: "MASTER".into(),
+            reason: "MasterDown".into(),
+            priority: 99,
+        };
+        p.events.publish(&ev(1));
+        let (tx, _rx) = crossbeam::channel::bounded(1);
+        match p.answer("events", &peer, &draining, &tx) {
+            Answer::Once(s) => assert!(
+                s.contains("\"seq\":1") && s.contains("\"event\":\"master\""),
+                "{s}"
+            ),
+            Answer::Stream { .. } => panic!("events without follow is one answer"),
+        }
+        // Reading needs no permission; following streams the recent, then new.
+        let Answer::Stream { first, lines, .. } = p.answer("events follow", &peer, &draining, &tx)
+        else {
+            panic!("events follow is a stream")
+        };
+        assert_eq!(first.len(), 1);
+        p.events.publish(&ev(2));
+        assert!(lines.try_recv().unwrap().contains("\"seq\":2"));
     }
 }

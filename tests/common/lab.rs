@@ -59,6 +59,8 @@ pub struct Options {
     pub queues: u32,
     /// Run the segment tagged with this VLAN (`lab.sh up --vlan ID`).
     pub vlan: Option<u16>,
+    /// TOML appended to every node's config (`lab.sh up --extra-config FILE`).
+    pub extra_config: Option<String>,
     /// Run every daemon under a supervisor loop that restarts it 0.5 s
     /// after it dies (`lab.sh up --supervise`).
     pub supervise: bool,
@@ -78,6 +80,7 @@ impl Default for Options {
             start_proxyha: true,
             queues: 1,
             vlan: None,
+            extra_config: None,
             supervise: false,
             active_active: false,
         }
@@ -124,6 +127,12 @@ impl Lab {
         }
         if opts.active_active {
             args.push("--active-active".into());
+        }
+        if let Some(extra) = &opts.extra_config {
+            let f = std::env::temp_dir().join(format!("proxyha-test-{}-extra.toml", opts.prefix));
+            std::fs::write(&f, extra).unwrap();
+            args.push("--extra-config".into());
+            args.push(f.display().to_string());
         }
         let out = sh(lab.script().args(&args));
         if !out.status.success() {

@@ -6,7 +6,9 @@ mod cluster;
 mod cross;
 mod dataplane;
 mod heartbeat;
+mod metrics;
 mod node;
+mod notify;
 mod port_redirect;
 mod virtual_ip;
 mod vrrp;
@@ -29,6 +31,8 @@ pub(super) fn validate(file: &str, raw: RawFile, base: &Path) -> Result<Config, 
     let heartbeat = v.heartbeat(raw.heartbeat.unwrap_or_default(), base)?;
     let dataplane = v.dataplane(raw.dataplane.unwrap_or_default(), &vrrp.interface)?;
     let cluster = v.cluster(raw.cluster.unwrap_or_default())?;
+    let notify = v.notify(raw.notify.unwrap_or_default())?;
+    let metrics = v.metrics(raw.metrics.unwrap_or_default())?;
     let config = Config {
         node,
         vrrp,
@@ -37,6 +41,8 @@ pub(super) fn validate(file: &str, raw: RawFile, base: &Path) -> Result<Config, 
         heartbeat,
         dataplane,
         cluster,
+        notify,
+        metrics,
     };
     v.cross(&config)?;
     Ok(config)
