@@ -947,6 +947,7 @@ fn child_verdicts() {
             vrid: VRID,
             flags: xsk::FLAG_HEARTBEAT,
             lbid: LBID,
+            ..xsk::FilterConfig::default()
         })
         .unwrap();
     check("scanning: VRRP", &vrrp(VRID), Pass);

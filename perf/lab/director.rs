@@ -254,6 +254,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                             workers: &all_stats,
                             latency: &mut latency,
                             xdp: filter.stats().ok(),
+                            fast: None,
                             health: &health,
                             control_tx_dropped: 0,
                         });

@@ -141,6 +141,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         &shared,
         &steering.filter,
         director,
+        || steering.offload(),
     )?;
 
     let start = Instant::now();
@@ -222,6 +223,9 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         if plane.poll_timeout().is_some_and(|t| t <= now) {
             plane.handle_timeout(now);
         }
+        // After the control plane's writes of this turn: a node it just
+        // marked FAILED leaves the fast path now.
+        steering.sync(&shared);
         let mut publish_status = false;
         if plane.is_master() != master {
             master = plane.is_master();
@@ -249,6 +253,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                 workers: &worker_stats,
                 latency: &mut latency,
                 xdp: steering.filter.stats().ok(),
+                fast: steering.fast_path(),
                 health: &shared.health,
                 control_tx_dropped,
             });

@@ -5,6 +5,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::config::{Config, PollMode, XdpMode};
+use crate::dataplane::offload;
 use crate::dataplane::redirect::LocalSink;
 use crate::dataplane::stats::Stats;
 use crate::dataplane::worker::{self, Worker};
@@ -120,6 +121,7 @@ pub fn spawn(
     shared: &Shared,
     filter: &Arc<xsk::Filter>,
     director: bool,
+    offload: Option<offload::Settings>,
 ) -> Result<Handle, Error> {
     let ifname = cfg.dataplane.interface.clone();
     let sock_cfg = socket_config(cfg);
@@ -194,7 +196,11 @@ pub fn spawn(
                     tap,
                     buf: Vec::with_capacity(2048),
                 };
-                Worker::new(sock, sink, wcfg, &shared2, queues2, stats2).run();
+                let mut w = Worker::new(sock, sink, wcfg, &shared2, queues2, stats2);
+                if let Some(o) = offload {
+                    w.set_offload(o);
+                }
+                w.run();
             } else {
                 let _ = ready_tx.send(Ok(ready));
                 Worker::new(sock, NoLocal, wcfg, &shared2, queues2, stats2).run();
@@ -251,6 +257,7 @@ pub fn spawn_all(
     shared: &Shared,
     filter: &Arc<xsk::Filter>,
     director: bool,
+    offload: impl Fn() -> Option<offload::Settings>,
 ) -> Result<Vec<Handle>, Error> {
     let mut workers = Vec::new();
     for q in 0..n {
@@ -259,7 +266,7 @@ pub fn spawn_all(
             .copied()
             .flatten()
             .map(|id| core_affinity::CoreId { id });
-        let w = match spawn(cfg, q, core, shared, filter, director) {
+        let w = match spawn(cfg, q, core, shared, filter, director, offload()) {
             Ok(w) => w,
             Err(e) => {
                 stop_all(shared, workers);
