@@ -30,6 +30,13 @@ pub(crate) enum Case {
     B,
     C,
     D,
+    /// proxyha with the XDP fast path.
+    E,
+    /// Every flow the director's own share, through its workers and TAPs.
+    OwnTap,
+    /// Every flow the director's own share, installed flows handed to the
+    /// stack from XDP.
+    OwnXdp,
 }
 
 impl Case {
@@ -42,7 +49,10 @@ impl Case {
             "b" => Case::B,
             "c" => Case::C,
             "d" => Case::D,
-            other => bail!("unknown case {other:?} (floor, a, a2, abp, b, c, d)"),
+            "e" => Case::E,
+            "ot" => Case::OwnTap,
+            "ox" => Case::OwnXdp,
+            other => bail!("unknown case {other:?} (floor, a, a2, abp, b, c, d, e, ot, ox)"),
         })
     }
 
@@ -55,6 +65,9 @@ impl Case {
             Case::B => "b",
             Case::C => "c",
             Case::D => "d",
+            Case::E => "e",
+            Case::OwnTap => "ot",
+            Case::OwnXdp => "ox",
         }
     }
 
@@ -69,7 +82,20 @@ impl Case {
             Case::B => "in-kernel XDP MAC rewrite + XDP_TX",
             Case::C => "plain AF_XDP rx->tx hairpin",
             Case::D => "nftables DNAT, jhash over 2 sinks",
+            Case::E => "proxyha, 1 worker, copy mode, XDP fast path (XDP_TX) for established flows",
+            Case::OwnTap => {
+                "proxyha, every flow its own share: worker -> TAP -> stack (counted at the stack)"
+            }
+            Case::OwnXdp => {
+                "proxyha, every flow its own share: fast path XDP_PASS -> stack (counted at the stack)"
+            }
         }
+    }
+
+    /// Whether the case's frames end at the director's own stack (counted
+    /// there) rather than at the sinks.
+    pub(crate) fn own_share(self) -> bool {
+        matches!(self, Case::OwnTap | Case::OwnXdp)
     }
 }
 
@@ -79,13 +105,19 @@ pub(crate) enum Setup {
     Rewriter(Rewriter),
     Nft(PassStub),
     Child(DirectorChild),
+    /// An own-share case: the child, the VIP on the director's lo, and an
+    /// nftables input counter that counts and drops what reaches the stack.
+    Own(DirectorChild),
 }
+
+/// The nftables table of the own-share cases.
+const OWN_TABLE: &str = "phperfown";
 
 impl Setup {
     /// Director threads besides pdir0's NAPI (the AF_XDP workers).
     pub(crate) fn worker_tids(&self) -> &[u32] {
         match self {
-            Setup::Child(c) => &c.tids,
+            Setup::Child(c) | Setup::Own(c) => &c.tids,
             _ => &[],
         }
     }
@@ -94,7 +126,7 @@ impl Setup {
     /// socket.
     pub(crate) fn live_rx(&self) -> Option<u64> {
         match self {
-            Setup::Child(_) => {
+            Setup::Child(_) | Setup::Own(_) => {
                 let reply = proxyha::node::admin::ask(
                     Path::new(DIRECTOR_SOCKET),
                     proxyha::node::admin::Request::Stats,
@@ -106,6 +138,17 @@ impl Setup {
             }
             _ => None,
         }
+    }
+
+    /// Frames the director's stack received for the VIP (the own-share
+    /// cases' nftables counter).
+    pub(crate) fn local_rx(&self) -> Option<u64> {
+        let Setup::Own(_) = self else {
+            return None;
+        };
+        let out = nsexec(NS_DIR, &format!("nft list table ip {OWN_TABLE}")).ok()?;
+        let at = out.find("counter packets ")? + "counter packets ".len();
+        out[at..].split_whitespace().next()?.parse().ok()
     }
 
     /// Removes the case's director setup; returns the child's counters.
@@ -126,6 +169,14 @@ impl Setup {
                 Ok(None)
             }
             Setup::Child(c) => c.stop().map(Some),
+            Setup::Own(c) => {
+                let r = c.stop().map(Some);
+                nsexec(
+                    NS_DIR,
+                    &format!("nft delete table ip {OWN_TABLE}; ip addr del {VIP}/32 dev lo"),
+                )?;
+                r
+            }
         }
     }
 }
@@ -146,7 +197,7 @@ impl DirectorChild {
         mode: &str,
         args: &RunArgs,
         queues: u32,
-        busy_poll: bool,
+        extra: &[&str],
     ) -> Result<DirectorChild, Error> {
         use std::io::BufRead as _;
         let exe = std::env::current_exe().context("finding my own executable")?;
@@ -171,7 +222,7 @@ impl DirectorChild {
                 "--socket",
                 DIRECTOR_SOCKET,
             ])
-            .args(busy_poll.then_some("--busy-poll"))
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -269,15 +320,49 @@ pub(crate) fn setup_case(case: Case, args: &RunArgs) -> Result<Setup, Error> {
             // as the XDP cases have.
             Ok(Setup::Nft(PassStub::attach(NS_DIR, IF_DIR)?))
         }
-        Case::A => Ok(Setup::Child(DirectorChild::start(
-            "proxyha", args, 1, false,
+        Case::A => Ok(Setup::Child(DirectorChild::start("proxyha", args, 1, &[])?)),
+        Case::E => Ok(Setup::Child(DirectorChild::start(
+            "proxyha",
+            args,
+            1,
+            &["--offload"],
         )?)),
+        Case::OwnTap | Case::OwnXdp => {
+            // The stack takes the VIP (on lo) from the TAPs and from pdir0;
+            // an input rule counts and drops, so no RST is sent back.
+            nsexec(
+                NS_DIR,
+                &format!("ip addr add {VIP}/32 dev lo && sysctl -qw net.ipv4.conf.all.rp_filter=0"),
+            )?;
+            nft_load(&format!(
+                "table ip {OWN_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    \
+                 ip daddr {VIP} tcp dport {PORT} counter drop\n  }}\n}}\n"
+            ))?;
+            let extra: &[&str] = if case == Case::OwnXdp {
+                &["--offload", "--own", "xdp"]
+            } else {
+                &["--own", "tap"]
+            };
+            match DirectorChild::start("proxyha", args, 1, extra) {
+                Ok(c) => Ok(Setup::Own(c)),
+                Err(e) => {
+                    let _ = nsexec(
+                        NS_DIR,
+                        &format!("nft delete table ip {OWN_TABLE}; ip addr del {VIP}/32 dev lo"),
+                    );
+                    Err(e)
+                }
+            }
+        }
         Case::Abp => Ok(Setup::Child(DirectorChild::start(
-            "proxyha", args, 1, true,
+            "proxyha",
+            args,
+            1,
+            &["--busy-poll"],
         )?)),
         Case::A2 => {
             set_channels(2)?;
-            match DirectorChild::start("proxyha", args, 2, false) {
+            match DirectorChild::start("proxyha", args, 2, &[]) {
                 Ok(c) => Ok(Setup::Child(c)),
                 Err(e) => {
                     let _ = set_channels(1);
@@ -285,9 +370,7 @@ pub(crate) fn setup_case(case: Case, args: &RunArgs) -> Result<Setup, Error> {
                 }
             }
         }
-        Case::C => Ok(Setup::Child(DirectorChild::start(
-            "hairpin", args, 1, false,
-        )?)),
+        Case::C => Ok(Setup::Child(DirectorChild::start("hairpin", args, 1, &[])?)),
     }
 }
 

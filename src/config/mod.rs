@@ -220,8 +220,10 @@ pub enum PollMode {
 /// The XDP fast path for established flows (docs/dataplane.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Offload {
-    /// `"xdp"` where the filter runs in native (driver) mode, `"off"` in
-    /// generic mode (default).
+    /// `"xdp"` where the filter runs in native (driver) mode on an interface
+    /// backed by a device (a NIC, virtio-net); `"off"` in generic mode and
+    /// on software interfaces such as veth, whose peer must run an XDP
+    /// program for `XDP_TX` to arrive (default).
     Auto,
     /// Established flows are forwarded in XDP (`XDP_TX`).
     Xdp,

@@ -17,9 +17,19 @@ use super::Error;
 
 /// A worker's local sink: the TAP device into this node's own stack. The
 /// destination MAC is rewritten to the TAP's so the kernel accepts the frame.
-struct TapDelivery {
+pub struct TapDelivery {
     tap: xsk::TapSink,
     buf: Vec<u8>,
+}
+
+impl TapDelivery {
+    /// Delivers into `tap`.
+    pub fn new(tap: xsk::TapSink) -> TapDelivery {
+        TapDelivery {
+            tap,
+            buf: Vec::with_capacity(2048),
+        }
+    }
 }
 
 impl LocalSink for TapDelivery {
@@ -192,10 +202,7 @@ pub fn spawn(
                     }
                 };
                 let _ = ready_tx.send(Ok(ready));
-                let sink = TapDelivery {
-                    tap,
-                    buf: Vec::with_capacity(2048),
-                };
+                let sink = TapDelivery::new(tap);
                 let mut w = Worker::new(sock, sink, wcfg, &shared2, queues2, stats2);
                 if let Some(o) = offload {
                     w.set_offload(o);

@@ -34,6 +34,14 @@ pub struct Steering {
     sync_failing: bool,
 }
 
+/// Whether `ifname` is backed by a device (a NIC, virtio-net), not a
+/// software interface such as veth, where `XDP_TX` reaches the peer only if
+/// the peer runs an XDP program too, which this node cannot see: there
+/// `offload = "auto"` leaves the fast path off.
+fn has_device(ifname: &str) -> bool {
+    std::path::Path::new(&format!("/sys/class/net/{ifname}/device")).exists()
+}
+
 /// The fast path's flow map as a worker's install target.
 struct MapOffload(Arc<xsk::Filter>);
 
@@ -79,7 +87,9 @@ impl Steering {
             && match cfg.dataplane.offload {
                 Offload::Xdp => true,
                 Offload::Off => false,
-                Offload::Auto => filter.mode() == xsk::AttachMode::Native,
+                Offload::Auto => {
+                    filter.mode() == xsk::AttachMode::Native && has_device(&iface.name)
+                }
             };
         let local = offload && cfg.dataplane.offload_local == OffloadLocal::Xdp;
         if director {
