@@ -503,33 +503,19 @@ impl Lab {
         t
     }
 
-    /// Establishes every flow before a measurement: four passes over the
-    /// flows (SYN first) at 0.15 Mpps, which every case forwards without
-    /// loss, so that the measurement sees established flows (the fast path's
-    /// installed ones) and no SYN. Not counted.
+    /// Establishes every flow before a measurement ([`cases::warm_up_plan`]).
     fn warm_up(&self, case: Case) -> Result<(), Error> {
-        if !case.warms_up() {
-            return Ok(());
+        if case.warms_up() {
+            let flows = self.args.flows;
+            self.gen_thread
+                .run(gen_config(case, flows), cases::warm_up_plan(flows))?;
+            thread::sleep(Duration::from_millis(100));
         }
-        self.gen_thread.run(
-            gen_config(case, self.args.flows),
-            Plan {
-                rate: Some(150_000.0),
-                count: 4 * u64::from(self.args.flows),
-                duration: Duration::from_secs(5),
-            },
-        )?;
-        thread::sleep(Duration::from_millis(100));
         Ok(())
     }
 
-    /// The measured traffic: established flows (after [`Lab::warm_up`])
-    /// for the cases that warm up, else SYN first as before.
     fn measured(&self, case: Case) -> perfgen::GenConfig {
-        perfgen::GenConfig {
-            syn_first: !case.warms_up(),
-            ..gen_config(case, self.args.flows)
-        }
+        cases::measured_config(case, self.args.flows)
     }
 
     fn repeat(&self, case: Case, setup: &Setup) -> Result<Repeat, Error> {
