@@ -414,9 +414,15 @@ up() {
   # A host on the segment with no role, for the hostile-peer tests: it sends
   # forged frames (scripts/inject.py) and must never receive client flows.
   if [ "$rogue" = 1 ]; then add_host rogue 198.18.0.66; fi
+  # XDP_TX into a veth reaches the peer only if the peer runs an XDP program:
+  # the directors' fast path (docs/dataplane.md) forwards with XDP_TX, so the
+  # switch side of every node's veth gets a pass-everything program, as a
+  # real NIC needs none.
+  clang -O2 -target bpf -I "$ROOT/src/bpf" -c "$ROOT/src/bpf/pass.bpf.c" -o "$LAB_DIR/pass.bpf.o"
   for n in "${NODES[@]}"; do
     read -r name sfx ip cfg <<<"$n"
     add_host "$sfx" "$ip"
+    nsx "$SW" ip link set dev "$sfx" xdpdrv obj "$LAB_DIR/pass.bpf.o" sec xdp
     local ns; ns=$(ns_of "$sfx")
     # proxyha itself puts the VIP on lo with arp_ignore/arp_announce (DSR, as
     # LVS-DR) and removes it on exit; the lab only makes reverse-path

@@ -143,6 +143,11 @@ fn base_is_valid_and_defaults_resolve() {
     );
     assert_eq!(c.dataplane.mode, XdpMode::Auto);
     assert_eq!(c.dataplane.poll, PollMode::Adaptive);
+    assert_eq!(c.dataplane.offload, proxyha::config::Offload::Auto);
+    assert_eq!(
+        c.dataplane.offload_local,
+        proxyha::config::OffloadLocal::Tap
+    );
     assert_eq!(c.dataplane.batch_size, 64);
     assert_eq!(c.dataplane.flow_capacity, 1 << 20);
     assert_eq!(c.dataplane.maglev_table_size, 65537);
@@ -631,6 +636,25 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "poll",
             add(b, "[dataplane]", r#"poll = "spin""#),
             r#"cluster.toml: dataplane.poll = "spin": must be "adaptive" or "busy""#,
+        ),
+        (
+            "offload",
+            add(b, "[dataplane]", r#"offload = "on""#),
+            r#"cluster.toml: dataplane.offload = "on": must be "xdp", "off" or "auto""#,
+        ),
+        (
+            "offload local",
+            add(b, "[dataplane]", r#"offload_local = "stack""#),
+            r#"cluster.toml: dataplane.offload_local = "stack": must be "tap" or "xdp""#,
+        ),
+        (
+            "offload local without offload",
+            add(
+                b,
+                "[dataplane]",
+                "offload = \"off\"\noffload_local = \"xdp\"",
+            ),
+            r#"cluster.toml: dataplane.offload_local = "xdp": needs dataplane.offload = "xdp" or "auto""#,
         ),
         (
             "batch",

@@ -437,22 +437,31 @@ fn active_active_behind_an_ecmp_router() {
     assert!(resumed <= 1.0, "requests resumed only after {resumed:.3} s");
     assert!(failed.len() <= 1, "failed probes: {failed:?}");
 
-    // 3. Once director-b has taken over as coordinator and director-a has
-    //    left the table (until then director-a's own proxy still serves its
-    //    share: the dead-daemon, live-proxy case), bring director-a back
-    //    during downloads: it announces again, the router's flows return
-    //    to it, and every download stays intact.
+    // 3. Once director-b has taken over as coordinator and holds director-a
+    //    STALE (its daemon is dead, its proxy answers: it keeps its share,
+    //    docs/heartbeat.md §3.4), bring director-a back during downloads:
+    //    it announces again, the router's flows return to it, and every
+    //    download stays intact.
+    let stale = |s: &serde_json::Value| {
+        s["entries"].as_array().is_some_and(|es| {
+            es.iter().any(|e| {
+                e["device"] == "director-a" && e["type"] == "scanning" && e["state"] == "STALE"
+            })
+        })
+    };
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(20)
-        && lab
-            .status("director-b")
-            .map(|s| s["maglev"]["nodes"].clone())
-            != Some(2.into())
+        && !lab.status("director-b").is_some_and(|s| stale(&s))
     {
         thread::sleep(Duration::from_millis(100));
     }
+    assert!(
+        lab.status("director-b").is_some_and(|s| stale(&s)),
+        "director-a not STALE on director-b\n{}",
+        lab.logs()
+    );
     eprintln!(
-        "director-a left the table {:.1} s after the kill",
+        "director-a STALE on director-b {:.1} s after the kill",
         unix_now() - killed_at
     );
     let map2 = hashed(&lab, 41000..41200);

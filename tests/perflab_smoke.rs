@@ -34,7 +34,13 @@ fn perflab_smoke_run_forwards_and_cleans_up() {
     }
     let out_dir = tempfile::tempdir().expect("temp dir");
     let out = Command::new(env!("CARGO_BIN_EXE_proxyha-perflab"))
-        .args(["smoke", "--cases", "floor,a,b,c,d", "--seconds", "0.5"])
+        .args([
+            "smoke",
+            "--cases",
+            "floor,a,b,c,d,e,ot,ox",
+            "--seconds",
+            "0.5",
+        ])
         .arg("--latency-seconds")
         .arg("0.3")
         .arg("--out")
@@ -59,13 +65,17 @@ fn perflab_smoke_run_forwards_and_cleans_up() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("read json")).expect("json");
     let cases = v["cases"].as_array().expect("cases");
-    assert_eq!(cases.len(), 5, "{v}");
+    assert_eq!(cases.len(), 8, "{v}");
     for c in cases {
         let rx = c["repeats"][0]["received"].as_u64().unwrap_or(0);
         assert!(rx > 0, "case {} forwarded nothing: {c}", c["case"]);
     }
-    // Both sinks got a share through the balancing director cases.
-    for c in cases.iter().filter(|c| c["case"] != "Floor") {
+    // Both sinks got a share through the balancing director cases (the
+    // own-share cases end at the director's stack).
+    for c in cases
+        .iter()
+        .filter(|c| !["Floor", "OwnTap", "OwnXdp"].contains(&c["case"].as_str().unwrap_or("")))
+    {
         let split = &c["repeats"][0]["sink_split"];
         assert!(
             split[0].as_u64().unwrap_or(0) > 0 && split[1].as_u64().unwrap_or(0) > 0,

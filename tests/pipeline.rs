@@ -851,3 +851,62 @@ fn spoofed_ack_flood_leaves_real_flows_tracked_across_a_rebuild() {
     lab.worker.port_mut().reclaim();
     lab.worker.port().check().unwrap();
 }
+
+/// The XDP fast path's install rule (docs/dataplane.md): a flow is
+/// installed only once a packet leaves it established, never by a SYN flood
+/// or lone spoofed ACKs; the own share only where the fast path delivers it.
+#[test]
+fn only_established_flows_are_offloaded() {
+    use proxyha::dataplane::offload::{Recorder, Settings};
+    let mut lab = Lab::new(mem::Config::default(), Some(1), 64);
+    lab.worker.sink_mut().limit = 100_000;
+    for s in 0..3 {
+        lab.set_node(s, health::State::Up);
+    }
+    lab.rebuild();
+    let rec = Recorder::default();
+    lab.worker.set_offload(Settings {
+        to: Box::new(rec.clone()),
+        local: false,
+    });
+    // A SYN flood, then one spoofed ACK per tuple: nothing installed.
+    lab.run(&(0..2000).map(|i| tcp(i, SYN)).collect::<Vec<_>>());
+    lab.run(&(5000..7000).map(|i| tcp(i, ACK)).collect::<Vec<_>>());
+    assert!(rec.installed().is_empty(), "{:?}", &rec.installed()[..3]);
+    assert_eq!(lab.stats().offload_installs, 0);
+    // The ACK after its SYN establishes: installed with the flow's target,
+    // the own share's flows (slot 1) excepted.
+    let tx = lab.run(&(0..2000).map(|i| tcp(i, ACK)).collect::<Vec<_>>());
+    let got = rec.installed();
+    assert_eq!(got.len(), tx.len(), "one install per forwarded ACK");
+    assert!(got.len() > 1000 && got.len() < 2000, "{}", got.len());
+    for (k, t) in &got {
+        assert_ne!(t.slot, 1, "the own share stays with the worker");
+        let n = lab.shared.health.get(usize::from(t.slot)).unwrap();
+        assert_eq!(t.generation, n.generation as u16);
+        assert_eq!(t.mac, health::mac_to_u64(n.mac));
+        assert_eq!(k.dport, 9090);
+        assert_eq!(k.dst, u32::from(VIP));
+    }
+    let batches = *rec.batches.lock().unwrap();
+    assert!(batches < got.len() / 8, "batched: {batches} calls");
+    // A second spoofed ACK of the same tuple confirms it (probation rule).
+    lab.run(&(5000..5010).map(|i| tcp(i, ACK)).collect::<Vec<_>>());
+    let n = rec.installed().len();
+    assert!(
+        n > got.len(),
+        "mid-stream flows install at their second packet"
+    );
+    // FINs never install; with `local`, the own share is installed too.
+    lab.run(&(0..100).map(|i| tcp(i, FIN | ACK)).collect::<Vec<_>>());
+    assert_eq!(rec.installed().len(), n);
+    let rec2 = Recorder::default();
+    lab.worker.set_offload(Settings {
+        to: Box::new(rec2.clone()),
+        local: true,
+    });
+    lab.run(&(1000..2000).map(|i| tcp(i, ACK)).collect::<Vec<_>>());
+    assert_eq!(rec2.installed().len(), 1000);
+    assert!(rec2.installed().iter().any(|(_, t)| t.slot == 1));
+    assert_eq!(lab.stats().offload_errors, 0);
+}

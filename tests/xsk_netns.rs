@@ -947,6 +947,7 @@ fn child_verdicts() {
             vrid: VRID,
             flags: xsk::FLAG_HEARTBEAT,
             lbid: LBID,
+            ..xsk::FilterConfig::default()
         })
         .unwrap();
     check("scanning: VRRP", &vrrp(VRID), Pass);
@@ -978,6 +979,7 @@ fn child_verdicts() {
                 | xsk::FLAG_DROP_ORPHANS
                 | xsk::FLAG_PEERS,
             lbid: LBID,
+            ..xsk::FilterConfig::default()
         })
         .unwrap();
     let to_own = eth(own, &[], 0x0800, &ipv4(6, VIP_OCTETS, 5, 0, &l4(PORT)));

@@ -30,6 +30,13 @@ pub(crate) enum Case {
     B,
     C,
     D,
+    /// proxyha with the XDP fast path.
+    E,
+    /// Every flow the director's own share, through its workers and TAPs.
+    OwnTap,
+    /// Every flow the director's own share, installed flows handed to the
+    /// stack from XDP.
+    OwnXdp,
 }
 
 impl Case {
@@ -42,7 +49,10 @@ impl Case {
             "b" => Case::B,
             "c" => Case::C,
             "d" => Case::D,
-            other => bail!("unknown case {other:?} (floor, a, a2, abp, b, c, d)"),
+            "e" => Case::E,
+            "ot" => Case::OwnTap,
+            "ox" => Case::OwnXdp,
+            other => bail!("unknown case {other:?} (floor, a, a2, abp, b, c, d, e, ot, ox)"),
         })
     }
 
@@ -55,6 +65,9 @@ impl Case {
             Case::B => "b",
             Case::C => "c",
             Case::D => "d",
+            Case::E => "e",
+            Case::OwnTap => "ot",
+            Case::OwnXdp => "ox",
         }
     }
 
@@ -69,7 +82,34 @@ impl Case {
             Case::B => "in-kernel XDP MAC rewrite + XDP_TX",
             Case::C => "plain AF_XDP rx->tx hairpin",
             Case::D => "nftables DNAT, jhash over 2 sinks",
+            Case::E => {
+                "proxyha, 1 worker (adaptive polling), copy mode, XDP fast path (XDP_TX) for established flows"
+            }
+            Case::OwnTap => {
+                "proxyha, every flow its own share: worker -> TAP -> stack (counted at the stack)"
+            }
+            Case::OwnXdp => {
+                "proxyha (adaptive polling), every flow its own share: fast path XDP_PASS -> stack (counted at the stack)"
+            }
         }
+    }
+
+    /// Whether the case's flows are established by a warm-up before each
+    /// measurement, which then sends no SYN: proxyha's cases, whose fast
+    /// path takes established flows only. Not the kernel baselines: to
+    /// conntrack (d) every later ACK of a flow whose sink never answers is
+    /// INVALID, so d keeps the SYN-first traffic of the earlier runs.
+    pub(crate) fn warms_up(self) -> bool {
+        matches!(
+            self,
+            Case::A | Case::A2 | Case::Abp | Case::E | Case::OwnTap | Case::OwnXdp
+        )
+    }
+
+    /// Whether the case's frames end at the director's own stack (counted
+    /// there) rather than at the sinks.
+    pub(crate) fn own_share(self) -> bool {
+        matches!(self, Case::OwnTap | Case::OwnXdp)
     }
 }
 
@@ -79,13 +119,19 @@ pub(crate) enum Setup {
     Rewriter(Rewriter),
     Nft(PassStub),
     Child(DirectorChild),
+    /// An own-share case: the child, the VIP on the director's lo, and an
+    /// nftables input counter that counts and drops what reaches the stack.
+    Own(DirectorChild),
 }
+
+/// The nftables table of the own-share cases.
+const OWN_TABLE: &str = "phperfown";
 
 impl Setup {
     /// Director threads besides pdir0's NAPI (the AF_XDP workers).
     pub(crate) fn worker_tids(&self) -> &[u32] {
         match self {
-            Setup::Child(c) => &c.tids,
+            Setup::Child(c) | Setup::Own(c) => &c.tids,
             _ => &[],
         }
     }
@@ -94,7 +140,7 @@ impl Setup {
     /// socket.
     pub(crate) fn live_rx(&self) -> Option<u64> {
         match self {
-            Setup::Child(_) => {
+            Setup::Child(_) | Setup::Own(_) => {
                 let reply = proxyha::node::admin::ask(
                     Path::new(DIRECTOR_SOCKET),
                     proxyha::node::admin::Request::Stats,
@@ -106,6 +152,17 @@ impl Setup {
             }
             _ => None,
         }
+    }
+
+    /// Frames the director's stack received for the VIP (the own-share
+    /// cases' nftables counter).
+    pub(crate) fn local_rx(&self) -> Option<u64> {
+        let Setup::Own(_) = self else {
+            return None;
+        };
+        let out = nsexec(NS_DIR, &format!("nft list table ip {OWN_TABLE}")).ok()?;
+        let at = out.find("counter packets ")? + "counter packets ".len();
+        out[at..].split_whitespace().next()?.parse().ok()
     }
 
     /// Removes the case's director setup; returns the child's counters.
@@ -126,6 +183,14 @@ impl Setup {
                 Ok(None)
             }
             Setup::Child(c) => c.stop().map(Some),
+            Setup::Own(c) => {
+                let r = c.stop().map(Some);
+                nsexec(
+                    NS_DIR,
+                    &format!("nft delete table ip {OWN_TABLE}; ip addr del {VIP}/32 dev lo"),
+                )?;
+                r
+            }
         }
     }
 }
@@ -146,8 +211,12 @@ impl DirectorChild {
         mode: &str,
         args: &RunArgs,
         queues: u32,
-        busy_poll: bool,
+        extra: &[&str],
     ) -> Result<DirectorChild, Error> {
+        // With the fast path the worker sees only first packets: it polls
+        // adaptively (the daemon's default), or its spinning would take the
+        // CPU from the XDP program on the same core.
+        let polling = extra.contains(&"--offload").then_some("adaptive");
         use std::io::BufRead as _;
         let exe = std::env::current_exe().context("finding my own executable")?;
         let cpus = if queues > 1 {
@@ -167,11 +236,11 @@ impl DirectorChild {
                 "--cpus",
                 &cpus,
                 "--polling",
-                &args.polling,
+                polling.unwrap_or(&args.polling),
                 "--socket",
                 DIRECTOR_SOCKET,
             ])
-            .args(busy_poll.then_some("--busy-poll"))
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -269,15 +338,49 @@ pub(crate) fn setup_case(case: Case, args: &RunArgs) -> Result<Setup, Error> {
             // as the XDP cases have.
             Ok(Setup::Nft(PassStub::attach(NS_DIR, IF_DIR)?))
         }
-        Case::A => Ok(Setup::Child(DirectorChild::start(
-            "proxyha", args, 1, false,
+        Case::A => Ok(Setup::Child(DirectorChild::start("proxyha", args, 1, &[])?)),
+        Case::E => Ok(Setup::Child(DirectorChild::start(
+            "proxyha",
+            args,
+            1,
+            &["--offload"],
         )?)),
+        Case::OwnTap | Case::OwnXdp => {
+            // The stack takes the VIP (on lo) from the TAPs and from pdir0;
+            // an input rule counts and drops, so no RST is sent back.
+            nsexec(
+                NS_DIR,
+                &format!("ip addr add {VIP}/32 dev lo && sysctl -qw net.ipv4.conf.all.rp_filter=0"),
+            )?;
+            nft_load(&format!(
+                "table ip {OWN_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    \
+                 ip daddr {VIP} tcp dport {PORT} counter drop\n  }}\n}}\n"
+            ))?;
+            let extra: &[&str] = if case == Case::OwnXdp {
+                &["--offload", "--own", "xdp"]
+            } else {
+                &["--own", "tap"]
+            };
+            match DirectorChild::start("proxyha", args, 1, extra) {
+                Ok(c) => Ok(Setup::Own(c)),
+                Err(e) => {
+                    let _ = nsexec(
+                        NS_DIR,
+                        &format!("nft delete table ip {OWN_TABLE}; ip addr del {VIP}/32 dev lo"),
+                    );
+                    Err(e)
+                }
+            }
+        }
         Case::Abp => Ok(Setup::Child(DirectorChild::start(
-            "proxyha", args, 1, true,
+            "proxyha",
+            args,
+            1,
+            &["--busy-poll"],
         )?)),
         Case::A2 => {
             set_channels(2)?;
-            match DirectorChild::start("proxyha", args, 2, false) {
+            match DirectorChild::start("proxyha", args, 2, &[]) {
                 Ok(c) => Ok(Setup::Child(c)),
                 Err(e) => {
                     let _ = set_channels(1);
@@ -285,9 +388,7 @@ pub(crate) fn setup_case(case: Case, args: &RunArgs) -> Result<Setup, Error> {
                 }
             }
         }
-        Case::C => Ok(Setup::Child(DirectorChild::start(
-            "hairpin", args, 1, false,
-        )?)),
+        Case::C => Ok(Setup::Child(DirectorChild::start("hairpin", args, 1, &[])?)),
     }
 }
 
@@ -390,6 +491,27 @@ impl Drop for GenThread {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+/// The warm-up before a measurement of a case that [`Case::warms_up`]: four
+/// passes over the flows (SYN first) at 0.15 Mpps, which every case forwards
+/// without loss, so that the measurement sees established flows (the fast
+/// path's installed ones). Not counted.
+pub(crate) fn warm_up_plan(flows: u32) -> Plan {
+    Plan {
+        rate: Some(150_000.0),
+        count: 4 * u64::from(flows),
+        duration: Duration::from_secs(5),
+    }
+}
+
+/// The measured traffic: after a warm-up, ACK|PSH only (no SYN); else SYN
+/// first, as in the earlier runs.
+pub(crate) fn measured_config(case: Case, flows: u32) -> GenConfig {
+    GenConfig {
+        syn_first: !case.warms_up(),
+        ..gen_config(case, flows)
     }
 }
 

@@ -8,6 +8,13 @@
 //!   AF_XDP socket per queue (copy mode), and `dataplane::Worker` classifies
 //!   them, looks the flow up (flow table, else Maglev over the two sinks),
 //!   rewrites the MACs and transmits.
+//! * `proxyha --offload` (case e): the same, with the XDP fast path: the
+//!   workers install established flows, which the filter then forwards
+//!   with `XDP_TX`.
+//! * `proxyha --own tap|xdp` (cases ot, ox): the director is the only node,
+//!   so every flow is its own share, delivered to its stack through a TAP
+//!   device per worker (`tap`) or, once installed, from XDP with `XDP_PASS`
+//!   (`xdp`, with `--offload`).
 //! * `hairpin` (case c): the same filter and socket, and a bare loop that
 //!   sets the destination MAC to one of the two sinks (by the source port's
 //!   low bit) and transmits: the AF_XDP I/O ceiling with no processing.
@@ -30,14 +37,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use proxyha::balance::{health, maglev};
+use proxyha::balance::{flow, health, maglev};
 use proxyha::dataplane::classify::Filter as Classifier;
+use proxyha::dataplane::offload::{Offload, Settings};
 use proxyha::dataplane::port::{Frame, Port};
-use proxyha::dataplane::redirect::MemorySink;
+use proxyha::dataplane::redirect::{LocalSink, MemorySink};
 use proxyha::dataplane::stats::{Latency, Stats, bump};
 use proxyha::dataplane::worker::{self, Polling, Worker};
 use proxyha::dataplane::{Queues, Shared};
 use proxyha::node::report::{QueueInfo, Sources, StatsReport};
+use proxyha::node::workers::TapDelivery;
 use proxyha::xsk;
 
 use crate::anyhow_lite::{Context, Error, bail};
@@ -75,6 +84,13 @@ pub struct Args {
     /// with `poll = "busy"`.
     #[arg(long)]
     pub busy_poll: bool,
+    /// The XDP fast path (case e; with `--own xdp`, case ox).
+    #[arg(long)]
+    pub offload: bool,
+    /// Every flow is the director's own share, delivered through a TAP
+    /// (`tap`) or from XDP (`xdp`, needs `--offload`).
+    #[arg(long)]
+    pub own: Option<String>,
     /// Flow-table capacity per worker.
     #[arg(long, default_value_t = 1 << 20)]
     pub flow_capacity: usize,
@@ -131,22 +147,42 @@ pub fn run(args: Args) -> Result<(), Error> {
     filter
         .set_ports(xsk::L4::Tcp, &[PORT])
         .context("filter ports")?;
+    let own_xdp = match args.own.as_deref() {
+        None | Some("tap") => false,
+        Some("xdp") if args.offload => true,
+        Some(other) => bail!("--own {other}: tap, or xdp with --offload"),
+    };
+    let own = args.own.is_some();
+    // With --own the director is the only node (slot 0): every flow is its
+    // own share.
+    let local_slot = own.then_some(0u16);
     filter
-        .set_config(&xsk::FilterConfig::director(VMAC[5], true))
+        .set_config(&xsk::FilterConfig::director(VMAC[5], true).with_offload(
+            args.offload,
+            own_xdp,
+            VMAC,
+            local_slot,
+        ))
         .context("filter config")?;
 
     // Balancing state for case a: the two sinks, healthy, in a Maglev table.
     let shared = Shared::new(
         Classifier::new(VMAC[5], VMAC)
             .with_vip(VIP)
-            .with_ports([PORT]),
+            .with_ports([PORT])
+            .with_local_slot(local_slot),
         MAGLEV_M,
     )
     .map_err(|e| Error(e.to_string()))?;
-    for (slot, mac, ip) in [
-        (0usize, MAC_S1, Ipv4Addr::new(198, 19, 0, 11)),
-        (1, MAC_S2, Ipv4Addr::new(198, 19, 0, 12)),
-    ] {
+    let nodes: &[(usize, [u8; 6], Ipv4Addr)] = if own {
+        &[(0, VMAC, VIP)]
+    } else {
+        &[
+            (0, MAC_S1, Ipv4Addr::new(198, 19, 0, 11)),
+            (1, MAC_S2, Ipv4Addr::new(198, 19, 0, 12)),
+        ]
+    };
+    for &(slot, mac, ip) in nodes {
         shared
             .health
             .set(
@@ -167,6 +203,11 @@ pub fn run(args: Args) -> Result<(), Error> {
         .maglev
         .rebuild_if_changed(&backends, MAGLEV_M)
         .map_err(|e| Error(e.to_string()))?;
+    filter
+        .fast_path()
+        .sync_nodes(&shared.health)
+        .context("fast-path node slots")?;
+    let filter = Arc::new(filter);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut sockets = Vec::new();
@@ -207,6 +248,17 @@ pub fn run(args: Args) -> Result<(), Error> {
         let tid_tx = tid_tx.clone();
         let mode = args.mode;
         let flow_capacity = args.flow_capacity;
+        let offload = args.offload.then(|| Settings {
+            to: Box::new(ToMap(filter.clone())) as Box<dyn Offload>,
+            local: own_xdp,
+        });
+        // The own share's first packets (and, without --own xdp, all of
+        // them) go through the workers into the stack.
+        let tap = if own && mode == Mode::Proxyha {
+            Some(xsk::TapSink::open(&format!("phtap{i}")).context("TAP device")?)
+        } else {
+            None
+        };
         handles.push(
             thread::Builder::new()
                 .name(format!("perflab-w{i}"))
@@ -215,7 +267,17 @@ pub fn run(args: Args) -> Result<(), Error> {
                     let _ = tid_tx.send(own_tid().unwrap_or(0));
                     drop(tid_tx);
                     match mode {
-                        Mode::Proxyha => run_worker(sock, &shared, stats, polling, flow_capacity),
+                        Mode::Proxyha => {
+                            let w = WorkerArgs {
+                                polling,
+                                flow_capacity,
+                                offload,
+                            };
+                            match tap {
+                                Some(t) => run_worker(sock, TapDelivery::new(t), &shared, stats, w),
+                                None => run_worker(sock, MemorySink::new(0), &shared, stats, w),
+                            }
+                        }
                         Mode::Hairpin => run_hairpin(sock, &stop, &stats),
                     }
                 })
@@ -226,7 +288,6 @@ pub fn run(args: Args) -> Result<(), Error> {
     // `proxyha stats --socket PATH [--watch]` reads this: the daemon's own
     // report type, filled from this director's workers and filter.
     let batch = Arc::new(std::sync::Mutex::new(Latency::default()));
-    let filter = Arc::new(filter);
     let server =
         {
             let all_stats = all_stats.clone();
@@ -254,6 +315,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                             workers: &all_stats,
                             latency: &mut latency,
                             xdp: filter.stats().ok(),
+                            fast: args.offload.then(|| filter.fast_path()),
                             health: &health,
                             control_tx_dropped: 0,
                         });
@@ -323,25 +385,45 @@ pub fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-fn run_worker(
-    sock: xsk::Socket,
-    shared: &Shared,
-    stats: Arc<Stats>,
+/// The fast path's flow map as a worker's install target (the daemon's is
+/// private to `node::xdp`).
+struct ToMap(Arc<xsk::Filter>);
+
+impl Offload for ToMap {
+    fn install(&mut self, flows: &[(flow::Key, flow::Target)]) -> Result<usize, String> {
+        self.0.fast_path().install(flows).map_err(|e| e.to_string())
+    }
+}
+
+/// A proxyha worker's settings.
+struct WorkerArgs {
     polling: Polling,
     flow_capacity: usize,
+    offload: Option<Settings>,
+}
+
+fn run_worker<S: LocalSink>(
+    sock: xsk::Socket,
+    sink: S,
+    shared: &Shared,
+    stats: Arc<Stats>,
+    args: WorkerArgs,
 ) -> Report {
     let mut w = Worker::new(
         sock,
-        MemorySink::new(0),
+        sink,
         worker::Config {
-            polling,
-            flow_capacity,
+            polling: args.polling,
+            flow_capacity: args.flow_capacity,
             ..worker::Config::default()
         },
         shared,
         Queues::new(64),
         stats.clone(),
     );
+    if let Some(o) = args.offload {
+        w.set_offload(o);
+    }
     // `Worker::run` returns when `shared.stop` is set.
     w.run();
     let s = stats.snapshot();

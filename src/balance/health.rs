@@ -150,6 +150,8 @@ pub struct Table {
     writer: Mutex<()>,
     /// Writes so far (under the writer lock): the clock of `state_tick`.
     ticks: AtomicU64,
+    /// Writes completed, bumped after each (see [`Table::version`]).
+    version: AtomicU64,
 }
 
 impl std::fmt::Debug for Table {
@@ -181,12 +183,20 @@ impl Table {
             slots: (0..capacity).map(|_| Slot::default()).collect(),
             writer: Mutex::new(()),
             ticks: AtomicU64::new(0),
+            version: AtomicU64::new(0),
         })
     }
 
     /// The number of slots.
     pub fn capacity(&self) -> usize {
         self.slots.len()
+    }
+
+    /// The number of writes completed so far. A mirror of the table (the XDP
+    /// fast path's node array) reads this first and copies the slots after:
+    /// if it then sees the same version again, it missed no write.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// Reads slot `slot` consistently. `None` if the slot is outside the table.
@@ -256,6 +266,7 @@ impl Table {
         fence(Ordering::Release);
         f(s);
         s.seq.store(seq.wrapping_add(2), Ordering::Release);
+        self.version.fetch_add(1, Ordering::Release);
         if s.state.load(Ordering::Relaxed) != old_state {
             s.state_tick.store(tick, Ordering::Relaxed);
         }
@@ -417,7 +428,9 @@ mod tests {
         let t = Table::new();
         assert_eq!(t.get(0).unwrap().state, State::Empty);
         assert_eq!(t.get(CAPACITY), None);
+        assert_eq!(t.version(), 0);
         t.set(3, info(7, State::Up)).unwrap();
+        assert_eq!(t.version(), 1, "every completed write bumps the version");
         let n = t.get(3).unwrap();
         assert_eq!(n.id, 7);
         assert_eq!(n.mac, [2, 0, 0, 0, 0, 7]);

@@ -36,6 +36,20 @@
  * VIP traffic under FLAG_DROP_ORPHANS (active-active directors), which is
  * dropped.
  *
+ * The fast path (docs/dataplane.md, "The XDP fast path"): while both
+ * FLAG_ACTIVE and FLAG_OFFLOAD are set, a TCP/UDP frame that would go to
+ * the sockets is first looked up in proxyha_flows, which the workers fill
+ * with established flows only. A hit whose node slot in proxyha_nodes still
+ * has the flow's generation and keeps flows (up or draining) gets its MACs
+ * rewritten and leaves with XDP_TX, counted per node in proxyha_fast; the
+ * director's own share leaves with XDP_PASS (destination rewritten to
+ * our_mac, so the stack takes it for the VIP on lo) when FLAG_OFFLOAD_LOCAL
+ * is set. A miss, a stale generation, a SYN, a fragment: to the sockets as
+ * before. A SYN without ACK also deletes the tuple's entry (a new
+ * connection on a reused tuple is the workers' to place). An entry installed
+ * under an older epoch (before this node's last takeover) is a miss: the
+ * map starts empty at every takeover without a walk.
+ *
  * The control plane writes the maps below; all-zero maps (the state right
  * after loading) steer nothing, so loading the program alone never steals
  * traffic. The Rust side mirrors these layouts in src/xsk/filter.rs.
@@ -47,6 +61,8 @@
 #define FLAG_HEARTBEAT 0x04
 #define FLAG_DROP_ORPHANS 0x08
 #define FLAG_PEERS 0x10
+#define FLAG_OFFLOAD 0x20
+#define FLAG_OFFLOAD_LOCAL 0x40
 
 #define STAT_RX 0
 #define STAT_TO_XSK_VIP 1
@@ -57,7 +73,24 @@
 #define STAT_NO_SOCKET 6
 #define STAT_DROP_HEARTBEAT 7
 #define STAT_DROP_ORPHAN 8
-#define STAT_COUNT 9
+#define STAT_FAST_TX 9
+#define STAT_FAST_LOCAL 10
+#define STAT_FAST_STALE 11
+#define STAT_COUNT 12
+
+/* Node slots (health::CAPACITY) and slot states (health::State). */
+#define NODE_SLOTS 256
+#define NODE_UP 1
+#define NODE_DRAINING 2
+/* No local slot (filter_config.local_slot). */
+#define NO_SLOT 0xffff
+/* Entries of the fast-path flow map (xsk::offload::FLOW_ENTRIES). */
+#define FLOW_ENTRIES 262144
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
 
 #define ETH_P_IP 0x0800
 #define ETH_P_ARP 0x0806
@@ -72,13 +105,47 @@
 /* Offset of the LBID in a heartbeat message (docs/heartbeat.md §2.1). */
 #define HEARTBEAT_LBID_OFFSET 10
 
-/* One array entry: what this node steers. 12 bytes. */
+/* One array entry: what this node steers. 24 bytes. */
 struct filter_config {
 	__u8 vmac[6];
 	__u8 vrid;
 	__u8 flags;
 	__u8 lbid[2]; /* big-endian, as on the wire */
+	__u8 local_slot[2]; /* big-endian; NO_SLOT: none */
+	__u8 our_mac[6]; /* the interface's MAC: the fast path's source MAC */
 	__u8 pad[2];
+	__u32 epoch; /* grows at every takeover: older flow entries are void */
+};
+
+/* A fast-path flow: the 5-tuple as on the wire. 16 bytes. */
+struct flow_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* Where an installed flow goes: a node slot under a slot generation. */
+struct flow_target {
+	__u16 slot;
+	__u16 generation; /* low 16 bits of the health generation */
+	__u32 epoch; /* filter_config.epoch when installed */
+};
+
+/* A node slot as the control plane mirrors it from the health table. */
+struct node_slot {
+	__u8 mac[6];
+	__u16 generation;
+	__u8 state; /* health::State */
+	__u8 pad[3];
+};
+
+/* Per node, per CPU: what the fast path forwarded. */
+struct fast_counter {
+	__u64 packets;
+	__u64 bytes;
 };
 
 /* One array entry: a bit per destination port, per protocol. 16 KiB. */
@@ -129,6 +196,27 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } proxyha_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FLOW_ENTRIES);
+	__type(key, struct flow_key);
+	__type(value, struct flow_target);
+} proxyha_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NODE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct node_slot);
+} proxyha_nodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NODE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct fast_counter);
+} proxyha_fast SEC(".maps");
 
 struct ethhdr {
 	__u8 dst[6];
@@ -229,6 +317,75 @@ static __always_inline int port_set(__u8 protocol, __u16 port)
 	return (bm->udp[word] & bit) != 0;
 }
 
+static __always_inline void count_node(__u32 slot, __u64 bytes)
+{
+	struct fast_counter *c = bpf_map_lookup_elem(&proxyha_fast, &slot);
+	if (c) {
+		c->packets += 1;
+		c->bytes += bytes;
+	}
+}
+
+/*
+ * A balanced TCP/UDP frame (not a fragment; l4 holds at least the ports):
+ * the fast path if its flow is installed and its node slot still valid,
+ * else the sockets.
+ */
+static __always_inline int fast_or_xsk(struct xdp_md *ctx,
+				       struct filter_config *cfg,
+				       struct ethhdr *eth, struct iphdr *ip,
+				       __u8 *l4, void *end)
+{
+	struct flow_key key = {};
+	struct flow_target *t;
+	struct node_slot *n;
+	__u32 slot;
+	__u16 local;
+
+	if (!(cfg->flags & FLAG_ACTIVE) || !(cfg->flags & FLAG_OFFLOAD))
+		return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+	key.saddr = ip->saddr;
+	key.daddr = ip->daddr;
+	__builtin_memcpy(&key.sport, l4, 2);
+	__builtin_memcpy(&key.dport, l4 + 2, 2);
+	key.proto = ip->protocol;
+	if (ip->protocol == IPPROTO_TCP) {
+		if ((void *)(l4 + 14) > end)
+			return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+		if (l4[13] & TCP_SYN) {
+			/* A new connection on this tuple: the workers place it. */
+			if (!(l4[13] & TCP_ACK))
+				bpf_map_delete_elem(&proxyha_flows, &key);
+			return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+		}
+	}
+	t = bpf_map_lookup_elem(&proxyha_flows, &key);
+	if (!t || t->epoch != cfg->epoch)
+		return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+	slot = t->slot;
+	n = bpf_map_lookup_elem(&proxyha_nodes, &slot);
+	if (!n || n->generation != t->generation ||
+	    (n->state != NODE_UP && n->state != NODE_DRAINING)) {
+		count(STAT_FAST_STALE);
+		return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+	}
+	local = ((__u16)cfg->local_slot[0] << 8) | cfg->local_slot[1];
+	if (slot == local) {
+		if (!(cfg->flags & FLAG_OFFLOAD_LOCAL))
+			return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+		/* Ours: to the stack, which takes the VIP on lo. */
+		__builtin_memcpy(eth->dst, cfg->our_mac, 6);
+		count(STAT_FAST_LOCAL);
+		count_node(slot, (__u64)(ctx->data_end - ctx->data));
+		return XDP_PASS;
+	}
+	__builtin_memcpy(eth->dst, n->mac, 6);
+	__builtin_memcpy(eth->src, cfg->our_mac, 6);
+	count(STAT_FAST_TX);
+	count_node(slot, (__u64)(ctx->data_end - ctx->data));
+	return XDP_TX;
+}
+
 SEC("xdp")
 int proxyha_filter(struct xdp_md *ctx)
 {
@@ -324,7 +481,10 @@ int proxyha_filter(struct xdp_md *ctx)
 		__u16 dport = ((__u16)l4[2] << 8) | l4[3];
 		if (!port_set(ip->protocol, dport))
 			break;
-		return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+		/* A first fragment (MF set) needs the workers' fragment cache. */
+		if (ip->frag_off & bpf_htons(0x2000))
+			return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+		return fast_or_xsk(ctx, cfg, eth, ip, l4, end);
 	}
 	default:
 		break;

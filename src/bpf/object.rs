@@ -364,6 +364,80 @@ impl Map {
         self.update_bytes(bytemuck::bytes_of(key), bytemuck::bytes_of(value))
     }
 
+    /// Writes `keys[i]` → `values[i]` for every `i` with one
+    /// `BPF_MAP_UPDATE_BATCH` (kernel ≥ 5.6), or, where the kernel or the map
+    /// type refuses batches, one update per entry. Not for per-CPU maps.
+    /// Returns how many entries were written; on an error in the middle, the
+    /// error (the entries before it are written).
+    pub fn update_batch<K: Pod, V: Pod>(&self, keys: &[K], values: &[V]) -> Result<usize> {
+        self.check("key", std::mem::size_of::<K>(), self.key_size)?;
+        self.check("value", std::mem::size_of::<V>(), self.entry_size())?;
+        self.check("values for the keys", values.len(), keys.len())?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut count = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+        // SAFETY: an all-zero `bpf_map_batch_opts` is its default (BPF_ANY);
+        // we set sz.
+        let mut opts: sys::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
+        opts.sz = std::mem::size_of::<sys::bpf_map_batch_opts>();
+        // SAFETY: `keys` and `values` hold `count` (≤ their length) entries
+        // of exactly the map's key and value sizes (checked above); the
+        // kernel only reads them and writes `count`. `self.fd` is kept open
+        // by `self.object`.
+        let rc = unsafe {
+            sys::bpf_map_update_batch(
+                self.fd,
+                keys.as_ptr().cast::<c_void>(),
+                values.as_ptr().cast::<c_void>(),
+                &mut count,
+                &opts,
+            )
+        };
+        if rc == 0 {
+            return Ok(count as usize);
+        }
+        // Batches unsupported (old kernel, map type): one at a time.
+        const ENOTSUPP: i32 = 524;
+        if rc == -libc::EINVAL || rc == -ENOTSUPP || rc == -libc::EOPNOTSUPP {
+            for (k, v) in keys.iter().zip(values) {
+                self.update(k, v)?;
+            }
+            return Ok(keys.len());
+        }
+        Err(self.error("bpf_map_update_batch", rc))
+    }
+
+    /// Every key of the map (a hash map's keys, one `bpf_map_get_next_key`
+    /// per key; for diagnostics and tests, not the hot path), at most
+    /// `limit` of them.
+    pub fn keys<K: Pod>(&self, limit: usize) -> Result<Vec<K>> {
+        self.check("key", std::mem::size_of::<K>(), self.key_size)?;
+        let mut out: Vec<K> = Vec::new();
+        let mut next = K::zeroed();
+        while out.len() < limit {
+            let prev = out.last().copied();
+            // SAFETY: `prev` (or null: the first key) and `next` are live
+            // and exactly the map's key size (checked above); the kernel
+            // reads the one and writes the other. `self.fd` is kept open by
+            // `self.object`.
+            let rc = unsafe {
+                sys::bpf_map_get_next_key(
+                    self.fd,
+                    prev.as_ref()
+                        .map_or(std::ptr::null(), |p| (p as *const K).cast::<c_void>()),
+                    (&raw mut next).cast::<c_void>(),
+                )
+            };
+            match rc {
+                0 => out.push(next),
+                rc if rc == -libc::ENOENT => break,
+                rc => return Err(self.error("bpf_map_get_next_key", rc)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads the whole entry at `key` (every CPU's value, 8-byte strided,
     /// for a per-CPU map).
     pub fn lookup_bytes(&self, key: &[u8]) -> Result<Vec<u8>> {

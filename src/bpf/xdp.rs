@@ -172,6 +172,24 @@ impl XdpProgram {
         }
         Ok(opts.retval)
     }
+
+    /// Like [`XdpProgram::test_run`], and also returns the frame as the
+    /// program left it (its MAC rewrites, for one).
+    pub fn test_run_out(&self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut opts = frame_opts(frame, self.name, self.name)?;
+        opts.data_out = out.as_mut_ptr().cast();
+        opts.data_size_out = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        // SAFETY: `prog` is live; `opts` points at `frame` (read, its length
+        // given) and `out` (written, at most its length given), both alive
+        // across the call.
+        let rc = unsafe { sys::xdp_program__test_run(self.prog.as_ptr(), &mut opts, 0) };
+        if rc != 0 {
+            return Err(self.error("xdp_program__test_run", rc));
+        }
+        out.truncate((opts.data_size_out as usize).min(out.len()));
+        Ok((opts.retval, out))
+    }
 }
 
 impl Drop for XdpProgram {

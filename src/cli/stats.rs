@@ -37,6 +37,13 @@ fn counters(r: &StatsReport) -> Vec<(String, u64)> {
             .map_or(format!("slot {slot}"), |ip| ip.to_string());
         out.push((format!("tx_redirected[{node}]"), *n));
     }
+    for (slot, c) in &r.fast_per_node {
+        let node = r
+            .slot_ip(*slot)
+            .map_or(format!("slot {slot}"), |ip| ip.to_string());
+        out.push((format!("fast_tx[{node}]"), c.packets));
+        out.push((format!("fast_tx_bytes[{node}]"), c.bytes));
+    }
     out
 }
 
@@ -45,12 +52,13 @@ pub fn render(r: &StatsReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "node: {}  uptime: {:.1}s  workers: {}  xdp: {}  sockets: {}",
+        "node: {}  uptime: {:.1}s  workers: {}  xdp: {}  sockets: {}  fast path: {}",
         r.node,
         r.uptime_ms as f64 / 1000.0,
         r.workers,
         r.xdp_mode,
-        r.bind_mode.join(",")
+        r.bind_mode.join(","),
+        if r.fast_path { "on" } else { "off" }
     );
     for (k, n) in counters(r) {
         let _ = writeln!(s, "  {k:<34}{n:>14}");
@@ -95,7 +103,8 @@ pub fn render(r: &StatsReport) -> String {
         let _ = writeln!(
             s,
             "  xdp program: rx_frames {}  to_xsk_vip {}  to_xsk_arp {}  to_xsk_vrrp {}  \
-             to_xsk_heartbeat {}  passed {}  no_socket {}  drop_heartbeat {}  drop_orphan {}",
+             to_xsk_heartbeat {}  passed {}  no_socket {}  drop_heartbeat {}  drop_orphan {}  \
+             fast_tx {}  fast_local {}  fast_stale {}",
             x.rx_frames,
             x.to_xsk_vip,
             x.to_xsk_arp,
@@ -104,7 +113,10 @@ pub fn render(r: &StatsReport) -> String {
             x.passed,
             x.no_socket,
             x.drop_heartbeat,
-            x.drop_orphan
+            x.drop_orphan,
+            x.fast_tx,
+            x.fast_local,
+            x.fast_stale
         );
     }
     s
@@ -208,7 +220,9 @@ mod tests {
             "batch_time": {"p50_ns": 100, "p99_ns": 200, "p999_ns": 300, "max_ns": 400, "batches": 9},
             "xdp": {"rx_frames": 10, "to_xsk_vip": 0, "to_xsk_arp": 0, "to_xsk_vrrp": 0,
                     "to_xsk_heartbeat": 0, "passed": 0, "no_socket": 0},
-            "control_tx_dropped": 0
+            "control_tx_dropped": 0,
+            "fast_path": true,
+            "fast_per_node": {"1": {"packets": 7, "bytes": 448}}
         }))
         .expect("a report as the daemon writes it")
     }
@@ -226,6 +240,18 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("tx_redirected[198.18.0.3]"), "{s}");
+        assert!(s.contains("fast path: on"), "{s}");
+        assert!(
+            s.lines()
+                .any(|l| l.trim_start().starts_with("fast_tx[198.18.0.3]") && l.ends_with(" 7")),
+            "{s}"
+        );
+        assert!(
+            s.lines()
+                .any(|l| l.trim_start().starts_with("fast_tx_bytes[198.18.0.3]")
+                    && l.ends_with(" 448")),
+            "{s}"
+        );
         let q = s
             .lines()
             .find(|l| l.trim_start().starts_with("0 "))

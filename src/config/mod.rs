@@ -32,6 +32,7 @@
 //!
 //! [dataplane]
 //! interface = "eth0"
+//! offload = "xdp"   # the XDP fast path for established flows ("off": workers only)
 //!
 //! [cluster]                # optional
 //! mode = "active-passive"  # or "active-active" (docs/active-active.md)
@@ -297,6 +298,31 @@ pub enum PollMode {
     Busy,
 }
 
+/// The XDP fast path for established flows (docs/dataplane.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Offload {
+    /// `"xdp"` where the filter runs in native (driver) mode on an interface
+    /// backed by a device (a NIC, virtio-net); `"off"` in generic mode and
+    /// on software interfaces such as veth, whose peer must run an XDP
+    /// program for `XDP_TX` to arrive (default).
+    Auto,
+    /// Established flows are forwarded in XDP (`XDP_TX`).
+    Xdp,
+    /// Every packet goes through the workers.
+    Off,
+}
+
+/// How the fast path delivers the director's own share of installed flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum OffloadLocal {
+    /// Through the workers and the TAP device, as without the fast path
+    /// (default).
+    Tap,
+    /// `XDP_PASS` to the stack, the destination MAC rewritten to the
+    /// interface's.
+    Xdp,
+}
+
 /// The most RX queues a node serves: the XDP filter's XSKMAP
 /// (`proxyha_xsks` in `src/bpf/filter.bpf.c`) has 64 entries.
 pub const MAX_QUEUES: u32 = 64;
@@ -326,6 +352,10 @@ pub struct Dataplane {
     pub cpus: Vec<usize>,
     pub mode: XdpMode,
     pub poll: PollMode,
+    /// The XDP fast path.
+    pub offload: Offload,
+    /// The fast path's own share.
+    pub offload_local: OffloadLocal,
     pub batch_size: u32,
     pub flow_capacity: u32,
     pub maglev_table_size: u32,

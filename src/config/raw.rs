@@ -90,6 +90,8 @@ pub(super) struct RawDataplane {
     pub(super) cpus: Option<CpuList>,
     pub(super) mode: Option<String>,
     pub(super) poll: Option<String>,
+    pub(super) offload: Option<String>,
+    pub(super) offload_local: Option<String>,
     pub(super) batch_size: Option<i64>,
     pub(super) flow_capacity: Option<i64>,
     pub(super) maglev_table_size: Option<i64>,

@@ -173,6 +173,14 @@ impl Config {
                 .replace("zerocopy", "zero-copy"),
         );
         line("dataplane.poll", format!("{:?}", d.poll).to_lowercase());
+        line(
+            "dataplane.offload",
+            format!("{:?}", d.offload).to_lowercase(),
+        );
+        line(
+            "dataplane.offload_local",
+            format!("{:?}", d.offload_local).to_lowercase(),
+        );
         line("dataplane.batch_size", d.batch_size.to_string());
         line("dataplane.flow_capacity", d.flow_capacity.to_string());
         line(

@@ -720,8 +720,15 @@ impl Plane {
                 ip: n.ip,
                 // A held (STALE) node keeps its weight, so its Maglev share
                 // and with it its established flows stay; Draining takes
-                // no new flows.
-                state: if n.weight > 0 && !n.held {
+                // no new flows. Active-active: ECMP may move any flow to a
+                // director that never saw it, which can only follow Maglev,
+                // so new flows must follow Maglev too: a held node keeps
+                // taking them there (its proxy answers the probe; the
+                // first closed port fails it).
+                state: if n.weight > 0
+                    && (!n.held
+                        || self.cfg.cluster.mode == crate::config::ClusterMode::ActiveActive)
+                {
                     health::State::Up
                 } else {
                     health::State::Draining

@@ -4,6 +4,7 @@
 
 pub mod classify;
 pub mod mem;
+pub mod offload;
 pub mod port;
 pub mod redirect;
 pub mod shared;

@@ -170,6 +170,11 @@ counters! {
     frag_steered,
     /// Frames the TX ring refused (dropped).
     ring_full,
+    /// Established flows installed into the XDP fast path.
+    offload_installs,
+    /// Fast-path install batches that failed (the flows stay with the
+    /// workers and are tried again at their next packet).
+    offload_errors,
     /// Non-empty batches processed.
     batches,
     /// Times the adaptive poller slept.

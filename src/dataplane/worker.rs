@@ -15,7 +15,9 @@
 //!    blocking: a full queue is a counted drop); give not-ours frames to the
 //!    local sink; drop malformed frames with a counted reason;
 //! 5. send the TX batch (frames the ring refused are released and counted as
-//!    `ring_full`), flush, and give every other frame back to the port.
+//!    `ring_full`), flush, and give every other frame back to the port;
+//! 6. install the flows this batch saw established into the XDP fast path,
+//!    if there is one ([`super::offload`]), with one call.
 //!
 //! Frames never leak: every received or allocated frame is either accepted
 //! by `send` or `release`d within the same call.
@@ -29,6 +31,7 @@ use arc_swap::{ArcSwap, Cache};
 use hdrhistogram::Histogram;
 
 use super::classify::{self, DropReason, Filter, Verdict};
+use super::offload;
 use super::port::{Frame, Port};
 use super::redirect::{self, LocalSink};
 use super::stats::{self, Stats, bump};
@@ -191,6 +194,8 @@ pub struct Worker<P: Port, S: LocalSink> {
     verdicts: Vec<(Verdict, u64)>,
     tx: Vec<Frame>,
     done: Vec<Frame>,
+    offload: Option<offload::Settings>,
+    installs: Vec<(flow::Key, flow::Target)>,
     idle: u32,
 }
 
@@ -234,8 +239,16 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
             verdicts: Vec::with_capacity(batch),
             tx: Vec::with_capacity(batch * 2),
             done: Vec::with_capacity(batch * 2),
+            offload: None,
+            installs: Vec::with_capacity(batch),
             idle: 0,
         }
+    }
+
+    /// Installs flows into the XDP fast path once they are established
+    /// (see [`super::offload`]).
+    pub fn set_offload(&mut self, settings: offload::Settings) {
+        self.offload = Some(settings);
     }
 
     /// The port.
@@ -388,6 +401,11 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
         // Pass 2: act.
         let our_mac = filter.our_mac;
         let local = filter.local_slot;
+        let offload_local = match &self.offload {
+            Some(o) => o.local,
+            None => false,
+        };
+        self.installs.clear();
         for (i, &fr) in self.rx[..n].iter().enumerate() {
             let (verdict, hash) = self.verdicts[i];
             // The node a balanced (or related) frame goes to, or a counted
@@ -396,6 +414,13 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                 Verdict::ProxyFlow(p) => {
                     let s = self.flows.steer(hash, p.segment, now_ms, &mut nodes);
                     count_outcome(c, s.outcome);
+                    if let Some(t) = s.target
+                        && s.established
+                        && self.offload.is_some()
+                        && (offload_local || Some(t.slot) != local)
+                    {
+                        self.installs.push((p.key, t));
+                    }
                     s.target.ok_or(DropReason::NoBackend)
                 }
                 Verdict::FirstFragment(Some(p), fk) => {
@@ -528,6 +553,15 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
             self.port.release(&self.done);
         }
         self.sink.flush();
+        // After the transmit, so that the install syscall delays no frame.
+        if !self.installs.is_empty()
+            && let Some(o) = self.offload.as_mut()
+        {
+            match o.to.install(&self.installs) {
+                Ok(n) => bump(&c.offload_installs, n as u64),
+                Err(_) => bump(&c.offload_errors, 1),
+            }
+        }
         bump(&c.batches, 1);
         let elapsed = start.elapsed().as_nanos() as u64;
         let _ = self.histogram.record(elapsed.max(1));

@@ -228,6 +228,30 @@ fn dataplane(o: &mut Out, r: &StatsReport) {
         );
     }
     o.family(
+        "proxyha_fastpath_enabled",
+        "gauge",
+        "1 while the XDP fast path for established flows is on (docs/dataplane.md).",
+    );
+    o.sample("proxyha_fastpath_enabled", &[], u64::from(r.fast_path));
+    for (name, help, pick) in [
+        (
+            "proxyha_fastpath_tx_frames_total",
+            "Frames the XDP fast path forwarded to each node (by slot and IPv4).",
+            (|c: &crate::xsk::NodeCounters| c.packets) as fn(&crate::xsk::NodeCounters) -> u64,
+        ),
+        (
+            "proxyha_fastpath_tx_bytes_total",
+            "Bytes the XDP fast path forwarded to each node (by slot and IPv4).",
+            |c: &crate::xsk::NodeCounters| c.bytes,
+        ),
+    ] {
+        o.family(name, "counter", help);
+        for (slot, c) in &r.fast_per_node {
+            let ip = r.slot_ip(*slot).map(|a| a.to_string()).unwrap_or_default();
+            o.sample(name, &[("slot", &slot.to_string()), ("ip", &ip)], pick(c));
+        }
+    }
+    o.family(
         "proxyha_control_tx_dropped_total",
         "counter",
         "Frames the control plane could not queue to a worker.",

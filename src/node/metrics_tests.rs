@@ -60,6 +60,7 @@ fn sample() -> (StatsReport, Status) {
         xdp: Some(crate::xsk::FilterStats::default()),
         health: &table,
         control_tx_dropped: 0,
+        fast: None,
     });
     report.events.notify.run = 4;
     // Through JSON both ways, as the daemon publishes and the endpoint reads.

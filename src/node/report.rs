@@ -2,6 +2,7 @@
 //! ([`StatsReport::collect`]) that the daemon and the perf lab's director
 //! both call, and read back by the CLI with the same type.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::balance::health;
 use crate::dataplane::stats::{Buckets, Latency, LatencySummary, Snapshot, Stats};
-use crate::xsk::FilterStats;
+use crate::xsk::{FastPath, FilterStats, NodeCounters};
 
 /// The dataplane counters of one node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,14 @@ pub struct StatsReport {
     pub batch_time_buckets: Buckets,
     /// The XDP filter's counters (absent when they could not be read).
     pub xdp: Option<FilterStats>,
+    /// Whether the XDP fast path is on (docs/dataplane.md).
+    #[serde(default)]
+    pub fast_path: bool,
+    /// What the fast path forwarded, per node slot (non-zero only), beside
+    /// the workers' `tx_redirected`: a flow's packets are counted in one or
+    /// the other, never both.
+    #[serde(default)]
+    pub fast_per_node: BTreeMap<u16, NodeCounters>,
     /// Health-table slot → node IPv4, to read `tx_redirected`.
     pub slots: Vec<(u16, Ipv4Addr)>,
     /// Frames the control plane could not queue to a worker.
@@ -97,6 +106,8 @@ pub struct Sources<'a> {
     /// The batch-time accumulator; drained from the workers here.
     pub latency: &'a mut Latency,
     pub xdp: Option<FilterStats>,
+    /// The fast path's maps, when it is on.
+    pub fast: Option<&'a FastPath>,
     pub health: &'a health::Table,
     pub control_tx_dropped: u64,
 }
@@ -137,6 +148,21 @@ impl StatsReport {
             batch_time: src.latency.summary(),
             batch_time_buckets: src.latency.buckets(),
             xdp: src.xdp,
+            fast_path: src.fast.is_some(),
+            fast_per_node: src
+                .fast
+                .map(|f| {
+                    src.health
+                        .nodes()
+                        .into_iter()
+                        .filter_map(|(slot, _)| {
+                            let slot = u16::try_from(slot).ok()?;
+                            let c = f.node_counters(slot).ok()?;
+                            (c.packets > 0).then_some((slot, c))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             slots: src
                 .health
                 .nodes()
@@ -192,6 +218,7 @@ mod tests {
                 rx_frames: 9,
                 ..FilterStats::default()
             }),
+            fast: None,
             health: &health,
             control_tx_dropped: 1,
         });

@@ -195,6 +195,7 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
         &shared,
         &steering.filter,
         director,
+        || steering.offload(),
     )?;
 
     let start = Instant::now();
@@ -383,6 +384,9 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
         if plane.poll_timeout().is_some_and(|t| t <= now) {
             plane.handle_timeout(now);
         }
+        // After the control plane's writes of this turn: a node it just
+        // marked FAILED leaves the fast path now.
+        steering.sync(&shared);
         let mut publish_status = std::mem::take(&mut publish_now);
         if plane.is_master() != master {
             master = plane.is_master();
@@ -436,6 +440,7 @@ pub fn run(mut cfg: Config, path: &Path) -> Result<(), Error> {
                 workers: &worker_stats,
                 latency: &mut latency,
                 xdp: steering.filter.stats().ok(),
+                fast: steering.fast_path(),
                 health: &shared.health,
                 control_tx_dropped,
             });

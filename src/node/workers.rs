@@ -5,6 +5,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::config::{Config, PollMode, XdpMode};
+use crate::dataplane::offload;
 use crate::dataplane::redirect::LocalSink;
 use crate::dataplane::stats::Stats;
 use crate::dataplane::worker::{self, Worker};
@@ -16,9 +17,19 @@ use super::Error;
 
 /// A worker's local sink: the TAP device into this node's own stack. The
 /// destination MAC is rewritten to the TAP's so the kernel accepts the frame.
-struct TapDelivery {
+pub struct TapDelivery {
     tap: xsk::TapSink,
     buf: Vec<u8>,
+}
+
+impl TapDelivery {
+    /// Delivers into `tap`.
+    pub fn new(tap: xsk::TapSink) -> TapDelivery {
+        TapDelivery {
+            tap,
+            buf: Vec::with_capacity(2048),
+        }
+    }
 }
 
 impl LocalSink for TapDelivery {
@@ -127,6 +138,7 @@ pub fn spawn(
     shared: &Shared,
     filter: &Arc<xsk::Filter>,
     director: bool,
+    offload: Option<offload::Settings>,
 ) -> Result<Handle, Error> {
     let ifname = cfg.dataplane.interface.clone();
     let sock_cfg = socket_config(cfg);
@@ -197,11 +209,12 @@ pub fn spawn(
                     }
                 };
                 let _ = ready_tx.send(Ok(ready));
-                let sink = TapDelivery {
-                    tap,
-                    buf: Vec::with_capacity(2048),
-                };
-                Worker::new(sock, sink, wcfg, &shared2, queues2, stats2).run();
+                let sink = TapDelivery::new(tap);
+                let mut w = Worker::new(sock, sink, wcfg, &shared2, queues2, stats2);
+                if let Some(o) = offload {
+                    w.set_offload(o);
+                }
+                w.run();
             } else {
                 let _ = ready_tx.send(Ok(ready));
                 Worker::new(sock, NoLocal, wcfg, &shared2, queues2, stats2).run();
@@ -258,6 +271,7 @@ pub fn spawn_all(
     shared: &Shared,
     filter: &Arc<xsk::Filter>,
     director: bool,
+    offload: impl Fn() -> Option<offload::Settings>,
 ) -> Result<Vec<Handle>, Error> {
     let mut workers = Vec::new();
     for q in 0..n {
@@ -266,7 +280,7 @@ pub fn spawn_all(
             .copied()
             .flatten()
             .map(|id| core_affinity::CoreId { id });
-        let w = match spawn(cfg, q, core, shared, filter, director) {
+        let w = match spawn(cfg, q, core, shared, filter, director, offload()) {
             Ok(w) => w,
             Err(e) => {
                 stop_all(shared, workers);

@@ -1,11 +1,20 @@
-//! The node's XDP side: the filter program and its maps, and the unicast
-//! MAC entry that lets a real NIC accept the virtual MAC while this node
-//! holds it (the active-passive Master).
+//! The node's XDP side: the filter program and its maps, the XDP fast path
+//! (docs/dataplane.md), and the unicast MAC entry that lets a real NIC
+//! accept the virtual MAC while this node is the VRRP Master.
+//!
+//! **Who forwards.** The control plane decides ([`crate::control::forwarding`],
+//! active-passive or active-active); [`Steering::apply`] is the one place that
+//! applies it: the filter's active flag gates both the steering to the
+//! workers and the fast path in the same map write (and starts a new
+//! fast-path epoch whenever forwarding starts).
 
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::balance::flow;
+use crate::config::{Config, Offload, OffloadLocal};
 use crate::control::forwarding::Forwarding;
+use crate::dataplane::Shared;
+use crate::dataplane::offload;
 use crate::log;
 use crate::xsk;
 
@@ -18,6 +27,30 @@ pub struct Steering {
     ifname: String,
     vmac: [u8; 6],
     unicast_mac: Option<xsk::UnicastMac>,
+    /// The fast path: `None` off, `Some(local)` on (own share in XDP too).
+    offload: Option<bool>,
+    /// The own slot last written into the filter's config.
+    local_slot: Option<u16>,
+    /// A fast-path sync failed and was logged (log the next one only after
+    /// a success).
+    sync_failing: bool,
+}
+
+/// Whether `ifname` is backed by a device (a NIC, virtio-net), not a
+/// software interface such as veth, where `XDP_TX` reaches the peer only if
+/// the peer runs an XDP program too, which this node cannot see: there
+/// `offload = "auto"` leaves the fast path off.
+fn has_device(ifname: &str) -> bool {
+    std::path::Path::new(&format!("/sys/class/net/{ifname}/device")).exists()
+}
+
+/// The fast path's flow map as a worker's install target.
+struct MapOffload(Arc<xsk::Filter>);
+
+impl offload::Offload for MapOffload {
+    fn install(&mut self, flows: &[(flow::Key, flow::Target)]) -> Result<usize, String> {
+        self.0.fast_path().install(flows).map_err(|e| e.to_string())
+    }
 }
 
 impl Steering {
@@ -52,22 +85,98 @@ impl Steering {
         if !director {
             fcfg.flags = xsk::FLAG_HEARTBEAT;
         }
-        filter.set_config(&fcfg)?;
+        let offload = director
+            && match cfg.dataplane.offload {
+                Offload::Xdp => true,
+                Offload::Off => false,
+                Offload::Auto => {
+                    filter.mode() == xsk::AttachMode::Native && has_device(&iface.name)
+                }
+            };
+        let local = offload && cfg.dataplane.offload_local == OffloadLocal::Xdp;
+        if director {
+            log!(
+                "xdp",
+                "fast path {}{}",
+                if offload { "on" } else { "off" },
+                match (offload, local) {
+                    (true, true) => ", own share to the stack from XDP",
+                    (true, false) => ", own share through the workers",
+                    _ => "",
+                }
+            );
+        }
+        filter.set_config(&fcfg.with_offload(offload, local, iface.mac, None))?;
         Ok(Steering {
             filter: Arc::new(filter),
             ifname: iface.name.clone(),
             vmac: cfg.vrrp.virtual_mac(),
             unicast_mac: None,
+            offload: offload.then_some(local),
+            local_slot: None,
+            sync_failing: false,
         })
+    }
+
+    /// The fast path's maps, if it is on.
+    pub fn fast_path(&self) -> Option<&xsk::FastPath> {
+        self.offload.map(|_| self.filter.fast_path())
+    }
+
+    /// A worker's fast-path install settings, if the fast path is on.
+    pub fn offload(&self) -> Option<offload::Settings> {
+        self.offload.map(|local| offload::Settings {
+            to: Box::new(MapOffload(self.filter.clone())),
+            local,
+        })
+    }
+
+    /// Mirrors what the fast path needs from the control plane's shared
+    /// state: the health table's slots (generation, state, MAC: a FAILED
+    /// node's flows are void at once) and this node's own slot. Call it at
+    /// every turn of the control loop: it costs an atomic load and a
+    /// pointer load when nothing changed.
+    pub fn sync(&mut self, shared: &Shared) {
+        if self.offload.is_none() {
+            return;
+        }
+        let local = shared.filter.load().local_slot;
+        let mut result = self
+            .filter
+            .fast_path()
+            .sync_nodes(&shared.health)
+            .map(|_| ());
+        if result.is_ok() && local != self.local_slot {
+            let c = self.filter.config();
+            result = self.filter.set_config(&xsk::FilterConfig {
+                local_slot: local,
+                ..c
+            });
+            if result.is_ok() {
+                self.local_slot = local;
+            }
+        }
+        match result {
+            Ok(()) => self.sync_failing = false,
+            Err(e) if !self.sync_failing => {
+                self.sync_failing = true;
+                log!("xdp", "cannot update the fast path's maps: {e}");
+            }
+            Err(_) => {}
+        }
     }
 
     /// Applies the control plane's forwarding decision
     /// ([`crate::control::forwarding`]): the filter steers VIP traffic sent
-    /// to `dst_mac` while `steer` is set, and the virtual MAC is in the NIC's
-    /// unicast list only while the node holds it. Failures are logged; the
-    /// node keeps running.
+    /// to `dst_mac` while `steer` is set (and the fast path forwards only
+    /// then, from a new epoch each time forwarding starts), and the virtual
+    /// MAC is in the NIC's unicast list only while the node holds it.
+    /// Failures are logged; the node keeps running.
     pub fn apply(&mut self, fwd: &Forwarding) {
         let mut config = self.filter.config();
+        if fwd.steer && config.flags & xsk::FLAG_ACTIVE == 0 {
+            config.epoch = config.epoch.wrapping_add(1);
+        }
         config.vmac = fwd.dst_mac;
         config.flags &= !(xsk::FLAG_ACTIVE | xsk::FLAG_DROP_ORPHANS | xsk::FLAG_PEERS);
         for (on, flag) in [

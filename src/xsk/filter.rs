@@ -12,10 +12,12 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use crate::bpf::{self, Elf, Map, XdpMode, XdpProgram};
 use crate::wire::ethernet::Address;
 
+use super::fastpath::FastPath;
 use super::socket::Socket;
 use super::sys;
 use super::{Error, ensure_bpffs};
@@ -47,11 +49,18 @@ pub const FLAG_DROP_ORPHANS: u8 = 0x08;
 /// the peer set ([`Filter::set_peers`]) are passed to the kernel: another
 /// director's redirect of a flow this node serves.
 pub const FLAG_PEERS: u8 = 0x10;
+/// Config flag: the XDP fast path (docs/dataplane.md): installed flows are
+/// forwarded in XDP. Acts only together with [`FLAG_ACTIVE`].
+pub const FLAG_OFFLOAD: u8 = 0x20;
+/// Config flag: with [`FLAG_OFFLOAD`], installed flows of this node's own
+/// share go to the local stack with `XDP_PASS` (destination rewritten to
+/// [`FilterConfig::our_mac`]) instead of through the workers and the TAP.
+pub const FLAG_OFFLOAD_LOCAL: u8 = 0x40;
 
 /// Words in one protocol's port bitmap (65536 bits).
 const PORT_WORDS: usize = 1024;
 /// Entries in the per-CPU stats array (`STAT_COUNT` in filter.bpf.c).
-const STAT_COUNT: u32 = 9;
+const STAT_COUNT: u32 = 12;
 
 /// Where to run the XDP program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +114,15 @@ pub struct FilterConfig {
     /// LBID reach the sockets; others are dropped in XDP and counted
     /// ([`FilterStats::drop_heartbeat`]).
     pub lbid: u16,
+    /// This node's own health slot (the fast path's own share), if any.
+    pub local_slot: Option<u16>,
+    /// The interface's MAC: the fast path's source MAC, and the destination
+    /// MAC of its own share.
+    pub our_mac: [u8; 6],
+    /// The fast-path epoch: flows installed under another epoch are misses.
+    /// [`Filter::set_active`] moves it on at every takeover, so the fast
+    /// path starts empty without a walk of its map.
+    pub epoch: u32,
 }
 
 impl FilterConfig {
@@ -116,6 +134,9 @@ impl FilterConfig {
             vrid,
             flags: FLAG_VRRP | FLAG_HEARTBEAT | if active { FLAG_ACTIVE } else { 0 },
             lbid: 0,
+            local_slot: None,
+            our_mac: [0; 6],
+            epoch: 0,
         }
     }
 
@@ -124,11 +145,38 @@ impl FilterConfig {
         FilterConfig { lbid, ..self }
     }
 
-    fn to_bytes(self) -> [u8; 12] {
+    /// With the fast path on ([`FLAG_OFFLOAD`], and [`FLAG_OFFLOAD_LOCAL`]
+    /// for the own share), forwarding from `our_mac`, this node in
+    /// `local_slot`.
+    pub fn with_offload(
+        self,
+        offload: bool,
+        local: bool,
+        our_mac: [u8; 6],
+        local_slot: Option<u16>,
+    ) -> FilterConfig {
+        let mut flags = self.flags & !(FLAG_OFFLOAD | FLAG_OFFLOAD_LOCAL);
+        if offload {
+            flags |= FLAG_OFFLOAD | if local { FLAG_OFFLOAD_LOCAL } else { 0 };
+        }
+        FilterConfig {
+            flags,
+            our_mac,
+            local_slot,
+            ..self
+        }
+    }
+
+    /// `struct filter_config` of filter.bpf.c.
+    fn to_bytes(self) -> [u8; 24] {
         let m = self.vmac;
         let l = self.lbid.to_be_bytes();
+        let s = self.local_slot.unwrap_or(u16::MAX).to_be_bytes();
+        let o = self.our_mac;
+        let e = self.epoch.to_ne_bytes();
         [
-            m[0], m[1], m[2], m[3], m[4], m[5], self.vrid, self.flags, l[0], l[1], 0, 0,
+            m[0], m[1], m[2], m[3], m[4], m[5], self.vrid, self.flags, l[0], l[1], s[0], s[1],
+            o[0], o[1], o[2], o[3], o[4], o[5], 0, 0, e[0], e[1], e[2], e[3],
         ]
     }
 }
@@ -152,8 +200,22 @@ pub enum Verdict {
     /// `XDP_DROP`: a heartbeat of another LBID, or (active-active) VIP
     /// traffic with no socket (counted).
     Drop,
+    /// `XDP_TX`: forwarded by the fast path.
+    Tx,
     /// Any other action (a bug: the filter never aborts).
     Other(u32),
+}
+
+impl Verdict {
+    fn of(action: u32) -> Verdict {
+        match action {
+            1 => Verdict::Drop,
+            2 => Verdict::Pass,
+            3 => Verdict::Tx,
+            4 => Verdict::ToSocket,
+            other => Verdict::Other(other),
+        }
+    }
 }
 
 /// The filter's counters, summed over CPUs.
@@ -179,6 +241,13 @@ pub struct FilterStats {
     /// Active-active: VIP traffic dropped because its queue had no socket
     /// ([`FLAG_DROP_ORPHANS`]; also counted in `no_socket`).
     pub drop_orphan: u64,
+    /// Frames the fast path forwarded (`XDP_TX`).
+    pub fast_tx: u64,
+    /// Frames of the own share the fast path handed to the stack.
+    pub fast_local: u64,
+    /// Installed flows found stale (node failed or slot reused, by
+    /// generation): to the workers.
+    pub fast_stale: u64,
 }
 
 /// A program from an embedded object, attached to one interface; detached
@@ -288,6 +357,7 @@ pub struct Filter {
     ports: Map,
     peers: Map,
     stats: Map,
+    fast: FastPath,
     shadow: Mutex<Shadow>,
 }
 
@@ -310,6 +380,11 @@ impl Filter {
             ports: attached.map("proxyha_ports")?,
             peers: attached.map("proxyha_peers")?,
             stats: attached.map("proxyha_stats")?,
+            fast: FastPath::new(
+                attached.map("proxyha_flows")?,
+                attached.map("proxyha_nodes")?,
+                attached.map("proxyha_fast")?,
+            ),
             attached,
             shadow: Mutex::new(Shadow {
                 config: FilterConfig::default(),
@@ -344,12 +419,20 @@ impl Filter {
         Ok(())
     }
 
-    /// Writes the config entry (VRID, virtual MAC, flags).
+    /// Writes the config entry (VRID, virtual MAC, flags, fast path).
     pub fn set_config(&self, config: &FilterConfig) -> Result<(), Error> {
         let mut shadow = self.lock();
+        // Installs from now on carry the new epoch; one racing with this
+        // write carries the old one and is a miss, which re-installs it.
+        self.fast.epoch.store(config.epoch, Ordering::Relaxed);
         self.config.update(&0u32, &config.to_bytes())?;
         shadow.config = *config;
         Ok(())
+    }
+
+    /// The fast path's maps ([`FastPath`]).
+    pub fn fast_path(&self) -> &FastPath {
+        &self.fast
     }
 
     /// The config entry last written.
@@ -358,9 +441,15 @@ impl Filter {
     }
 
     /// Sets or clears [`FLAG_ACTIVE`] (becoming or leaving VRRP master).
+    /// Clearing it stops the fast path with the same map write; setting it
+    /// (a takeover) also moves the fast-path epoch on, so that the fast path
+    /// starts empty: flows installed in an earlier term are misses.
     pub fn set_active(&self, active: bool) -> Result<(), Error> {
         let mut config = self.config();
         if active {
+            if config.flags & FLAG_ACTIVE == 0 {
+                config.epoch = config.epoch.wrapping_add(1);
+            }
             config.flags |= FLAG_ACTIVE;
         } else {
             config.flags &= !FLAG_ACTIVE;
@@ -436,6 +525,9 @@ impl Filter {
             no_socket: sum[6],
             drop_heartbeat: sum[7],
             drop_orphan: sum[8],
+            fast_tx: sum[9],
+            fast_local: sum[10],
+            fast_stale: sum[11],
         })
     }
 
@@ -445,12 +537,14 @@ impl Filter {
     /// tests and diagnostics; frames shorter than 14 bytes are refused by the
     /// kernel (EINVAL).
     pub fn verdict(&self, frame: &[u8]) -> Result<Verdict, Error> {
-        Ok(match self.attached.prog.test_run(frame)? {
-            1 => Verdict::Drop,
-            2 => Verdict::Pass,
-            4 => Verdict::ToSocket,
-            other => Verdict::Other(other),
-        })
+        Ok(Verdict::of(self.attached.prog.test_run(frame)?))
+    }
+
+    /// Like [`Filter::verdict`], and also returns the frame as the program
+    /// left it (the fast path's MAC rewrites).
+    pub fn run(&self, frame: &[u8]) -> Result<(Verdict, Vec<u8>), Error> {
+        let (rc, out) = self.attached.prog.test_run_out(frame)?;
+        Ok((Verdict::of(rc), out))
     }
 
     /// Detaches the program now (dropping the filter does the same).
@@ -507,8 +601,9 @@ mod tests {
     #[test]
     fn config_layout_matches_the_c_struct() {
         let c = FilterConfig::director(51, true).with_lbid(0x0a0b);
+        let b = c.to_bytes();
         assert_eq!(
-            c.to_bytes(),
+            b[..12],
             [
                 0,
                 0,
@@ -520,10 +615,19 @@ mod tests {
                 FLAG_ACTIVE | FLAG_VRRP | FLAG_HEARTBEAT,
                 0x0a,
                 0x0b,
-                0,
-                0
+                0xff,
+                0xff
             ]
         );
+        assert_eq!(b[12..], [0; 12]);
+        let o = c.with_offload(true, false, [2, 0, 0, 0, 0, 9], Some(0x0102));
+        let o = FilterConfig { epoch: 7, ..o };
+        let b = o.to_bytes();
+        assert_eq!(b[7] & (FLAG_OFFLOAD | FLAG_OFFLOAD_LOCAL), FLAG_OFFLOAD);
+        assert_eq!(b[10..18], [1, 2, 2, 0, 0, 0, 0, 9]);
+        assert_eq!(b[20..], 7u32.to_ne_bytes());
+        let off = o.with_offload(false, true, [0; 6], None);
+        assert_eq!(off.flags & (FLAG_OFFLOAD | FLAG_OFFLOAD_LOCAL), 0);
         assert_eq!(FilterConfig::director(7, false).flags & FLAG_ACTIVE, 0);
     }
 }

@@ -74,6 +74,7 @@
 #![allow(unsafe_code)]
 
 mod channels;
+mod fastpath;
 mod filter;
 mod mac;
 mod socket;
@@ -81,9 +82,11 @@ mod sys;
 mod tap;
 
 pub use channels::{Channels, channels, set_channels};
+pub use fastpath::{FLOW_ENTRIES, FastPath, FlowKey, FlowTarget, NodeCounters};
 pub use filter::{
-    AttachMode, FLAG_ACTIVE, FLAG_DROP_ORPHANS, FLAG_HEARTBEAT, FLAG_PEERS, FLAG_VRRP, Filter,
-    FilterConfig, FilterStats, L4, PassProgram, Verdict, detach_stale,
+    AttachMode, FLAG_ACTIVE, FLAG_DROP_ORPHANS, FLAG_HEARTBEAT, FLAG_OFFLOAD, FLAG_OFFLOAD_LOCAL,
+    FLAG_PEERS, FLAG_VRRP, Filter, FilterConfig, FilterStats, L4, PassProgram, Verdict,
+    detach_stale,
 };
 pub use mac::UnicastMac;
 pub use socket::{Accounting, BindMode, Bound, BusyPoll, Socket, SocketConfig, SocketStats};

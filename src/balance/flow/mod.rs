@@ -175,6 +175,11 @@ pub struct Steer {
     pub target: Option<Target>,
     /// How it was decided.
     pub outcome: Outcome,
+    /// The flow's entry is established after this packet (confirmed by a
+    /// non-SYN packet after its SYN, or by a second non-SYN packet after
+    /// probation, and not closing): what the XDP fast path may offload
+    /// (docs/dataplane.md, "The XDP fast path").
+    pub established: bool,
 }
 
 impl Steer {
@@ -184,6 +189,16 @@ impl Steer {
         Steer {
             target: Some(target),
             outcome,
+            established: false,
+        }
+    }
+
+    /// Marks the flow established when its entry's state `state` is.
+    #[inline]
+    fn with_state(self, state: u8) -> Steer {
+        Steer {
+            established: state == ESTABLISHED,
+            ..self
         }
     }
 
@@ -196,7 +211,11 @@ impl Steer {
         } else {
             Outcome::NoBackend
         };
-        Steer { target, outcome }
+        Steer {
+            target,
+            outcome,
+            established: false,
+        }
     }
 }
 
@@ -381,7 +400,7 @@ impl Table {
                     generation: e.generation,
                     mac,
                 };
-                return Steer::to(target, Outcome::Hit);
+                return Steer::to(target, Outcome::Hit).with_state(e.state);
             }
             // Re-pick, in the same entry: a live flow whose node died keeps
             // its state (Moved); an idle flow, or a new connection on a
@@ -400,6 +419,7 @@ impl Table {
                         },
                     };
                     Steer::to(t, if live { Outcome::Moved } else { Outcome::Miss })
+                        .with_state(e.state)
                 }
                 other => {
                     e.state = EMPTY;

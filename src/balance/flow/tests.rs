@@ -451,3 +451,34 @@ fn sizes() {
     assert!(t.slots() < DEFAULT_CAPACITY * 5 / 4 + WAYS);
     assert_eq!(Table::new(0, Timeouts::default()).slots(), WAYS);
 }
+
+/// What the XDP fast path may install: only a flow whose entry is
+/// established after the packet (never a SYN, a lone spoofed ACK, or a
+/// closing flow).
+#[test]
+fn established_only_after_a_confirming_packet() {
+    let mut t = Table::new(1024, Timeouts::default());
+    let mut n = Nodes::new(3);
+    let k = key(7);
+    assert!(!steer(&mut t, &k, Segment::Open, 0, &mut n).established);
+    assert!(!steer(&mut t, &k, Segment::Open, 1, &mut n).established);
+    assert!(steer(&mut t, &k, Segment::Data, 2, &mut n).established);
+    assert!(steer(&mut t, &k, Segment::Data, 3, &mut n).established);
+    assert!(!steer(&mut t, &k, Segment::Close, 4, &mut n).established);
+    assert!(!steer(&mut t, &k, Segment::Data, 5, &mut n).established);
+    // A mid-stream flow: the first packet is only on probation.
+    let m = key(8);
+    let first = steer(&mut t, &m, Segment::Data, 0, &mut n);
+    assert_eq!(first.outcome, Outcome::Probation);
+    assert!(!first.established);
+    assert!(steer(&mut t, &m, Segment::Data, 1, &mut n).established);
+    // Its node dies: re-picked, and still established (to be re-installed).
+    let slot = steer(&mut t, &m, Segment::Data, 2, &mut n)
+        .target
+        .unwrap()
+        .slot;
+    n.kill(usize::from(slot));
+    let moved = steer(&mut t, &m, Segment::Data, 3, &mut n);
+    assert_eq!(moved.outcome, Outcome::Moved);
+    assert!(moved.established);
+}

@@ -3,7 +3,7 @@
 use super::Validator;
 use crate::balance::{flow, maglev};
 use crate::config::raw::{CpuList, IntOrString, RawDataplane};
-use crate::config::{Dataplane, Error, PollMode, QueueCount, XdpMode};
+use crate::config::{Dataplane, Error, Offload, OffloadLocal, PollMode, QueueCount, XdpMode};
 
 impl Validator<'_> {
     /// The dataplane settings; without an interface it runs on `default_interface`.
@@ -88,6 +88,36 @@ impl Validator<'_> {
                 );
             }
         };
+        let offload = match rd.offload.as_deref() {
+            None | Some("auto") => Offload::Auto,
+            Some("xdp") => Offload::Xdp,
+            Some("off") => Offload::Off,
+            Some(s) => {
+                return self.fail(
+                    "dataplane.offload",
+                    format!("{s:?}"),
+                    "must be \"xdp\", \"off\" or \"auto\"",
+                );
+            }
+        };
+        let offload_local = match rd.offload_local.as_deref() {
+            None | Some("tap") => OffloadLocal::Tap,
+            Some("xdp") => OffloadLocal::Xdp,
+            Some(s) => {
+                return self.fail(
+                    "dataplane.offload_local",
+                    format!("{s:?}"),
+                    "must be \"tap\" or \"xdp\"",
+                );
+            }
+        };
+        if offload == Offload::Off && offload_local == OffloadLocal::Xdp {
+            return self.fail(
+                "dataplane.offload_local",
+                "\"xdp\"",
+                "needs dataplane.offload = \"xdp\" or \"auto\"",
+            );
+        }
         let batch_size: u32 = self.int("dataplane.batch_size", rd.batch_size, Some(64), 1, 1024)?;
         let flow_capacity: u32 = self.int(
             "dataplane.flow_capacity",
@@ -138,6 +168,8 @@ impl Validator<'_> {
             cpus,
             mode,
             poll,
+            offload,
+            offload_local,
             batch_size,
             flow_capacity,
             maglev_table_size,
