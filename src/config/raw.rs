@@ -19,6 +19,7 @@ pub(super) struct RawFile {
 pub(super) struct RawNode {
     pub(super) name: Option<String>,
     pub(super) management_ip: Option<String>,
+    pub(super) management_ip6: Option<String>,
     pub(super) priority: Option<i64>,
     pub(super) lbid: Option<i64>,
     pub(super) control_socket: Option<String>,

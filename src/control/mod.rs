@@ -158,6 +158,10 @@ pub fn heartbeat_config(cfg: &Config, mac: [u8; 6]) -> heartbeat::Config {
         cfg.node.management_ip,
         mac,
     );
+    c.ipv6 = cfg
+        .node
+        .management_ip6
+        .unwrap_or(std::net::Ipv6Addr::UNSPECIFIED);
     c.capacity = cfg.node.capacity;
     c.interval = cfg.heartbeat.interval;
     c.misses = cfg.heartbeat.misses;
