@@ -137,6 +137,10 @@ pub struct Vrrp {
     /// Priority given up while any tracked link is down ([`TRACK_RESIGN`]
     /// by default: give up Master).
     pub track_interface_weight: u8,
+    /// Set the Router flag in the neighbour advertisements for the IPv6
+    /// VIPs (default false: a load balancer's VIP is not a router; RFC 5798
+    /// §6.4.1 sets it because VRRP's VIP is a default gateway).
+    pub nd_router_flag: bool,
 }
 
 /// A tracking weight that gives up Master outright (priority 0).
@@ -420,6 +424,19 @@ impl Config {
                     ethernet::Address::vrrp_virtual_ipv6(self.vrrp.vrid).octets(),
                 )
             })
+    }
+
+    /// The IPv6 instance's addresses in advert order: the link-local one
+    /// ([`Config::link_local_vip6`]) first, then the others in config
+    /// order; empty without IPv6 VIPs.
+    pub fn advert_vips6(&self) -> Vec<Ipv6Addr> {
+        if self.virtual_ips6.is_empty() {
+            return Vec::new();
+        }
+        let ll = self.link_local_vip6();
+        let mut v = vec![ll];
+        v.extend(self.vip6_addrs().into_iter().filter(|a| *a != ll));
+        v
     }
 
     /// Every original destination port of every port redirect, expanded.

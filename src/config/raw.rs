@@ -42,6 +42,7 @@ pub(super) struct RawVrrp {
     pub(super) track_proxy_weight: Option<i64>,
     pub(super) track_interfaces: Option<Vec<String>>,
     pub(super) track_interface_weight: Option<i64>,
+    pub(super) nd_router_flag: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -97,6 +97,9 @@ impl Config {
                 format!("{} on {}", vip.address, vip.interface),
             );
         }
+        if !self.virtual_ips6.is_empty() {
+            line("vrrp.nd_router_flag", v.nd_router_flag.to_string());
+        }
         for (i, vip) in self.virtual_ips6.iter().enumerate() {
             line(
                 &format!("virtual_ip6[{i}]"),

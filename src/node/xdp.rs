@@ -43,6 +43,7 @@ impl Steering {
             filter.mode()
         );
         filter.set_vips(&cfg.vip_addrs())?;
+        filter.add_vips6(&cfg.advert_vips6())?;
         let ports: Vec<u16> = cfg.redirected_ports().collect();
         filter.set_ports(xsk::L4::Tcp, &ports)?;
         // Only heartbeats of our LBID reach the control queue; others are

@@ -54,6 +54,13 @@ impl Validator<'_> {
     /// The rules for IPv6 virtual IPs and the IPv6 management address.
     fn cross_ipv6(&self, c: &Config) -> Result<(), Error> {
         if c.virtual_ips6.is_empty() {
+            if c.vrrp.nd_router_flag {
+                return self.fail(
+                    "vrrp.nd_router_flag",
+                    true,
+                    "needs an IPv6 virtual IP (it is a flag of their neighbour advertisements)",
+                );
+            }
             return Ok(());
         }
         if c.vrrp.version != VrrpVersion::V3 {

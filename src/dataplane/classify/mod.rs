@@ -27,7 +27,11 @@
 //!      to the node owning that flow. A quote cut short: drop. Other ICMP:
 //!      pass;
 //!    * anything else: pass.
-//! 4. Every other EtherType (IPv6 included): pass.
+//! 4. IPv6: the rules of [`ipv6`] (VRRP for our VRID and neighbour
+//!    solicitations for an IPv6 VIP to the control plane).
+//! 5. Every other EtherType: pass.
+
+mod ipv6;
 
 use std::net::Ipv4Addr;
 
@@ -38,6 +42,8 @@ use crate::wire::ipv4::Protocol;
 
 /// EtherType of IPv4.
 pub const ETHERTYPE_IPV4: u16 = EtherType::Ipv4.to_u16();
+/// EtherType of IPv6.
+pub const ETHERTYPE_IPV6: u16 = EtherType::Ipv6.to_u16();
 /// EtherType of ARP.
 pub const ETHERTYPE_ARP: u16 = EtherType::Arp.to_u16();
 /// EtherType of an 802.1Q VLAN tag.
@@ -129,6 +135,9 @@ impl FromIterator<u16> for PortSet {
 pub struct Filter {
     /// The virtual IPs.
     pub vips: Vec<Ipv4Addr>,
+    /// The IPv6 virtual IPs (the link-local one included): neighbour
+    /// solicitations for them go to the control plane.
+    pub vips6: Vec<std::net::Ipv6Addr>,
     /// Redirected (original destination) ports.
     pub ports: PortSet,
     /// Our VRRP VRID.
@@ -148,6 +157,7 @@ impl Filter {
     pub fn new(vrid: u8, our_mac: [u8; 6]) -> Filter {
         Filter {
             vips: Vec::new(),
+            vips6: Vec::new(),
             ports: PortSet::new(),
             vrid,
             virtual_mac: virtual_mac(vrid),
@@ -159,6 +169,12 @@ impl Filter {
     /// Adds a VIP.
     pub fn with_vip(mut self, vip: Ipv4Addr) -> Filter {
         self.vips.push(vip);
+        self
+    }
+
+    /// Adds an IPv6 VIP.
+    pub fn with_vip6(mut self, vip: std::net::Ipv6Addr) -> Filter {
+        self.vips6.push(vip);
         self
     }
 
@@ -209,11 +225,16 @@ pub enum DropReason {
     /// A later IPv4 fragment to a VIP whose first fragment was not seen (or
     /// whose cache entry expired or was replaced; set by the worker).
     FragUnmatched,
+    /// IPv6 fixed header cut short, wrong version, or payload length
+    /// beyond the frame.
+    BadIpv6Header,
+    /// A neighbour solicitation cut before its target address.
+    BadNeighbourSolicit,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 13;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Runt,
@@ -227,6 +248,8 @@ impl DropReason {
         DropReason::NoBackend,
         DropReason::BadIcmp,
         DropReason::FragUnmatched,
+        DropReason::BadIpv6Header,
+        DropReason::BadNeighbourSolicit,
     ];
 
     /// The counter name (`drop_runt`, ...).
@@ -243,6 +266,8 @@ impl DropReason {
             DropReason::NoBackend => "drop_no_backend",
             DropReason::BadIcmp => "drop_bad_icmp",
             DropReason::FragUnmatched => "drop_frag_unmatched",
+            DropReason::BadIpv6Header => "drop_bad_ipv6_header",
+            DropReason::BadNeighbourSolicit => "drop_bad_neighbour_solicit",
         }
     }
 }
@@ -300,6 +325,7 @@ pub fn classify(filter: &Filter, frame: &[u8]) -> Verdict {
     }
     match ethertype {
         ETHERTYPE_IPV4 => classify_ipv4(filter, frame, l3),
+        ETHERTYPE_IPV6 => ipv6::classify_ipv6(filter, frame, l3),
         ETHERTYPE_ARP => {
             // ARP for IPv4 over Ethernet: 28 bytes; target protocol address at 24.
             match get_be32(frame, l3 + 24) {
