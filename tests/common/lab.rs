@@ -62,6 +62,9 @@ pub struct Options {
     /// Run every daemon under a supervisor loop that restarts it 0.5 s
     /// after it dies (`lab.sh up --supervise`).
     pub supervise: bool,
+    /// Add the IPv6 VIP 2001:2::250 to group A (`lab.sh up --ipv6`; needs
+    /// `vrrp_version: 3`).
+    pub ipv6: bool,
 }
 
 impl Default for Options {
@@ -76,6 +79,7 @@ impl Default for Options {
             queues: 1,
             vlan: None,
             supervise: false,
+            ipv6: false,
         }
     }
 }
@@ -113,6 +117,9 @@ impl Lab {
         }
         if opts.supervise {
             args.push("--supervise".into());
+        }
+        if opts.ipv6 {
+            args.push("--ipv6".into());
         }
         if let Some(v) = opts.vlan {
             args.push("--vlan".into());
