@@ -120,6 +120,7 @@ squid_conf() { # name ip dir
 http_port 9090
 visible_hostname $1
 acl lab src 198.18.0.0/15
+acl lab src 2001:2::/48
 http_access allow lab
 http_access deny all
 cache deny all

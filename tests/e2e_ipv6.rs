@@ -159,3 +159,96 @@ fn ipv6_election_neighbour_discovery_and_failover() {
     );
     assert_eq!(lab.vrrp_state("director-b"), "Backup");
 }
+
+/// IPv6 TCP to the IPv6 VIP is balanced over the same membership as IPv4
+/// (every scanning node serves), and long-lived downloads over IPv6 and
+/// IPv4 survive a kill -9 of the Active Director; prints both families'
+/// takeover figures.
+#[test]
+fn ipv6_balancing_and_failover_with_downloads() {
+    let Some((_g, lab)) = Lab::start(
+        "e2e_ipv6::ipv6_balancing_and_failover_with_downloads",
+        Options {
+            prefix: "p6a",
+            vrrp_version: 3,
+            ipv6: true,
+            ..Options::default()
+        },
+    ) else {
+        return;
+    };
+    let proxy6 = format!("[{VIP6}]:9090");
+    let ready = wait_until(Duration::from_secs(20), || {
+        state6(&lab, "director-a") == "Master"
+            && lab.vrrp_state("director-a") == "Master"
+            && lab.request_via(&proxy6, "/index.html", 2.0).is_some()
+    });
+    assert!(ready.is_some(), "no IPv6 service\n{}", lab.logs());
+    // Balancing: new connections spread over the three nodes.
+    let mut served = std::collections::BTreeMap::<String, u32>::new();
+    let mut failed = 0;
+    for _ in 0..45 {
+        match lab.request_via(&proxy6, "/index.html", 3.0) {
+            Some(n) => *served.entry(n).or_default() += 1,
+            None => failed += 1,
+        }
+    }
+    println!("IPv6 requests served by: {served:?}, failed {failed}");
+    assert_eq!(failed, 0, "{served:?}\n{}", lab.logs());
+    for node in ["director-a", "director-b", "scanner-c"] {
+        assert!(
+            served.get(node).copied().unwrap_or(0) > 0,
+            "{node} served none: {served:?}"
+        );
+    }
+    // The flows went through director-a's workers as balanced frames.
+    let st = lab.stats("director-a");
+    assert!(st["xdp"]["to_xsk_vip"].as_u64().unwrap_or(0) >= 45, "{st}");
+    assert_eq!(
+        st["total"]["drops"]["drop_ipv6_extension_header"]
+            .as_u64()
+            .unwrap_or(0),
+        0,
+        "{st}"
+    );
+
+    // Long-lived downloads over both families, then kill -9 director-a.
+    let dl6 = common::lab::start_downloads_via(&lab, 6, &proxy6, "v6dl");
+    let dl4 = common::lab::start_downloads_via(&lab, 6, "198.18.0.250:9090", "v4dl");
+    std::thread::sleep(Duration::from_secs(2));
+    let t0 = Instant::now();
+    lab.kill9("director-a");
+    let (mut v4, mut v6) = (None, None);
+    while t0.elapsed() < Duration::from_secs(5) && (v4.is_none() || v6.is_none()) {
+        if v4.is_none() && lab.vrrp_state("director-b") == "Master" {
+            v4 = Some(t0.elapsed());
+        }
+        if v6.is_none() && state6(&lab, "director-b") == "Master" {
+            v6 = Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (Some(v4), Some(v6)) = (v4, v6) else {
+        panic!("no takeover: v4 {v4:?} v6 {v6:?}\n{}", lab.logs());
+    };
+    let r6 = common::lab::finish_downloads(&lab, dl6);
+    let r4 = common::lab::finish_downloads(&lab, dl4);
+    println!(
+        "kill -9 of the Active Director (VRRPv3, 10 cs, priority 89): takeover IPv4 {} ms, \
+         IPv6 {} ms; downloads intact IPv6 {}/{} {r6:?}, IPv4 {}/{} {r4:?}",
+        v4.as_millis(),
+        v6.as_millis(),
+        r6.iter().filter(|d| d.1).count(),
+        r6.len(),
+        r4.iter().filter(|d| d.1).count(),
+        r4.len()
+    );
+    for (node, intact) in r6.iter().chain(&r4) {
+        assert!(
+            *intact,
+            "a download served by {node} broke across the failover"
+        );
+    }
+    // New IPv6 connections are served after the takeover.
+    assert!(lab.request_via(&proxy6, "/index.html", 3.0).is_some());
+}

@@ -145,6 +145,51 @@ fn child_ipv6_verdicts() {
         Pass,
     );
     assert_eq!(filter.stats().unwrap().to_xsk_arp, 1);
+    // Flows: only while active, only to the IPv6 virtual MAC for a VIP.
+    let flow = |dst_mac: [u8; 6], dst: std::net::Ipv6Addr, next: u8| {
+        let mut tcp = vec![0u8; 20];
+        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&9090u16.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 2;
+        build_ipv6(
+            Address([2, 0, 0, 0, 0, 9]),
+            Address(dst_mac),
+            "2001:2::100".parse().unwrap(),
+            dst,
+            Protocol::from_u8(next),
+            64,
+            &tcp,
+        )
+    };
+    let vmac6 = Address::vrrp_virtual_ipv6(VRID).octets();
+    let vmac4 = Address::vrrp_virtual(VRID).octets();
+    check("TCP to the VIP, backup", &flow(vmac6, vip, 6), Pass);
+    filter
+        .set_config(&xsk::FilterConfig::director(VRID, true))
+        .unwrap();
+    check("TCP to the VIP, active", &flow(vmac6, vip, 6), ToSocket);
+    check(
+        "fragment to the VIP, active",
+        &flow(vmac6, vip, 44),
+        ToSocket,
+    );
+    check(
+        "TCP to the VIP, IPv4 virtual MAC",
+        &flow(vmac4, vip, 6),
+        Pass,
+    );
+    check(
+        "TCP to the VIP, own MAC",
+        &flow([2, 0, 0, 0, 0, 1], vip, 6),
+        Pass,
+    );
+    check(
+        "TCP to another address",
+        &flow(vmac6, "2001:2::1".parse().unwrap(), 6),
+        Pass,
+    );
+    assert_eq!(filter.stats().unwrap().to_xsk_vip, 2);
     let before = filter.stats().unwrap().to_xsk_vrrp;
     // A scanning node (no VRRP flag) passes IPv6 VRRP to its kernel.
     let scanning = xsk::FilterConfig {

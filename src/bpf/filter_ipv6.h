@@ -10,6 +10,12 @@
  *     is an IPv6 VIP (proxyha_vips6): the control plane answers them on the
  *     Master with the virtual MAC, and a Backup must not answer (its kernel
  *     would not either: the VIP sits on lo).
+ * And, only while the active flag is set (the Active Director), every
+ * IPv6 packet sent to the IPv6 virtual MAC 00:00:5e:00:02:{VRID} for an
+ * IPv6 VIP: the workers balance TCP/UDP on redirected ports, steer ICMPv6
+ * errors to their flow's node, drop and count extension headers and
+ * fragments, and hand the rest to the local stack (the kernel would drop
+ * it as PACKET_OTHERHOST: the virtual MAC is not the device's).
  * Only the 40-byte fixed header is read; VRRP adverts and solicitations
  * carry no extension headers. Everything else IPv6 is passed.
  */
@@ -67,6 +73,19 @@ static __always_inline int filter_ipv6(struct xdp_md *ctx,
 		if (!bpf_map_lookup_elem(&proxyha_vips6, &target))
 			return pass();
 		return to_xsk(ctx, STAT_TO_XSK_ARP);
+	}
+	if (cfg->flags & FLAG_ACTIVE) {
+		struct ethhdr *eth = data;
+		struct vip6 dst;
+
+		/* The IPv6 virtual MAC: the IPv4 one with 0x02 in byte 4. */
+		if (eth->dst[0] != cfg->vmac[0] || eth->dst[1] != cfg->vmac[1] ||
+		    eth->dst[2] != cfg->vmac[2] || eth->dst[3] != cfg->vmac[3] ||
+		    eth->dst[4] != 0x02 || eth->dst[5] != cfg->vmac[5])
+			return pass();
+		__builtin_memcpy(dst.addr, ip6 + 24, 16);
+		if (bpf_map_lookup_elem(&proxyha_vips6, &dst))
+			return to_xsk(ctx, STAT_TO_XSK_VIP);
 	}
 	return pass();
 }

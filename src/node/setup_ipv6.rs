@@ -73,6 +73,17 @@ fn on_lo6(addr: Ipv6Addr) -> bool {
         .unwrap_or(false)
 }
 
+/// Lets the director's TAP (its own share of the balanced flows enters the
+/// stack there) take IPv6: `xsk::TapSink` turns IPv6 off on it, and
+/// autoconfiguration and router advertisements stay off. Best effort, like
+/// the TAP's own IPv6 setting: a failure shows as IPv6 flows of the own
+/// share not being answered (`tx_local` counts them).
+pub fn enable_on_tap(tap: &str) {
+    for (key, value) in [("accept_ra", "0"), ("autoconf", "0"), ("disable_ipv6", "0")] {
+        let _ = std::fs::write(ipv6_conf_path(tap, key), value);
+    }
+}
+
 /// What the IPv6 setup changed, undone on drop.
 #[derive(Debug, Default)]
 pub struct Ipv6Setup {

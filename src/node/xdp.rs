@@ -17,6 +17,9 @@ pub struct Steering {
     ifname: String,
     vmac: [u8; 6],
     unicast_mac: Option<xsk::UnicastMac>,
+    /// The IPv6 virtual MAC, with IPv6 VIPs, and its unicast-list entry.
+    vmac6: Option<[u8; 6]>,
+    unicast_mac6: Option<xsk::UnicastMac>,
 }
 
 impl Steering {
@@ -58,6 +61,9 @@ impl Steering {
             ifname: iface.name.clone(),
             vmac: cfg.vrrp.virtual_mac(),
             unicast_mac: None,
+            vmac6: (!cfg.virtual_ips6.is_empty())
+                .then(|| crate::wire::ethernet::Address::vrrp_virtual_ipv6(cfg.vrrp.vrid).octets()),
+            unicast_mac6: None,
         })
     }
 
@@ -69,10 +75,22 @@ impl Steering {
             log!("xdp", "cannot set the active flag: {e}");
         }
         self.unicast_mac = None;
+        self.unicast_mac6 = None;
         if master {
             match xsk::UnicastMac::add(&self.ifname, self.vmac) {
                 Ok(m) => self.unicast_mac = Some(m),
                 Err(e) => log!("xdp", "cannot add the virtual MAC to {}: {e}", self.ifname),
+            }
+            // IPv6 VIPs: their virtual MAC too (issue 16).
+            if let Some(vmac6) = self.vmac6 {
+                match xsk::UnicastMac::add(&self.ifname, vmac6) {
+                    Ok(m) => self.unicast_mac6 = Some(m),
+                    Err(e) => log!(
+                        "xdp",
+                        "cannot add the IPv6 virtual MAC to {}: {e}",
+                        self.ifname
+                    ),
+                }
             }
         }
     }
@@ -82,6 +100,7 @@ impl Steering {
     pub fn release(self) {
         let _ = self.filter.set_active(false);
         drop(self.unicast_mac);
+        drop(self.unicast_mac6);
         match Arc::try_unwrap(self.filter) {
             Ok(f) => {
                 if let Err(e) = f.detach() {

@@ -401,17 +401,28 @@ pub fn start_downloads(
     lab: &Lab,
     n: usize,
 ) -> Vec<(Child, std::path::PathBuf, std::path::PathBuf)> {
+    start_downloads_via(lab, n, "198.18.0.250:9090", "dl")
+}
+
+/// Slow downloads of the 4 MiB file through the proxy at `proxy`
+/// (`VIP:port`, or `[VIP6]:port`), into files named `{tag}{i}.*`.
+pub fn start_downloads_via(
+    lab: &Lab,
+    n: usize,
+    proxy: &str,
+    tag: &str,
+) -> Vec<(Child, std::path::PathBuf, std::path::PathBuf)> {
     (0..n)
         .map(|i| {
-            let body = lab.path().join(format!("dl{i}.bin"));
-            let hdr = lab.path().join(format!("dl{i}.hdr"));
+            let body = lab.path().join(format!("{tag}{i}.bin"));
+            let hdr = lab.path().join(format!("{tag}{i}.hdr"));
             let child = Command::new("ip")
                 .args(["netns", "exec", &lab.ns("client"), "curl", "-s", "-m", "60"])
                 .args([
                     "--limit-rate",
                     "400k",
                     "-x",
-                    "http://198.18.0.250:9090",
+                    &format!("http://{proxy}"),
                     "-D",
                 ])
                 .arg(&hdr)

@@ -6,20 +6,23 @@
 //! * next header 58, an ICMPv6 neighbour solicitation (type 135) whose
 //!   target is an IPv6 VIP: [`Verdict::ArpForVip`], to the control plane,
 //!   where the IPv6 Master answers it (other ICMPv6: pass);
-//! * everything else: pass (IPv6 flows are not balanced).
+//! * anything else sent to the IPv6 virtual MAC for an IPv6 VIP: the flow
+//!   rules of [`super::ipv6_flow`] (TCP/UDP balanced, ICMPv6 errors to
+//!   their flow's node, extension headers dropped and counted);
+//! * everything else: pass.
 //!
-//! Only the 40-byte fixed header is read: a VRRP message behind an
-//! extension header is passed to the kernel, as RFC 5798's adverts carry
-//! none.
+//! Only the 40-byte fixed header is read: a VRRP message or solicitation
+//! behind an extension header is passed to the kernel, as RFC 5798's
+//! adverts and RFC 4861's messages carry none.
 
 use std::net::Ipv6Addr;
 
+use super::ipv6_flow::{ICMPV6, classify_flow};
 use super::{DropReason, Filter, PROTO_VRRP, Verdict};
+use crate::wire::ethernet;
 
 /// Length of the IPv6 fixed header.
 const HEADER_LEN: usize = 40;
-/// Next header of ICMPv6.
-const ICMPV6: u8 = 58;
 /// ICMPv6 type of a neighbour solicitation.
 const TYPE_NS: u8 = 135;
 
@@ -37,6 +40,10 @@ pub(super) fn classify_ipv6(filter: &Filter, frame: &[u8], l3: usize) -> Verdict
         return Verdict::Drop(DropReason::BadIpv6Header);
     }
     let l4 = l3 + HEADER_LEN;
+    let body = &frame[l4..l4 + payload_len];
+    let mut o = [0u8; 16];
+    o.copy_from_slice(&hdr[24..40]);
+    let dst = Ipv6Addr::from(o);
     match hdr[6] {
         PROTO_VRRP => {
             if payload_len < 2 {
@@ -48,15 +55,9 @@ pub(super) fn classify_ipv6(filter: &Filter, frame: &[u8], l3: usize) -> Verdict
                 Verdict::Pass
             }
         }
-        ICMPV6 => {
+        ICMPV6 if body.first() == Some(&TYPE_NS) => {
             // Type(1) code(1) checksum(2) reserved(4) target(16).
-            let Some(ns) = frame.get(l4..l4 + payload_len) else {
-                return Verdict::Drop(DropReason::BadIpv6Header);
-            };
-            if ns.first() != Some(&TYPE_NS) {
-                return Verdict::Pass;
-            }
-            let Some(t) = ns.get(8..24) else {
+            let Some(t) = body.get(8..24) else {
                 return Verdict::Drop(DropReason::BadNeighbourSolicit);
             };
             let mut o = [0u8; 16];
@@ -66,6 +67,13 @@ pub(super) fn classify_ipv6(filter: &Filter, frame: &[u8], l3: usize) -> Verdict
             } else {
                 Verdict::Pass
             }
+        }
+        next if frame.get(0..6)
+            == Some(&ethernet::Address::vrrp_virtual_ipv6(filter.vrid).octets()[..])
+            && filter.vips6.contains(&dst) =>
+        {
+            o.copy_from_slice(&hdr[8..24]);
+            classify_flow(filter, next, Ipv6Addr::from(o), dst, body, l3)
         }
         _ => Verdict::Pass,
     }

@@ -32,6 +32,7 @@
 //! 5. Every other EtherType: pass.
 
 mod ipv6;
+pub mod ipv6_flow;
 
 use std::net::Ipv4Addr;
 
@@ -230,11 +231,14 @@ pub enum DropReason {
     BadIpv6Header,
     /// A neighbour solicitation cut before its target address.
     BadNeighbourSolicit,
+    /// IPv6 to a VIP whose first next header is an extension header (a
+    /// fragment included): never delivered.
+    Ipv6ExtensionHeader,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Runt,
@@ -250,6 +254,7 @@ impl DropReason {
         DropReason::FragUnmatched,
         DropReason::BadIpv6Header,
         DropReason::BadNeighbourSolicit,
+        DropReason::Ipv6ExtensionHeader,
     ];
 
     /// The counter name (`drop_runt`, ...).
@@ -268,6 +273,7 @@ impl DropReason {
             DropReason::FragUnmatched => "drop_frag_unmatched",
             DropReason::BadIpv6Header => "drop_bad_ipv6_header",
             DropReason::BadNeighbourSolicit => "drop_bad_neighbour_solicit",
+            DropReason::Ipv6ExtensionHeader => "drop_ipv6_extension_header",
         }
     }
 }
