@@ -178,8 +178,8 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
                 "address = \"2001:2::251/64\"",
             ),
             "cluster.toml: virtual_ip = 2 IPv6 entries and no IPv4: needs at least one IPv4 \
-             address (the dataplane balances IPv4; IPv6 virtual IPs come in addition, see \
-             docs/ipv6.md)",
+             address (the proxy probe and `proxyha check` use the first IPv4 VIP; IPv6 virtual \
+             IPs come in addition, see docs/ipv6.md)",
         ),
         (
             "too many IPv6",
@@ -206,6 +206,19 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             ),
             "cluster.toml: vrrp.peers = 1 entries: must be empty with IPv6 virtual IPs (IPv6 \
              adverts come from link-local addresses, which the IPv4 peer list cannot name)",
+        ),
+        (
+            "nd_router_flag without IPv6",
+            b.replace(
+                "address = \"2001:2::250/64\"",
+                "address = \"198.18.0.251/24\"",
+            )
+            .replace(
+                "advert_interval = \"1s\"",
+                "advert_interval = \"1s\"\nnd_router_flag = true",
+            ),
+            "cluster.toml: vrrp.nd_router_flag = true: needs an IPv6 virtual IP (it is a flag of \
+             their neighbour advertisements)",
         ),
         (
             "management_ip6 not an address",

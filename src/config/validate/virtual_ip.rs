@@ -121,8 +121,8 @@ impl Validator<'_> {
             return self.fail(
                 "virtual_ip",
                 format!("{} IPv6 entries and no IPv4", v6.len()),
-                "needs at least one IPv4 address (the dataplane balances IPv4; IPv6 virtual \
-                 IPs come in addition, see docs/ipv6.md)",
+                "needs at least one IPv4 address (the proxy probe and `proxyha check` use the \
+                 first IPv4 VIP; IPv6 virtual IPs come in addition, see docs/ipv6.md)",
             );
         }
         Ok((v4, v6))
