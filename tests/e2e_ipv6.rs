@@ -72,14 +72,18 @@ fn ipv6_election_neighbour_discovery_and_failover() {
     assert_eq!(lab.vrrp_state("director-b"), "Backup");
 
     // status: every node's ip6 line carries its management_ip6 (group A).
-    let st = lab.status("director-b").unwrap();
-    let a = st["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["device"] == "director-a")
-        .expect("director-a in director-b's status");
-    assert_eq!(a["ip6"], "2001:2::1", "{st}");
+    let ip6_of_a = || {
+        lab.status("director-b").and_then(|st| {
+            st["entries"]
+                .as_array()?
+                .iter()
+                .find(|e| e["device"] == "director-a")
+                .map(|e| e["ip6"].clone())
+        })
+    };
+    let heard = wait_until(Duration::from_secs(5), || ip6_of_a().is_some());
+    assert!(heard.is_some(), "director-b never listed director-a");
+    assert_eq!(ip6_of_a().unwrap(), "2001:2::1");
 
     // The client resolves the IPv6 VIP to the IPv6 virtual MAC, answered
     // by the Active Director; the switch has the MAC on its port.
@@ -95,7 +99,8 @@ fn ipv6_election_neighbour_discovery_and_failover() {
             .as_u64()
             .unwrap()
     };
-    assert!(replies("director-a") >= 1);
+    // The status snapshot is republished every 100 ms.
+    assert!(wait_until(Duration::from_secs(1), || replies("director-a") >= 1).is_some());
     assert_eq!(replies("director-b"), 0, "a Backup never answers");
 
     // kill -9 the Active Director; both families move to director-b.
@@ -137,7 +142,7 @@ fn ipv6_election_neighbour_discovery_and_failover() {
         "director-b does not answer: {}",
         client_neigh(&lab)
     );
-    assert!(replies("director-b") >= 1);
+    assert!(wait_until(Duration::from_secs(1), || replies("director-b") >= 1).is_some());
     println!(
         "takeover after kill -9 (VRRPv3, 10 cs adverts, priority 89): IPv4 {} ms, IPv6 {} ms; \
          switch on the new port {} ms after the IPv6 takeover",
