@@ -17,7 +17,11 @@ const PROGRAMS: &[(&str, &str)] = &[
 ];
 
 /// Headers the programs include.
-const HEADERS: &[&str] = &["src/bpf/bpf_defs.h", "perf/lab/bpf/perf_defs.h"];
+const HEADERS: &[&str] = &[
+    "src/bpf/bpf_defs.h",
+    "src/bpf/filter_ipv6.h",
+    "perf/lab/bpf/perf_defs.h",
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

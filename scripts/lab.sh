@@ -24,6 +24,10 @@
 #                                                       (docs/active-active.md)
 #                                                       --extra-config FILE appends FILE (TOML, e.g. a
 #                                                       [notify] or [metrics] table) to every node's config
+#                                                       --ipv6 (with --version 3) adds the IPv6 VIP
+#                                                       2001:2::250/64 and management_ip6 to group A
+#                                                       (docs/ipv6.md; vrrp.peers is dropped, it names
+#                                                       IPv4 sources only)
 #   scripts/lab.sh down                                 tear everything down (always safe to run)
 #   scripts/lab.sh exec NODE CMD...                     run CMD inside a node's namespace
 #   scripts/lab.sh status                               show what runs where
@@ -39,6 +43,8 @@
 #   pha-scan    198.18.0.3     Scanning Node only               (priority 0)
 #   pha-origin  198.18.0.200   the origin web server (port 80)
 #   VIP 198.18.0.250/24, VRID 51, LBID 10, port redirect http 9090 -> 9090
+#   Every host also has 2001:2::N/64 (N: the last octet of its IPv4 address,
+#   written as IPv6 text: 198.18.0.100 -> 2001:2::100), from 2001:2::/48.
 #
 # With --active-active (cluster.mode = "active-active" on every node):
 #
@@ -130,6 +136,7 @@ add_host() { # ns-suffix ip [mac]
     nsx "$ns" ip link set "$IF" up
   fi
   nsx "$ns" ip addr add "$2/24" dev "$IF"
+  nsx "$ns" ip -6 addr add "2001:2::${2##*.}/64" dev "$IF" nodad
 }
 
 squid_conf() { # name ip dir
@@ -138,6 +145,7 @@ squid_conf() { # name ip dir
 http_port 9090
 visible_hostname $1
 acl lab src 198.18.0.0/15
+acl lab src 2001:2::/48
 http_access allow lab
 http_access deny all
 cache deny all
@@ -194,6 +202,18 @@ node_config() { # name config
   fi
   if [ "$AA" = 1 ]; then
     printf '\n[cluster]\nmode = "active-active"\nannounce_table = %s\n' "$ANNOUNCE_TABLE" >> "$dir/node.toml"
+  fi
+  if [ -f "$LAB_DIR/ipv6" ]; then
+    case "$1" in
+      b-*) ;;
+      *)
+        # IPv6 VIP and management address for group A; vrrp.peers names IPv4
+        # sources only, which IPv6 VIPs do not allow (docs/ipv6.md).
+        sed -i -e 's|^management_ip = "198\.18\.0\.\([0-9]*\)".*|&\nmanagement_ip6 = "2001:2::\1"|' \
+          -e '/^peers = /d' "$dir/node.toml"
+        printf '\n[[virtual_ip]]\naddress = "2001:2::250/64"\n' >> "$dir/node.toml"
+        ;;
+    esac
   fi
   if [ -f "$LAB_DIR/redirect-80" ]; then
     # A port redirect whose ports differ: proxyha adds an nftables redirect.
@@ -330,7 +350,7 @@ add_router() {
 }
 
 up() {
-  local start_ha=1 version=2 group_b=0 redirect80=0 rogue=0 aa=0 queues=1 vlan= supervise=0 extra= n name sfx ip cfg
+  local start_ha=1 version=2 group_b=0 redirect80=0 rogue=0 aa=0 queues=1 vlan= supervise=0 extra= ipv6=0 n name sfx ip cfg
   while [ $# -gt 0 ]; do
     case "$1" in
       --no-proxyha) start_ha=0 ;;
@@ -343,11 +363,15 @@ up() {
       --rogue) rogue=1 ;;
       --supervise) supervise=1 ;;
       --active-active) aa=1 ;;
+      --ipv6) ipv6=1 ;;
       *) echo "lab.sh up: unknown option $1" >&2; exit 2 ;;
     esac
     shift
   done
   case "$version" in 2|3) ;; *) echo "lab.sh up: --version must be 2 or 3" >&2; exit 2 ;; esac
+  if [ "$ipv6" = 1 ] && [ "$version" != 3 ]; then
+    echo "lab.sh up: --ipv6 needs --version 3 (VRRPv2 is IPv4 only)" >&2; exit 2
+  fi
   if ! [[ "$queues" =~ ^[0-9]+$ ]] || [ "$queues" -lt 1 ] || [ "$queues" -gt 64 ]; then
     echo "lab.sh up: --queues must be 1..64" >&2; exit 2
   fi
@@ -385,9 +409,13 @@ up() {
   fi
   AA=$aa
   if [ -n "$extra" ]; then cp "$extra" "$LAB_DIR/extra.toml"; else rm -f "$LAB_DIR/extra.toml"; fi
+  if [ "$ipv6" = 1 ]; then touch "$LAB_DIR/ipv6"; else rm -f "$LAB_DIR/ipv6"; fi
   log "segment: bridge br0 in $SW"
   ip netns add "$SW"
   nsx "$SW" ip link add br0 type bridge
+  # No multicast snooping: the lab has no MLD querier, and neighbour
+  # discovery's solicited-node groups and ff02::12 must reach every port.
+  nsx "$SW" ip link set br0 type bridge mcast_snooping 0
   nsx "$SW" ip link set br0 up
   for k in net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables net.bridge.bridge-nf-call-arptables; do
     nsx "$SW" sysctl -qw "$k=0" 2>/dev/null || true
@@ -495,7 +523,7 @@ down() {
   done
   kill_pidfile "$LAB_DIR/router/bird.pid"
   kill_pidfile "$LAB_DIR/origin/http.pid"
-  rm -f "$LAB_DIR/group-b" "$LAB_DIR/queues" "$LAB_DIR/vlan" "$LAB_DIR/supervise" "$LAB_DIR/active-active"
+  rm -f "$LAB_DIR/group-b" "$LAB_DIR/queues" "$LAB_DIR/vlan" "$LAB_DIR/supervise" "$LAB_DIR/active-active" "$LAB_DIR/ipv6"
   for sfx in client origin rogue router dira dirb scan bdira bscan sw; do
     ns=$(ns_of "$sfx")
     if ip netns list | grep -qw "$ns"; then

@@ -30,6 +30,7 @@
  * errors, fragments, other ports) also goes to the sockets: the workers
  * steer ICMP errors and fragments of balanced flows to the owning node and
  * hand the rest to the local stack.
+ * IPv6: see filter_ipv6.h.
  * One 802.1Q (or 802.1ad) tag is looked through. Non-first IPv4 fragments
  * carry no ports and are passed. A frame that qualifies but whose queue has
  * no socket in the XSKMAP is passed and counted (STAT_NO_SOCKET), except
@@ -386,6 +387,8 @@ static __always_inline int fast_or_xsk(struct xdp_md *ctx,
 	return XDP_TX;
 }
 
+#include "filter_ipv6.h"
+
 SEC("xdp")
 int proxyha_filter(struct xdp_md *ctx)
 {
@@ -431,6 +434,8 @@ int proxyha_filter(struct xdp_md *ctx)
 		return to_xsk(ctx, STAT_TO_XSK_ARP, cfg);
 	}
 
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return filter_ipv6(ctx, cfg, data, off, end);
 	if (proto != bpf_htons(ETH_P_IP))
 		return pass();
 

@@ -44,7 +44,7 @@ mod render;
 mod validate;
 mod values;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -71,6 +71,9 @@ pub struct Config {
     pub node: Node,
     pub vrrp: Vrrp,
     pub virtual_ips: Vec<VirtualIp>,
+    /// The `[[virtual_ip]]` entries with IPv6 addresses, in file order (see
+    /// docs/ipv6.md): announced by their own VRRPv3 instance.
+    pub virtual_ips6: Vec<VirtualIp6>,
     pub port_redirects: Vec<PortRedirect>,
     pub heartbeat: Heartbeat,
     pub dataplane: Dataplane,
@@ -122,6 +125,9 @@ pub const DEFAULT_ANNOUNCE_TABLE: u32 = 100;
 pub struct Node {
     pub name: String,
     pub management_ip: Ipv4Addr,
+    /// This node's IPv6 management address, carried in its heartbeats and
+    /// shown by `status` (`ip6:`); none: `::`.
+    pub management_ip6: Option<Ipv6Addr>,
     /// 0 = scanning node only; 1..=254 = director (highest becomes Active).
     pub priority: u8,
     /// The load-balancing ID that keeps clusters on one segment apart.
@@ -176,6 +182,10 @@ pub struct Vrrp {
     /// Priority given up while any tracked link is down ([`TRACK_RESIGN`]
     /// by default: give up Master).
     pub track_interface_weight: u8,
+    /// Set the Router flag in the neighbour advertisements for the IPv6
+    /// VIPs (default false: a load balancer's VIP is not a router; RFC 5798
+    /// §6.4.1 sets it because VRRP's VIP is a default gateway).
+    pub nd_router_flag: bool,
 }
 
 /// A tracking weight that gives up Master outright (priority 0).
@@ -211,11 +221,19 @@ impl Vrrp {
 }
 
 pub use crate::wire::ipv4::Cidr;
+pub use crate::wire::ipv6::Cidr as Cidr6;
 
 /// A virtual IP and the interface it lives on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VirtualIp {
     pub address: Cidr,
+    pub interface: String,
+}
+
+/// An IPv6 virtual IP and the interface it lives on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualIp6 {
+    pub address: Cidr6,
     pub interface: String,
 }
 
@@ -489,6 +507,44 @@ impl Config {
             .iter()
             .map(|v| v.address.address())
             .collect()
+    }
+
+    /// The virtual IPv6 addresses, in config order (the link-local one
+    /// included if configured).
+    pub fn vip6_addrs(&self) -> Vec<Ipv6Addr> {
+        self.virtual_ips6
+            .iter()
+            .map(|v| v.address.address())
+            .collect()
+    }
+
+    /// The IPv6 VRRP instance's link-local address (RFC 5798 §5.2.9: the
+    /// first address of an IPv6 advert): the configured link-local virtual
+    /// IP, or else the modified EUI-64 address of the IPv6 virtual MAC
+    /// 00:00:5e:00:02:{VRID}.
+    pub fn link_local_vip6(&self) -> Ipv6Addr {
+        self.virtual_ips6
+            .iter()
+            .map(|v| v.address.address())
+            .find(|a| crate::wire::ipv6::is_link_local(*a))
+            .unwrap_or_else(|| {
+                crate::wire::ipv6::link_local_from_mac(
+                    ethernet::Address::vrrp_virtual_ipv6(self.vrrp.vrid).octets(),
+                )
+            })
+    }
+
+    /// The IPv6 instance's addresses in advert order: the link-local one
+    /// ([`Config::link_local_vip6`]) first, then the others in config
+    /// order; empty without IPv6 VIPs.
+    pub fn advert_vips6(&self) -> Vec<Ipv6Addr> {
+        if self.virtual_ips6.is_empty() {
+            return Vec::new();
+        }
+        let ll = self.link_local_vip6();
+        let mut v = vec![ll];
+        v.extend(self.vip6_addrs().into_iter().filter(|a| *a != ll));
+        v
     }
 
     /// Every original destination port of every port redirect, expanded.

@@ -28,6 +28,7 @@ pub(super) struct RawCluster {
 pub(super) struct RawNode {
     pub(super) name: Option<String>,
     pub(super) management_ip: Option<String>,
+    pub(super) management_ip6: Option<String>,
     pub(super) priority: Option<i64>,
     pub(super) lbid: Option<i64>,
     pub(super) control_socket: Option<String>,
@@ -50,6 +51,7 @@ pub(super) struct RawVrrp {
     pub(super) track_proxy_weight: Option<i64>,
     pub(super) track_interfaces: Option<Vec<String>>,
     pub(super) track_interface_weight: Option<i64>,
+    pub(super) nd_router_flag: Option<bool>,
 }
 
 #[derive(Deserialize)]

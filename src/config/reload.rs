@@ -17,6 +17,7 @@ pub const HOT: &[&str] = &[
     "node.priority",
     "node.capacity",
     "vrrp.preempt",
+    "vrrp.nd_router_flag",
     "vrrp.preempt_delay",
     "vrrp.garp_count",
     "vrrp.garp_refresh",

@@ -18,6 +18,9 @@ impl Config {
         let mut line = |k: &str, val: String| s.push_str(&format!("{k:<30}{val}\n"));
         line("node.name", n.name.clone());
         line("node.management_ip", n.management_ip.to_string());
+        if let Some(a) = n.management_ip6 {
+            line("node.management_ip6", a.to_string());
+        }
         line("node.priority", format!("{} ({role})", n.priority));
         line("node.lbid", n.lbid.to_string());
         line("node.capacity", n.capacity.to_string());
@@ -92,6 +95,24 @@ impl Config {
             line(
                 &format!("virtual_ip[{i}]"),
                 format!("{} on {}", vip.address, vip.interface),
+            );
+        }
+        if !self.virtual_ips6.is_empty() {
+            line("vrrp.nd_router_flag", v.nd_router_flag.to_string());
+        }
+        for (i, vip) in self.virtual_ips6.iter().enumerate() {
+            line(
+                &format!("virtual_ip6[{i}]"),
+                format!("{} on {}", vip.address, vip.interface),
+            );
+        }
+        if !self.virtual_ips6.is_empty() {
+            line(
+                "vrrp.ipv6_link_local",
+                format!(
+                    "{} (first address of the IPv6 adverts)",
+                    self.link_local_vip6()
+                ),
             );
         }
         for (i, r) in self.port_redirects.iter().enumerate() {

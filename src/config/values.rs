@@ -1,10 +1,10 @@
 //! The value syntaxes of the file: durations, port lists and CIDRs, parsed
 //! and formatted back.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use super::Cidr;
+use super::{Cidr, Cidr6};
 
 /// Parses `198.18.0.250/24`, with messages that name the rule.
 pub(super) fn parse_cidr(s: &str) -> Result<Cidr, String> {
@@ -20,6 +20,22 @@ pub(super) fn parse_cidr(s: &str) -> Result<Cidr, String> {
         .filter(|p| *p <= 32)
         .ok_or_else(|| format!("prefix `{p}` must be 0..32"))?;
     Cidr::new(addr, prefix).map_err(|e| e.to_string())
+}
+
+/// Parses `2001:2::250/64`, with messages that name the rule.
+pub(super) fn parse_cidr6(s: &str) -> Result<Cidr6, String> {
+    let (a, p) = s
+        .split_once('/')
+        .ok_or_else(|| "must be IPv6 CIDR like 2001:2::250/64".to_string())?;
+    let addr: Ipv6Addr = a
+        .parse()
+        .map_err(|_| format!("`{a}` is not an IPv6 address"))?;
+    let prefix: u8 = p
+        .parse()
+        .ok()
+        .filter(|p| *p <= 128)
+        .ok_or_else(|| format!("prefix `{p}` must be 0..128"))?;
+    Cidr6::new(addr, prefix).map_err(|e| e.to_string())
 }
 
 /// Parses `"1s"`, `"100ms"`, `"10cs"`, `"2m"` into a duration.

@@ -35,6 +35,7 @@
 pub mod event;
 pub mod forwarding;
 pub mod frames;
+pub mod ipv6;
 pub mod status;
 
 use std::collections::VecDeque;
@@ -106,6 +107,8 @@ pub struct Plane {
     vmac: ethernet::Address,
     vips: Vec<Ipv4Addr>,
     vrrp: Option<vrrp::Instance>,
+    /// The IPv6 VRRP instance (IPv6 VIPs configured, directors only).
+    v6: Option<ipv6::V6>,
     hb: heartbeat::Machine,
     shared: Shared,
     tx: VecDeque<Vec<u8>>,
@@ -170,6 +173,10 @@ pub fn heartbeat_config(cfg: &Config, mac: [u8; 6]) -> heartbeat::Config {
         cfg.node.management_ip,
         mac,
     );
+    c.ipv6 = cfg
+        .node
+        .management_ip6
+        .unwrap_or(std::net::Ipv6Addr::UNSPECIFIED);
     c.capacity = cfg.node.capacity;
     c.interval = cfg.heartbeat.interval;
     c.misses = cfg.heartbeat.misses;
@@ -207,6 +214,7 @@ impl Plane {
         } else {
             None
         };
+        let v6 = ipv6::V6::new(&cfg, our_mac)?;
         let hb = heartbeat::Machine::new(heartbeat_config(&cfg, our_mac), now, unix_ms)?;
         if cfg.heartbeat.insecure {
             log!(
@@ -224,6 +232,7 @@ impl Plane {
             vmac,
             vips,
             vrrp,
+            v6,
             hb,
             shared,
             tx: VecDeque::new(),
@@ -253,6 +262,9 @@ impl Plane {
         if let Some(v) = self.vrrp.as_mut() {
             v.handle_startup(now);
         }
+        if let Some(v) = self.v6.as_mut() {
+            v.start(now);
+        }
         self.drain(now);
     }
 
@@ -263,6 +275,9 @@ impl Plane {
         self.emit_own(event::Kind::Stop, from, "STOP", "signal");
         if let Some(v) = self.vrrp.as_mut() {
             v.handle_shutdown(now);
+        }
+        if let Some(v) = self.v6.as_mut() {
+            v.shutdown(now);
         }
         self.drain(now);
     }
@@ -312,7 +327,8 @@ impl Plane {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let a = self.vrrp.as_ref().and_then(vrrp::Instance::poll_timeout);
         let b = self.hb.poll_timeout();
-        [a, b, self.rebuild_due].into_iter().flatten().min()
+        let c = self.v6.as_ref().and_then(ipv6::V6::poll_timeout);
+        [a, b, c, self.rebuild_due].into_iter().flatten().min()
     }
 
     /// The next whole Ethernet frame to transmit.
@@ -339,6 +355,9 @@ impl Plane {
         {
             v.handle_timeout(now);
         }
+        if let Some(v) = self.v6.as_mut() {
+            v.handle_timeout(now);
+        }
         if self.hb.poll_timeout().is_some_and(|t| t <= now) {
             self.hb.handle_timeout(now);
         }
@@ -350,6 +369,12 @@ impl Plane {
 
     /// A frame a worker queued for the control plane.
     pub fn handle_frame(&mut self, now: Instant, kind: ControlKind, frame: &[u8]) {
+        let ethertype = ethernet::Packet::new_checked(frame).map(|e| e.ethertype());
+        if ethertype == Ok(ethernet::EtherType::Ipv6) {
+            self.handle_ipv6(now, kind, frame);
+            self.drain(now);
+            return;
+        }
         match kind {
             ControlKind::Arp => self.handle_arp(frame),
             ControlKind::Vrrp | ControlKind::Heartbeat => {
@@ -396,6 +421,39 @@ impl Plane {
             }
         }
         self.drain(now);
+    }
+
+    /// An IPv6 control frame: a VRRP advert for the IPv6 instance, or a
+    /// neighbour solicitation for an IPv6 VIP; a node without an IPv6
+    /// instance ignores both.
+    fn handle_ipv6(&mut self, now: Instant, kind: ControlKind, frame: &[u8]) {
+        let Some(v6) = self.v6.as_mut() else {
+            return;
+        };
+        let Ok(ip) = frames::parse_ipv6(frame) else {
+            self.counters.drop_malformed += 1;
+            return;
+        };
+        match kind {
+            ControlKind::Vrrp => v6.handle_vrrp(now, &ip),
+            ControlKind::Arp => v6.handle_solicitation(&ip, &mut self.tx),
+            ControlKind::Heartbeat => {}
+        }
+    }
+
+    /// The IPv6 side's counters (`None`: no IPv6 instance).
+    pub fn counters6(&self) -> Option<ipv6::Counters> {
+        self.v6.as_ref().map(ipv6::V6::counters)
+    }
+
+    /// Whether the IPv6 VRRP instance is Master (`None`: no IPv6 instance).
+    pub fn is_master6(&self) -> Option<bool> {
+        self.v6.as_ref().map(ipv6::V6::is_master)
+    }
+
+    /// The IPv6 VRRP instance's status (`None`: no IPv6 instance).
+    pub fn vrrp6_status(&self, now: Instant) -> Option<vrrp::Status<std::net::Ipv6Addr>> {
+        self.v6.as_ref().map(|v| v.instance().status(now))
     }
 
     /// RFC 5798 §6.4.3: as Master, "MUST respond to ARP requests for the
@@ -483,6 +541,9 @@ impl Plane {
         if let Some(v) = self.vrrp.as_mut() {
             v.reconfigure(vrrp_config(&new))?;
         }
+        if let Some(v) = self.v6.as_mut() {
+            v.reconfigure(&new)?;
+        }
         self.hb.reconfigure(hb)?;
         self.vips = new.vip_addrs();
         self.cfg = new;
@@ -510,6 +571,9 @@ impl Plane {
             && v.priority() != p
         {
             log!("vrrp", "priority {} -> {p}", v.priority());
+            v.set_priority(now, p);
+        }
+        if let Some(v) = self.v6.as_mut() {
             v.set_priority(now, p);
         }
     }
@@ -543,6 +607,9 @@ impl Plane {
             while let Some(a) = self.vrrp.as_mut().and_then(vrrp::Instance::poll_action) {
                 progressed = true;
                 self.vrrp_action(now, a);
+            }
+            if let Some(v) = self.v6.as_mut() {
+                progressed |= v.drain(&mut self.tx);
             }
             while let Some(t) = self.hb.poll_transmit() {
                 progressed = true;
@@ -812,6 +879,11 @@ impl Plane {
         for v in &self.vips {
             f = f.with_vip(*v);
         }
+        if let Some(v6) = &self.v6 {
+            for v in &v6.instance().config().vips {
+                f = f.with_vip6(*v);
+            }
+        }
         f = f.with_ports(self.cfg.redirected_ports());
         self.shared.filter.store(Arc::new(f));
     }
@@ -843,11 +915,20 @@ impl Plane {
         let (vrrp_state, master_ip, vrrp_json) = match &self.vrrp {
             Some(v) => {
                 let s = v.status(now);
-                (
-                    format!("{:?}", s.state),
-                    s.master_ip,
-                    serde_json::to_value(&s).unwrap_or_default(),
-                )
+                (format!("{:?}", s.state), s.master_ip, {
+                    let mut j = serde_json::to_value(&s).unwrap_or_default();
+                    if let (Some(o), Some(v6)) = (j.as_object_mut(), &self.v6) {
+                        o.insert(
+                            "ipv6".into(),
+                            serde_json::to_value(v6.instance().status(now)).unwrap_or_default(),
+                        );
+                        o.insert(
+                            "ipv6_nd".into(),
+                            serde_json::to_value(v6.counters()).unwrap_or_default(),
+                        );
+                    }
+                    j
+                })
             }
             // A scanning node knows the Active Director from its heartbeats.
             None => (

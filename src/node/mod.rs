@@ -39,6 +39,7 @@ pub mod reload;
 pub mod report;
 pub mod run;
 pub mod setup;
+pub mod setup_ipv6;
 pub mod shutdown;
 pub mod systemd;
 pub mod workers;

@@ -10,6 +10,8 @@
 //!   nftables `dnat` to `VIP:proxy_port` in our own table (`proxyha_<lbid>`),
 //!   so the kernel translates the reply back.
 //!
+//! IPv6 VIPs: `setup_ipv6`.
+//!
 //! Everything goes through `ip`, `nft` and `/proc/sys`, never a shell string.
 //! The VIPs on lo are always removed on exit, also one a crashed run left
 //! behind; sysctls are restored only where this run changed them.
@@ -40,9 +42,11 @@ pub struct Guard {
     added_vips: Vec<Ipv4Addr>,
     nft_table: Option<String>,
     sysctls: Vec<(PathBuf, String)>,
+    /// The IPv6 VIPs' setup (`setup_ipv6`), undone before the sysctls.
+    pub(super) ipv6: super::setup_ipv6::Ipv6Setup,
 }
 
-fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> Result<(), Error> {
+pub(super) fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> Result<(), Error> {
     use std::io::Write;
     let shown = format!("{cmd} {}", args.join(" "));
     let mut c = Command::new(cmd);
@@ -92,7 +96,7 @@ pub fn ipv4_conf_path(ifname: &str, key: &str) -> PathBuf {
 }
 
 impl Guard {
-    fn sysctl(&mut self, path: PathBuf, value: &str) -> Result<(), Error> {
+    pub(super) fn sysctl(&mut self, path: PathBuf, value: &str) -> Result<(), Error> {
         let old = std::fs::read_to_string(&path).map_err(|source| Error::Sysctl {
             path: path.clone(),
             source,
@@ -165,6 +169,7 @@ pub fn apply(cfg: &Config) -> Result<Guard, Error> {
         run("nft", &["-f", "-"], Some(&rules))?;
         g.nft_table = Some(table);
     }
+    g.apply_ipv6(cfg)?;
     Ok(g)
 }
 
@@ -220,6 +225,7 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        drop(std::mem::take(&mut self.ipv6));
         if let Some(t) = self.nft_table.take() {
             let _ = run("nft", &["delete", "table", "ip", &t], None);
         }

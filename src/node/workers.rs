@@ -141,6 +141,7 @@ pub fn spawn(
     offload: Option<offload::Settings>,
 ) -> Result<Handle, Error> {
     let ifname = cfg.dataplane.interface.clone();
+    let ipv6 = !cfg.virtual_ips6.is_empty();
     let sock_cfg = socket_config(cfg);
     let queues = Queues::new(1024);
     let stats = Arc::new(Stats::new());
@@ -208,6 +209,11 @@ pub fn spawn(
                         return;
                     }
                 };
+                // IPv6 VIPs (issue 16): the director's own share of IPv6
+                // flows enters its stack through the TAP too.
+                if ipv6 {
+                    crate::node::setup_ipv6::enable_on_tap(tap.name());
+                }
                 let _ = ready_tx.send(Ok(ready));
                 let sink = TapDelivery::new(tap);
                 let mut w = Worker::new(sock, sink, wcfg, &shared2, queues2, stats2);

@@ -34,6 +34,9 @@ pub struct Steering {
     /// A fast-path sync failed and was logged (log the next one only after
     /// a success).
     sync_failing: bool,
+    /// The IPv6 virtual MAC, with IPv6 VIPs, and its unicast-list entry.
+    vmac6: Option<[u8; 6]>,
+    unicast_mac6: Option<xsk::UnicastMac>,
 }
 
 /// Whether `ifname` is backed by a device (a NIC, virtio-net), not a
@@ -77,6 +80,7 @@ impl Steering {
             filter.mode()
         );
         filter.set_vips(&cfg.vip_addrs())?;
+        filter.add_vips6(&cfg.advert_vips6())?;
         let ports: Vec<u16> = cfg.redirected_ports().collect();
         filter.set_ports(xsk::L4::Tcp, &ports)?;
         // Only heartbeats of our LBID reach the control queue; others are
@@ -115,6 +119,9 @@ impl Steering {
             offload: offload.then_some(local),
             local_slot: None,
             sync_failing: false,
+            vmac6: (!cfg.virtual_ips6.is_empty())
+                .then(|| crate::wire::ethernet::Address::vrrp_virtual_ipv6(cfg.vrrp.vrid).octets()),
+            unicast_mac6: None,
         })
     }
 
@@ -193,10 +200,22 @@ impl Steering {
         }
         if !fwd.virtual_mac {
             self.unicast_mac = None;
+            self.unicast_mac6 = None;
         } else if self.unicast_mac.is_none() {
             match xsk::UnicastMac::add(&self.ifname, self.vmac) {
                 Ok(m) => self.unicast_mac = Some(m),
                 Err(e) => log!("xdp", "cannot add the virtual MAC to {}: {e}", self.ifname),
+            }
+            // IPv6 VIPs: their virtual MAC too (issue 16).
+            if let Some(vmac6) = self.vmac6 {
+                match xsk::UnicastMac::add(&self.ifname, vmac6) {
+                    Ok(m) => self.unicast_mac6 = Some(m),
+                    Err(e) => log!(
+                        "xdp",
+                        "cannot add the IPv6 virtual MAC to {}: {e}",
+                        self.ifname
+                    ),
+                }
             }
         }
     }
@@ -214,6 +233,7 @@ impl Steering {
     pub fn release(self) {
         let _ = self.filter.set_active(false);
         drop(self.unicast_mac);
+        drop(self.unicast_mac6);
         match Arc::try_unwrap(self.filter) {
             Ok(f) => {
                 if let Err(e) = f.detach() {

@@ -41,33 +41,36 @@
 //! the [`Drop`].
 
 use std::net::Ipv4Addr;
+
+use super::Family;
 use std::time::Duration;
 
 use serde::Serialize;
 use thiserror::Error;
 
 use super::{Advert, Config};
-use crate::wire::vrrp::{self as wire, Auth, Packet, Repr, Version};
+use crate::wire::vrrp::{self as wire, Auth, Version};
 
 /// What the IP layer knew about the packet that carried a VRRP message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpMeta {
-    /// IPv4 source: the sender's primary address, used for the equal-priority tie-break.
-    pub src: Ipv4Addr,
+pub struct IpMeta<A: Family = Ipv4Addr> {
+    /// Source: the sender's primary address (IPv6: its link-local address),
+    /// used for the equal-priority tie-break.
+    pub src: A,
     /// IPv4 destination (normally 224.0.0.18); used by the v3 checksum.
-    pub dst: Ipv4Addr,
+    pub dst: A,
     /// IPv4 TTL; must be 255.
     pub ttl: u8,
     /// IPv4 protocol; must be 112.
     pub protocol: u8,
 }
 
-impl IpMeta {
-    /// The metadata of a well-formed advert from `src` to 224.0.0.18.
-    pub const fn advert_from(src: Ipv4Addr) -> IpMeta {
+impl<A: Family> IpMeta<A> {
+    /// The metadata of a well-formed advert from `src` to 224.0.0.18 (or ff02::12).
+    pub const fn advert_from(src: A) -> IpMeta<A> {
         IpMeta {
             src,
-            dst: wire::MULTICAST_ADDR,
+            dst: A::MULTICAST,
             ttl: wire::TTL,
             protocol: wire::PROTOCOL,
         }
@@ -142,18 +145,22 @@ impl Drop {
 /// Runs every receive check of RFC 5798 §7.1 / RFC 3768 §7.1 against `cfg`
 /// (using `cfg.priority` for the address-owner check) and returns the advert
 /// the state machine may act on.
-pub fn check_advert(ip: &IpMeta, payload: &[u8], cfg: &Config) -> Result<Advert, Drop> {
+pub fn check_advert<A: Family>(
+    ip: &IpMeta<A>,
+    payload: &[u8],
+    cfg: &Config<A>,
+) -> Result<Advert<A>, Drop> {
     check_advert_at_priority(ip, payload, cfg, cfg.priority)
 }
 
 /// [`check_advert`] with the current local priority (which `set_priority` may
 /// have changed) for the address-owner check.
-pub(crate) fn check_advert_at_priority(
-    ip: &IpMeta,
+pub(crate) fn check_advert_at_priority<A: Family>(
+    ip: &IpMeta<A>,
     payload: &[u8],
-    cfg: &Config,
+    cfg: &Config<A>,
     local_priority: u8,
-) -> Result<Advert, Drop> {
+) -> Result<Advert<A>, Drop> {
     if ip.protocol != wire::PROTOCOL {
         return Err(Drop::BadProtocol);
     }
@@ -179,14 +186,10 @@ pub(crate) fn check_advert_at_priority(
         return Err(Drop::Malformed);
     }
     let count = usize::from(payload[3]);
-    if count == 0 || payload.len() != wire::message_len(cfg.version, count) {
+    if count == 0 || payload.len() != A::message_len(cfg.version, count) {
         return Err(Drop::BadAddressList);
     }
-    let packet = Packet::new_checked(payload).map_err(|_| Drop::BadAddressList)?;
-    if !packet.verify_checksum(ip.src, ip.dst) {
-        return Err(Drop::BadChecksum);
-    }
-    let repr = Repr::parse(&packet, ip.src, ip.dst).map_err(|_| Drop::Malformed)?;
+    let repr = A::parse(payload, ip.src, ip.dst)?;
     if repr.vrid != cfg.vrid {
         return Err(Drop::OtherVrid);
     }
@@ -231,7 +234,7 @@ pub(crate) fn check_advert_at_priority(
 }
 
 /// The same set of addresses, in any order.
-fn same_addresses(theirs: &[Ipv4Addr], ours: &[Ipv4Addr]) -> bool {
+fn same_addresses<A: Family>(theirs: &[A], ours: &[A]) -> bool {
     if theirs.len() != ours.len() {
         return false;
     }

@@ -1,7 +1,7 @@
 //! Counters (plain data, owned by the control-plane thread) and the
 //! log-once-per-reason-and-peer filter.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -96,7 +96,7 @@ impl Counters {
 /// [`Counters`] and in [`DropLog::unlogged`]), so a flood of spoofed sources
 /// cannot grow memory or the log.
 #[derive(Debug, Clone)]
-pub struct DropLog(crate::log::Once<(Drop, Ipv4Addr)>);
+pub struct DropLog(crate::log::Once<(Drop, IpAddr)>);
 
 impl Default for DropLog {
     fn default() -> Self {
@@ -115,8 +115,8 @@ impl DropLog {
 
     /// True only the first time `(reason, peer)` is seen, and only while
     /// fewer than [`CAPACITY`](Self::CAPACITY) pairs are remembered.
-    pub fn should_log(&mut self, reason: Drop, peer: Ipv4Addr) -> bool {
-        self.0.first((reason, peer))
+    pub fn should_log(&mut self, reason: Drop, peer: impl Into<IpAddr>) -> bool {
+        self.0.first((reason, peer.into()))
     }
 
     /// New pairs that were not logged because the set was full.
@@ -138,6 +138,7 @@ impl DropLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn each_reason_has_its_own_counter() {

@@ -70,6 +70,7 @@
 
 mod check;
 mod counters;
+mod family;
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -80,13 +81,13 @@ use thiserror::Error;
 
 pub use self::check::{Drop, IpMeta, check_advert};
 pub use self::counters::{Counters, DropLog};
-use crate::wire::ethernet;
+pub use self::family::{Family, Parsed};
+use crate::wire::vrrp as wire;
 pub use crate::wire::vrrp::Version;
-use crate::wire::vrrp::{self as wire, Auth};
 
 /// The configuration of one virtual router.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
+pub struct Config<A: Family = Ipv4Addr> {
     /// Virtual Router ID, 1..=255.
     pub vrid: u8,
     /// Local priority, 1..=255; 255 means the address owner (not used by
@@ -103,9 +104,10 @@ pub struct Config {
     pub preempt_delay: Duration,
     /// This router's primary IPv4 address: the source of its adverts and the
     /// equal-priority tie-break.
-    pub primary_ip: Ipv4Addr,
-    /// The virtual addresses, 1..=255 of them.
-    pub vips: Vec<Ipv4Addr>,
+    pub primary_ip: A,
+    /// The virtual addresses, 1..=255 of them (IPv6: the link-local one
+    /// first, RFC 5798 §5.2.9).
+    pub vips: Vec<A>,
     /// Gratuitous ARPs per VIP on becoming Master (default 5).
     pub garp_count: u32,
     /// When to repeat the gratuitous ARPs once after becoming Master (default 5 s).
@@ -113,17 +115,21 @@ pub struct Config {
     /// v2 simple-text authentication (RFC 2338 type 1), `None` for type 0.
     pub auth: Option<[u8; 8]>,
     /// Accepted advert sources (`vrrp.peers`); empty accepts any source.
-    pub peers: Vec<Ipv4Addr>,
+    pub peers: Vec<A>,
 }
 
-impl Config {
+impl<A: Family> Config<A> {
     /// A configuration with the defaults: VRRPv2, 1 s, preempt on with no
     /// delay, 5 gratuitous ARPs repeated after 5 s, no authentication.
-    pub fn new(vrid: u8, priority: u8, primary_ip: Ipv4Addr, vips: Vec<Ipv4Addr>) -> Config {
+    pub fn new(vrid: u8, priority: u8, primary_ip: A, vips: Vec<A>) -> Config<A> {
         Config {
             vrid,
             priority,
-            version: Version::V2,
+            version: if A::SUPPORTS_V2 {
+                Version::V2
+            } else {
+                Version::V3
+            },
             adver_int: Duration::from_secs(1),
             preempt: true,
             preempt_delay: Duration::ZERO,
@@ -147,6 +153,9 @@ impl Config {
         interval_cs(self.version, self.adver_int)?;
         if self.vips.is_empty() || self.vips.len() > 255 {
             return Err(Error::BadVipCount(self.vips.len()));
+        }
+        if self.version == Version::V2 && !A::SUPPORTS_V2 {
+            return Err(Error::V2IsIpv4Only);
         }
         if self.version == Version::V3 && self.auth.is_some() {
             return Err(Error::AuthNeedsV2);
@@ -210,6 +219,9 @@ pub enum Error {
     /// Simple-text authentication exists only in VRRPv2.
     #[error("auth: simple-text authentication exists only in VRRPv2")]
     AuthNeedsV2,
+    /// VRRPv2 over IPv6: RFC 3768 is IPv4 only.
+    #[error("version 2: VRRPv2 (RFC 3768) is IPv4 only")]
+    V2IsIpv4Only,
     /// `garp_refresh = 0`; use `None` to disable the repeat.
     #[error("garp_refresh 0: must be positive (or unset to disable)")]
     ZeroGarpRefresh,
@@ -231,7 +243,7 @@ pub enum State {
 
 /// Why a state change happened; carried by the `Become*` actions and the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Reason {
+pub enum Reason<A: Family = Ipv4Addr> {
     /// Start-up as a non-owner: Backup until a Master_Down_Interval passes.
     Startup,
     /// Start-up with priority 255 (the address owner): Master at once.
@@ -241,19 +253,19 @@ pub enum Reason {
     /// The Master_Down_Timer fired Skew_Time after the master (`from`) sent priority 0.
     MasterResigned {
         /// The master that sent priority 0.
-        from: Ipv4Addr,
+        from: A,
     },
     /// As Master, heard a higher priority.
     HigherPriority {
         /// The new master.
-        from: Ipv4Addr,
+        from: A,
         /// Its priority.
         priority: u8,
     },
     /// As Master, heard an equal priority from a higher primary address.
     EqualPriorityHigherAddress {
         /// The new master.
-        from: Ipv4Addr,
+        from: A,
     },
     /// Priority set to 0 (node unhealthy): stop being Master, never take over.
     Resigned,
@@ -263,7 +275,7 @@ pub enum Reason {
 
 /// What the host must do, in the order [`Instance::poll_action`] returns them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Action {
+pub enum Action<A: Family = Ipv4Addr> {
     /// Send an advert with this priority (0 on shutdown or resignation); build
     /// it with [`Instance::advert_repr`], from the primary address to 224.0.0.18, TTL 255.
     SendAdvert {
@@ -273,30 +285,30 @@ pub enum Action {
     /// Become the Active Director: take the VIPs and the virtual MAC, answer ARP.
     BecomeMaster {
         /// Why.
-        reason: Reason,
+        reason: Reason<A>,
     },
     /// Be (or become) the Passive Director: own nothing, answer no ARP for the VIPs.
     BecomeBackup {
         /// Why.
-        reason: Reason,
+        reason: Reason<A>,
     },
     /// Stop participating (shutdown): own nothing.
     BecomeInitialize {
         /// Why.
-        reason: Reason,
+        reason: Reason<A>,
     },
     /// Broadcast one gratuitous ARP for `vip` with the virtual MAC.
     SendGratuitousArp {
         /// The virtual address.
-        vip: Ipv4Addr,
+        vip: A,
     },
 }
 
 /// An advert that passed [`check_advert`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Advert {
+pub struct Advert<A: Family = Ipv4Addr> {
     /// The sender's primary address (the IPv4 source).
-    pub src_ip: Ipv4Addr,
+    pub src_ip: A,
     /// The sender's priority; 0 means the master stops.
     pub priority: u8,
     /// The interval the sender advertises at (v3: Max Adver Int; v2: Adver Int).
@@ -305,18 +317,18 @@ pub struct Advert {
 
 /// Returned by [`Instance::handle_packet`] for a dropped packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rejected {
+pub struct Rejected<A: Family = Ipv4Addr> {
     /// Which check failed.
     pub reason: Drop,
     /// The IPv4 source it came from.
-    pub peer: Ipv4Addr,
+    pub peer: A,
     /// True the first time this (reason, peer) pair is seen: log it then only.
     pub log: bool,
 }
 
 /// A serializable snapshot for `proxyha status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Status {
+pub struct Status<A: Family = Ipv4Addr> {
     /// Current state.
     pub state: State,
     /// VRID.
@@ -328,10 +340,10 @@ pub struct Status {
     /// Configured priority.
     pub configured_priority: u8,
     /// Our primary address.
-    pub primary_ip: Ipv4Addr,
+    pub primary_ip: A,
     /// The master as far as we know: ourselves as Master, the source of the
     /// last accepted advert as Backup, none in Initialize or before any advert.
-    pub master_ip: Option<Ipv4Addr>,
+    pub master_ip: Option<A>,
     /// That master's priority.
     pub master_priority: Option<u8>,
     /// Preempt_Mode.
@@ -349,7 +361,7 @@ pub struct Status {
     /// Time left on the Adver_Timer (Master).
     pub adver_timer_ms: Option<u64>,
     /// The last state change's reason.
-    pub last_reason: Option<Reason>,
+    pub last_reason: Option<Reason<A>>,
     /// Time since the last state change.
     pub since_change_ms: Option<u64>,
     /// Counters.
@@ -358,8 +370,8 @@ pub struct Status {
 
 /// One virtual router. See the module documentation for how to drive it.
 #[derive(Debug, Clone)]
-pub struct Instance {
-    cfg: Config,
+pub struct Instance<A: Family = Ipv4Addr> {
+    cfg: Config<A>,
     /// Advertisement_Interval, cs.
     adver_cs: u16,
     /// Current local priority.
@@ -371,11 +383,11 @@ pub struct Instance {
     adver_at: Option<Instant>,
     garp_repeat_at: Option<Instant>,
     preempt_allowed_at: Option<Instant>,
-    master: Option<(Ipv4Addr, u8)>,
+    master: Option<(A, u8)>,
     /// Set when the Master_Down_Timer was set to Skew_Time by a priority-0 advert.
-    resigned_master: Option<Ipv4Addr>,
-    last_change: Option<(Instant, Reason)>,
-    actions: VecDeque<Action>,
+    resigned_master: Option<A>,
+    last_change: Option<(Instant, Reason<A>)>,
+    actions: VecDeque<Action<A>>,
     counters: Counters,
     drop_log: DropLog,
 }
@@ -388,9 +400,9 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-impl Instance {
+impl<A: Family> Instance<A> {
     /// A new instance in Initialize, after validating `cfg`.
-    pub fn new(cfg: Config) -> Result<Instance, Error> {
+    pub fn new(cfg: Config<A>) -> Result<Instance<A>, Error> {
         cfg.validate()?;
         let adver_cs = interval_cs(cfg.version, cfg.adver_int)?;
         Ok(Instance {
@@ -413,7 +425,7 @@ impl Instance {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &Config<A> {
         &self.cfg
     }
 
@@ -459,33 +471,20 @@ impl Instance {
         cs(self.master_down_cs())
     }
 
-    /// The virtual router MAC, 00:00:5e:00:01:{VRID} (RFC 5798 §7.3), that the
+    /// The virtual router MAC, 00:00:5e:00:01:{VRID} for IPv4 and
+    /// 00:00:5e:00:02:{VRID} for IPv6 (RFC 5798 §7.3), that the
     /// Master answers ARP with and sends gratuitous ARPs and adverts from.
     pub fn virtual_mac(&self) -> [u8; 6] {
-        ethernet::Address::vrrp_virtual(self.cfg.vrid).octets()
+        A::virtual_mac(self.cfg.vrid).octets()
     }
 
     /// The wire message for a [`Action::SendAdvert`] with `priority`.
-    pub fn advert_repr(&self, priority: u8) -> wire::Repr {
-        let (adver_int, auth) = match self.cfg.version {
-            Version::V2 => (
-                self.adver_cs / 100,
-                self.cfg.auth.map_or(Auth::None, Auth::SimpleText),
-            ),
-            Version::V3 => (self.adver_cs, Auth::None),
-        };
-        wire::Repr {
-            version: self.cfg.version,
-            vrid: self.cfg.vrid,
-            priority,
-            adver_int,
-            auth,
-            addrs: self.cfg.vips.clone(),
-        }
+    pub fn advert_repr(&self, priority: u8) -> A::Wire {
+        A::advert(&self.cfg, self.adver_cs, priority)
     }
 
     /// The next action for the host, if any.
-    pub fn poll_action(&mut self) -> Option<Action> {
+    pub fn poll_action(&mut self) -> Option<Action<A>> {
         self.actions.pop_front()
     }
 
@@ -498,7 +497,7 @@ impl Instance {
             .min()
     }
 
-    fn push(&mut self, a: Action) {
+    fn push(&mut self, a: Action<A>) {
         match a {
             Action::SendAdvert { priority } => {
                 self.counters.tx_adverts += 1;
@@ -520,7 +519,7 @@ impl Instance {
     /// them); priority goes through [`Instance::set_priority`]. A Master
     /// announces only the addresses that are new, with gratuitous ARPs;
     /// nothing else is re-sent.
-    pub fn reconfigure(&mut self, cfg: Config) -> Result<(), Error> {
+    pub fn reconfigure(&mut self, cfg: Config<A>) -> Result<(), Error> {
         cfg.validate()?;
         if cfg.vrid != self.cfg.vrid
             || cfg.version != self.cfg.version
@@ -528,7 +527,7 @@ impl Instance {
         {
             return Err(Error::NeedsRestart);
         }
-        let added: Vec<Ipv4Addr> = cfg
+        let added: Vec<A> = cfg
             .vips
             .iter()
             .filter(|v| !self.cfg.vips.contains(v))
@@ -558,7 +557,7 @@ impl Instance {
     /// RFC 5798 §6.4.1 (the owner branch) and §6.4.2 (370)-(410): send an
     /// ADVERTISEMENT, broadcast a gratuitous ARP for each address, set the
     /// Adver_Timer to Advertisement_Interval, transition to {Master}.
-    fn become_master(&mut self, now: Instant, reason: Reason) {
+    fn become_master(&mut self, now: Instant, reason: Reason<A>) {
         self.state = State::Master;
         self.master_down_at = None;
         self.resigned_master = None;
@@ -698,9 +697,9 @@ impl Instance {
     pub fn handle_packet(
         &mut self,
         now: Instant,
-        ip: &IpMeta,
+        ip: &IpMeta<A>,
         payload: &[u8],
-    ) -> Result<Advert, Rejected> {
+    ) -> Result<Advert<A>, Rejected<A>> {
         match check::check_advert_at_priority(ip, payload, &self.cfg, self.priority) {
             Ok(advert) => {
                 self.handle_advert(now, &advert);
@@ -755,7 +754,7 @@ impl Instance {
     ///
     /// "Note that in the Master state, the Preempt_Mode Flag is not considered."
     /// In Initialize an advert is ignored.
-    pub fn handle_advert(&mut self, now: Instant, advert: &Advert) {
+    pub fn handle_advert(&mut self, now: Instant, advert: &Advert<A>) {
         self.counters.rx_adverts += 1;
         if advert.priority == 0 {
             self.counters.rx_priority_zero += 1;
@@ -867,7 +866,7 @@ impl Instance {
 
     /// A snapshot of state, timers and counters; timers are reported as the
     /// time left after `now`.
-    pub fn status(&self, now: Instant) -> Status {
+    pub fn status(&self, now: Instant) -> Status<A> {
         let left = |t: Option<Instant>| t.map(|t| millis(t.saturating_duration_since(now)));
         Status {
             state: self.state,

@@ -66,6 +66,14 @@ impl Address {
         Address([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]])
     }
 
+    /// The Ethernet group address of an IPv6 multicast group (RFC 2464 §7):
+    /// 33:33 then the group's last four octets; ff02::12 maps to
+    /// 33:33:00:00:00:12.
+    pub const fn ipv6_multicast(group: std::net::Ipv6Addr) -> Address {
+        let o = group.octets();
+        Address([0x33, 0x33, o[12], o[13], o[14], o[15]])
+    }
+
     /// The six octets.
     #[inline]
     pub const fn octets(&self) -> [u8; 6] {

@@ -231,6 +231,104 @@ impl fmt::Display for Repr {
     }
 }
 
+/// The all-VRRP-routers link-local multicast group, ff02::12 (RFC 5798 §5.1.2.2).
+pub const VRRP_MULTICAST: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+
+/// Whether `a` is a link-local unicast address (fe80::/10, RFC 4291 §2.5.6).
+#[inline]
+pub const fn is_link_local(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// The link-local address a MAC gives by modified EUI-64 (RFC 4291 App. A):
+/// fe80::, then the MAC with ff:fe in the middle and the U/L bit flipped.
+pub const fn link_local_from_mac(mac: [u8; 6]) -> Ipv6Addr {
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        (((mac[0] ^ 0x02) as u16) << 8) | mac[1] as u16,
+        ((mac[2] as u16) << 8) | 0xff,
+        0xfe00 | mac[3] as u16,
+        ((mac[4] as u16) << 8) | mac[5] as u16,
+    )
+}
+
+/// The solicited-node multicast group of `a`, ff02::1:ffXX:XXXX (RFC 4291 §2.7.1).
+pub const fn solicited_node(a: Ipv6Addr) -> Ipv6Addr {
+    let o = a.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | o[13] as u16,
+        ((o[14] as u16) << 8) | o[15] as u16,
+    )
+}
+
+/// The running sum of the IPv6 pseudo-header (RFC 8200 §8.1): source,
+/// destination, upper-layer length (32 bits), three zero bytes, next header.
+#[inline]
+pub fn pseudo_header(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> u32 {
+    let mut sum = super::checksum::accumulate(0, &src.octets());
+    sum = super::checksum::accumulate(sum, &dst.octets());
+    sum = super::checksum::accumulate(sum, &length.to_be_bytes());
+    sum.wrapping_add(u32::from(next_header))
+}
+
+/// An IPv6 address with a prefix length, e.g. `2001:2::250/64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(into = "String")]
+pub struct Cidr {
+    address: Ipv6Addr,
+    prefix_len: u8,
+}
+
+impl Cidr {
+    /// An address and prefix length 0..=128.
+    pub fn new(address: Ipv6Addr, prefix_len: u8) -> Result<Cidr> {
+        if prefix_len > 128 {
+            return Err(Error::BadField {
+                what: "ipv6 cidr",
+                field: "prefix length",
+                value: u64::from(prefix_len),
+            });
+        }
+        Ok(Cidr {
+            address,
+            prefix_len,
+        })
+    }
+
+    /// The address as written.
+    #[inline]
+    pub const fn address(&self) -> Ipv6Addr {
+        self.address
+    }
+
+    /// The prefix length.
+    #[inline]
+    pub const fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        c.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,5 +481,34 @@ mod tests {
                 prop_assert!(Repr::parse(&Packet::new_unchecked(&bytes[..])).is_err());
             }
         }
+    }
+
+    #[test]
+    fn link_local_of_the_vrrp_ipv6_virtual_mac() {
+        // 00:00:5e:00:02:33 (VRID 51) -> fe80::200:5eff:fe00:233.
+        let mac = [0x00, 0x00, 0x5e, 0x00, 0x02, 0x33];
+        let ll = link_local_from_mac(mac);
+        assert_eq!(ll, "fe80::200:5eff:fe00:233".parse::<Ipv6Addr>().unwrap());
+        assert!(is_link_local(ll));
+        assert!(!is_link_local("2001:2::1".parse().unwrap()));
+        assert!(is_link_local("febf::1".parse().unwrap()));
+        assert!(!is_link_local("fec0::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn solicited_node_group() {
+        // RFC 4291 §2.7.1: the low 24 bits appended to ff02::1:ff00:0/104.
+        let a: Ipv6Addr = "2001:2::abcd:1234:5678".parse().unwrap();
+        assert_eq!(
+            solicited_node(a),
+            "ff02::1:ff34:5678".parse::<Ipv6Addr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn cidr_display_and_bounds() {
+        let c = Cidr::new("2001:2::250".parse().unwrap(), 64).unwrap();
+        assert_eq!(c.to_string(), "2001:2::250/64");
+        assert!(Cidr::new(Ipv6Addr::LOCALHOST, 129).is_err());
     }
 }

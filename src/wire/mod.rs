@@ -9,6 +9,7 @@ pub mod ethernet;
 pub mod heartbeat;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ndp;
 pub mod pcap;
 pub mod tcp;
 pub mod udp;

@@ -354,6 +354,8 @@ pub struct Filter {
     xsks: Map,
     config: Map,
     vips: Map,
+    /// IPv6 VIPs (issue 16): neighbour solicitations for them are steered.
+    vips6: Map,
     ports: Map,
     peers: Map,
     stats: Map,
@@ -377,6 +379,7 @@ impl Filter {
             xsks: attached.map("proxyha_xsks")?,
             config: attached.map("proxyha_config")?,
             vips: attached.map("proxyha_vips")?,
+            vips6: attached.map("proxyha_vips6")?,
             ports: attached.map("proxyha_ports")?,
             peers: attached.map("proxyha_peers")?,
             stats: attached.map("proxyha_stats")?,
@@ -455,6 +458,15 @@ impl Filter {
             config.flags &= !FLAG_ACTIVE;
         }
         self.set_config(&config)
+    }
+
+    /// Adds IPv6 VIPs (the IPv6 VIPs change only with a restart, so they
+    /// are written once, at start).
+    pub fn add_vips6(&self, vips: &[std::net::Ipv6Addr]) -> Result<(), Error> {
+        for v in vips {
+            self.vips6.update(&v.octets(), &1u8)?;
+        }
+        Ok(())
     }
 
     /// Replaces the set of VIPs.

@@ -67,6 +67,9 @@ pub struct Options {
     /// Both directors forward behind an ECMP router running bird2
     /// (`lab.sh up --active-active`); the client is 198.19.0.100.
     pub active_active: bool,
+    /// Add the IPv6 VIP 2001:2::250 to group A (`lab.sh up --ipv6`; needs
+    /// `vrrp_version: 3`).
+    pub ipv6: bool,
 }
 
 impl Default for Options {
@@ -83,6 +86,7 @@ impl Default for Options {
             extra_config: None,
             supervise: false,
             active_active: false,
+            ipv6: false,
         }
     }
 }
@@ -120,6 +124,9 @@ impl Lab {
         }
         if opts.supervise {
             args.push("--supervise".into());
+        }
+        if opts.ipv6 {
+            args.push("--ipv6".into());
         }
         if let Some(v) = opts.vlan {
             args.push("--vlan".into());
@@ -410,17 +417,28 @@ pub fn start_downloads(
     lab: &Lab,
     n: usize,
 ) -> Vec<(Child, std::path::PathBuf, std::path::PathBuf)> {
+    start_downloads_via(lab, n, "198.18.0.250:9090", "dl")
+}
+
+/// Slow downloads of the 4 MiB file through the proxy at `proxy`
+/// (`VIP:port`, or `[VIP6]:port`), into files named `{tag}{i}.*`.
+pub fn start_downloads_via(
+    lab: &Lab,
+    n: usize,
+    proxy: &str,
+    tag: &str,
+) -> Vec<(Child, std::path::PathBuf, std::path::PathBuf)> {
     (0..n)
         .map(|i| {
-            let body = lab.path().join(format!("dl{i}.bin"));
-            let hdr = lab.path().join(format!("dl{i}.hdr"));
+            let body = lab.path().join(format!("{tag}{i}.bin"));
+            let hdr = lab.path().join(format!("{tag}{i}.hdr"));
             let child = Command::new("ip")
                 .args(["netns", "exec", &lab.ns("client"), "curl", "-s", "-m", "60"])
                 .args([
                     "--limit-rate",
                     "400k",
                     "-x",
-                    "http://198.18.0.250:9090",
+                    &format!("http://{proxy}"),
                     "-D",
                 ])
                 .arg(&hdr)

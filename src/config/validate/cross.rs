@@ -2,7 +2,7 @@
 //! valid on its own.
 
 use super::Validator;
-use crate::config::{Config, Error};
+use crate::config::{Config, Error, VrrpVersion};
 
 impl Validator<'_> {
     pub(super) fn cross(&self, c: &Config) -> Result<(), Error> {
@@ -15,6 +15,7 @@ impl Validator<'_> {
                 );
             }
         }
+        self.cross_ipv6(c)?;
         // One interface carries the adverts and the frames: the XDP filter
         // that passes adverts to the control plane is the dataplane's.
         if c.vrrp.interface != c.dataplane.interface {
@@ -46,6 +47,44 @@ impl Validator<'_> {
                     "is this node's node.management_ip (list only the other nodes)",
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// The rules for IPv6 virtual IPs and the IPv6 management address.
+    fn cross_ipv6(&self, c: &Config) -> Result<(), Error> {
+        if c.virtual_ips6.is_empty() {
+            if c.vrrp.nd_router_flag {
+                return self.fail(
+                    "vrrp.nd_router_flag",
+                    true,
+                    "needs an IPv6 virtual IP (it is a flag of their neighbour advertisements)",
+                );
+            }
+            return Ok(());
+        }
+        if c.vrrp.version != VrrpVersion::V3 {
+            return self.fail(
+                "vrrp.version",
+                2,
+                "must be 3 with IPv6 virtual IPs (VRRPv2, RFC 3768, is IPv4 only)",
+            );
+        }
+        if !c.vrrp.peers.is_empty() {
+            return self.fail(
+                "vrrp.peers",
+                format!("{} entries", c.vrrp.peers.len()),
+                "must be empty with IPv6 virtual IPs (IPv6 adverts come from link-local \
+                 addresses, which the IPv4 peer list cannot name)",
+            );
+        }
+        if c.cluster.mode == crate::config::ClusterMode::ActiveActive {
+            return self.fail(
+                "cluster.mode",
+                "\"active-active\"",
+                "does not support IPv6 virtual IPs yet (their announcement and forwarding \
+                 are IPv4 only; docs/ipv6.md)",
+            );
         }
         Ok(())
     }

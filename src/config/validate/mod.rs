@@ -14,7 +14,7 @@ mod virtual_ip;
 mod vrrp;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -26,7 +26,8 @@ pub(super) fn validate(file: &str, raw: RawFile, base: &Path) -> Result<Config, 
     let v = Validator { file };
     let node = v.node(raw.node)?;
     let vrrp = v.vrrp(raw.vrrp)?;
-    let virtual_ips = v.virtual_ips(raw.virtual_ip, &vrrp.interface)?;
+    let (virtual_ips, virtual_ips6) =
+        v.virtual_ips(raw.virtual_ip, &vrrp.interface, node.management_ip6)?;
     let port_redirects = v.port_redirects(raw.port_redirect)?;
     let heartbeat = v.heartbeat(raw.heartbeat.unwrap_or_default(), base)?;
     let dataplane = v.dataplane(raw.dataplane.unwrap_or_default(), &vrrp.interface)?;
@@ -37,6 +38,7 @@ pub(super) fn validate(file: &str, raw: RawFile, base: &Path) -> Result<Config, 
         node,
         vrrp,
         virtual_ips,
+        virtual_ips6,
         port_redirects,
         heartbeat,
         dataplane,
@@ -166,6 +168,28 @@ impl Validator<'_> {
             Ok(a) if !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast() => Ok(a),
             Ok(_) => self.fail(key, format!("{s:?}"), "must be a unicast IPv4 address"),
             Err(_) => self.fail(key, format!("{s:?}"), "must be an IPv4 address"),
+        }
+    }
+
+    /// A global or unique-local unicast IPv6 address (not `::`, loopback,
+    /// multicast, link-local or IPv4-mapped).
+    fn ipv6_unicast(&self, key: &str, s: &str) -> Result<Ipv6Addr, Error> {
+        match s.parse::<Ipv6Addr>() {
+            Ok(a) if crate::wire::ipv6::is_link_local(a) => self.fail(
+                key,
+                format!("{s:?}"),
+                "must not be link-local (fe80::/10 is on every link)",
+            ),
+            Ok(a)
+                if !a.is_unspecified()
+                    && !a.is_loopback()
+                    && !a.is_multicast()
+                    && a.to_ipv4_mapped().is_none() =>
+            {
+                Ok(a)
+            }
+            Ok(_) => self.fail(key, format!("{s:?}"), "must be a unicast IPv6 address"),
+            Err(_) => self.fail(key, format!("{s:?}"), "must be an IPv6 address"),
         }
     }
 }

@@ -20,6 +20,10 @@ impl Validator<'_> {
             Some(s) => self.ipv4("node.management_ip", &s)?,
             None => return self.missing("node.management_ip"),
         };
+        let management_ip6 = match rn.management_ip6 {
+            Some(s) => Some(self.ipv6_unicast("node.management_ip6", &s)?),
+            None => None,
+        };
         let priority: u8 = self.int("node.priority", rn.priority, None, 0, 254)?;
         let lbid: u16 = self.int("node.lbid", rn.lbid, None, 1, 65535)?;
         let capacity: u32 = self.int("node.capacity", rn.capacity, Some(100), 1, 1_000_000)?;
@@ -53,6 +57,7 @@ impl Validator<'_> {
         Ok(Node {
             name,
             management_ip,
+            management_ip6,
             priority,
             lbid,
             control_socket,

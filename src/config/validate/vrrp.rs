@@ -128,6 +128,7 @@ impl Validator<'_> {
             version,
             advert_interval,
             preempt: rv.preempt.unwrap_or(true),
+            nd_router_flag: rv.nd_router_flag.unwrap_or(false),
             preempt_delay,
             garp_count,
             garp_refresh,

@@ -29,7 +29,12 @@
 //!      to the node owning that flow. A quote cut short: drop. Other ICMP:
 //!      pass;
 //!    * anything else: pass.
-//! 4. Every other EtherType (IPv6 included): pass.
+//! 4. IPv6: the rules of [`ipv6`] (VRRP for our VRID and neighbour
+//!    solicitations for an IPv6 VIP to the control plane).
+//! 5. Every other EtherType: pass.
+
+mod ipv6;
+pub mod ipv6_flow;
 
 use std::net::Ipv4Addr;
 
@@ -40,6 +45,8 @@ use crate::wire::ipv4::Protocol;
 
 /// EtherType of IPv4.
 pub const ETHERTYPE_IPV4: u16 = EtherType::Ipv4.to_u16();
+/// EtherType of IPv6.
+pub const ETHERTYPE_IPV6: u16 = EtherType::Ipv6.to_u16();
 /// EtherType of ARP.
 pub const ETHERTYPE_ARP: u16 = EtherType::Arp.to_u16();
 /// EtherType of an 802.1Q VLAN tag.
@@ -131,6 +138,9 @@ impl FromIterator<u16> for PortSet {
 pub struct Filter {
     /// The virtual IPs.
     pub vips: Vec<Ipv4Addr>,
+    /// The IPv6 virtual IPs (the link-local one included): neighbour
+    /// solicitations for them go to the control plane.
+    pub vips6: Vec<std::net::Ipv6Addr>,
     /// Redirected (original destination) ports.
     pub ports: PortSet,
     /// Our VRRP VRID.
@@ -156,6 +166,7 @@ impl Filter {
     pub fn new(vrid: u8, our_mac: [u8; 6]) -> Filter {
         Filter {
             vips: Vec::new(),
+            vips6: Vec::new(),
             ports: PortSet::new(),
             vrid,
             steer_mac: virtual_mac(vrid),
@@ -192,6 +203,12 @@ impl Filter {
     /// Adds a VIP.
     pub fn with_vip(mut self, vip: Ipv4Addr) -> Filter {
         self.vips.push(vip);
+        self
+    }
+
+    /// Adds an IPv6 VIP.
+    pub fn with_vip6(mut self, vip: std::net::Ipv6Addr) -> Filter {
+        self.vips6.push(vip);
         self
     }
 
@@ -242,11 +259,19 @@ pub enum DropReason {
     /// A later IPv4 fragment to a VIP whose first fragment was not seen (or
     /// whose cache entry expired or was replaced; set by the worker).
     FragUnmatched,
+    /// IPv6 fixed header cut short, wrong version, or payload length
+    /// beyond the frame.
+    BadIpv6Header,
+    /// A neighbour solicitation cut before its target address.
+    BadNeighbourSolicit,
+    /// IPv6 to a VIP whose first next header is an extension header (a
+    /// fragment included): never delivered.
+    Ipv6ExtensionHeader,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 14;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Runt,
@@ -260,6 +285,9 @@ impl DropReason {
         DropReason::NoBackend,
         DropReason::BadIcmp,
         DropReason::FragUnmatched,
+        DropReason::BadIpv6Header,
+        DropReason::BadNeighbourSolicit,
+        DropReason::Ipv6ExtensionHeader,
     ];
 
     /// The counter name (`drop_runt`, ...).
@@ -276,6 +304,9 @@ impl DropReason {
             DropReason::NoBackend => "drop_no_backend",
             DropReason::BadIcmp => "drop_bad_icmp",
             DropReason::FragUnmatched => "drop_frag_unmatched",
+            DropReason::BadIpv6Header => "drop_bad_ipv6_header",
+            DropReason::BadNeighbourSolicit => "drop_bad_neighbour_solicit",
+            DropReason::Ipv6ExtensionHeader => "drop_ipv6_extension_header",
         }
     }
 }
@@ -333,6 +364,7 @@ pub fn classify(filter: &Filter, frame: &[u8]) -> Verdict {
     }
     match ethertype {
         ETHERTYPE_IPV4 => classify_ipv4(filter, frame, l3),
+        ETHERTYPE_IPV6 => ipv6::classify_ipv6(filter, frame, l3),
         ETHERTYPE_ARP => {
             // ARP for IPv4 over Ethernet: 28 bytes; target protocol address at 24.
             match get_be32(frame, l3 + 24) {

@@ -107,6 +107,9 @@ fn passes_what_is_not_ours() {
     let vrrp_other = vrrp_advert(CLIENT_MAC, CLIENT, 52, 100, VIP);
     let mut ipv6 = vec![0u8; 60];
     ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    // A well-formed IPv6 header, next header TCP, no payload.
+    ipv6[14] = 0x60;
+    ipv6[20] = 6;
     for fr in [
         other_port, other_ip, own_mac, icmp, arp_other, vrrp_other, ipv6,
     ] {

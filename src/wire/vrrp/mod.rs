@@ -1,4 +1,5 @@
-//! VRRP advertisements: VRRPv2 (RFC 3768) and VRRPv3 (RFC 5798), IPv4 only.
+//! VRRP advertisements: VRRPv2 (RFC 3768) and VRRPv3 (RFC 5798) over IPv4;
+//! VRRPv3 over IPv6 is [`v6`].
 //!
 //! ```text
 //! VRRPv2 (RFC 3768 §5.1)                  VRRPv3 (RFC 5798 §5.1)
@@ -514,6 +515,8 @@ impl Repr {
         Ok(buf)
     }
 }
+
+pub mod v6;
 
 #[cfg(test)]
 mod tests;
