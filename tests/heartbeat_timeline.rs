@@ -292,9 +292,11 @@ fn discovery_of_three_nodes() {
             ("scan-c".into(), State::Ok, NodeType::Scanning),
         ]
     );
-    // stats: connections, load, capacity, received, missed.
+    // stats: connections, load, capacity, received, missed. C answered the
+    // requests at 0 and 1000 ms and the extra announcement A sent at 11 ms,
+    // when B and C turned OK (membership changes are announced at once).
     let c_row = va.iter().find(|v| v.name == "scan-c").unwrap();
-    assert_eq!(c_row.stats, [100, 0, 1000, 2, 0]);
+    assert_eq!(c_row.stats, [100, 0, 1000, 3, 0]);
     assert_eq!(c_row.statechange, UNIX0 / 1000);
     let json = serde_json::to_value(s.hosts[b].m.status()).unwrap();
     assert_eq!(json["authenticated"], false);
@@ -333,8 +335,16 @@ fn a_node_missing_three_heartbeats_fails_leaves_and_comes_back() {
     assert!(s.hosts[a].m.membership().generation > gen_before);
     // B counted the same misses from the requests it heard.
     assert_eq!(s.state(b, c), Some(State::Failed));
-    // B switches to the announcement with the next request (6000 ms).
+    // A announces the change at once, in an extra request 10 ms later
+    // (changes that close share one), not at the next regular request
+    // (6000 ms): B adopts it by 5262 ms.
     assert!(s.member_ids(b).contains(&s.id(c)));
+    s.run_until(ms(5262));
+    assert_eq!(s.hosts[b].m.membership(), s.hosts[a].m.membership());
+    // (the first announced the discovery at 11 ms)
+    assert_eq!(s.hosts[a].m.counters().tx_announcements, 2);
+    // The extra request started no miss check on A or B: C's miss count
+    // still grows by one per interval.
     s.run_until(ms(6010));
     assert_eq!(s.hosts[b].m.membership(), s.hosts[a].m.membership());
     assert_eq!(s.member_ids(a), vec![s.id(a), s.id(b)]);

@@ -60,6 +60,9 @@ pub struct Counters {
     pub misses: u64,
     /// Transitions of any node into FAILED.
     pub node_failures: u64,
+    /// Extra requests sent at once to announce a membership change between
+    /// two regular requests.
+    pub tx_announcements: u64,
     /// Proxy probes asked for (active director, a node missed a request).
     pub proxy_probes: u64,
     /// Proxy probes that found a port not answering.

@@ -136,6 +136,11 @@ impl Machine {
                 generation,
                 nodes: next,
             });
+            // Between two requests (a node failed or recovered): announce
+            // it now; at a request it goes out with that request.
+            if !step && self.active {
+                self.announce_pending = true;
+            }
         }
     }
 

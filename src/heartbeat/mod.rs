@@ -79,6 +79,8 @@ pub const DEFAULT_MISSES: u32 = 3;
 pub const MAX_MISSES: u32 = 100;
 /// Default number of consecutive good heartbeats a FAILED node needs to be OK again.
 pub const DEFAULT_RISE: u32 = 2;
+/// Membership changes this close together share one extra announcement.
+pub const ANNOUNCE_COALESCE: Duration = Duration::from_millis(10);
 /// Default accepted clock difference for authenticated heartbeats.
 pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(30);
 /// Default time after which a discovered node that stays FAILED is forgotten.
@@ -164,6 +166,17 @@ pub struct Machine {
     active: bool,
     /// The first request after a takeover carries the adopted set unchanged.
     hold_weights: bool,
+    /// Active: the membership changed between two requests (a node failed
+    /// or recovered); announce it at once in an extra request, so passive
+    /// directors adopt it within milliseconds, not at the next interval.
+    announce_pending: bool,
+    /// When the pending announcement goes out: changes within
+    /// [`ANNOUNCE_COALESCE`] share one, and extras are at least a tenth of
+    /// an interval apart (a flood of changes cannot become a request flood).
+    announce_at: Option<Instant>,
+    last_announcement: Option<Instant>,
+    /// Passive: when the last request that started a miss check was heard.
+    last_request_heard: Option<Instant>,
     local: Option<LocalHealth>,
     self_state: State,
     self_changed: Option<Instant>,
@@ -198,6 +211,10 @@ impl Machine {
             anchor_unix_ms: unix_ms,
             active: false,
             hold_weights: false,
+            announce_pending: false,
+            announce_at: None,
+            last_announcement: None,
+            last_request_heard: None,
             local: None,
             self_state: State::Unknown,
             self_changed: None,
@@ -287,6 +304,9 @@ impl Machine {
         if let Some((c, _)) = self.checks.front() {
             t = t.min(*c);
         }
+        if let Some(a) = self.announce_at {
+            t = t.min(a);
+        }
         Some(t)
     }
 
@@ -341,6 +361,7 @@ impl Machine {
             self.counters.proxy_probes_failed += 1;
         }
         self.refresh(now, id);
+        self.flush_announcement(now);
     }
 
     /// A reload: takes every setting of `cfg` (timing, keys, capacity,
@@ -399,6 +420,7 @@ impl Machine {
             self.self_changed = Some(now);
             self.state_changed(self.cfg.node_id, self.cfg.name.clone(), from, new);
         }
+        self.flush_announcement(now);
     }
 
     /// Runs timers: sends due requests, counts misses, forgets dead nodes.
@@ -417,6 +439,35 @@ impl Machine {
             self.housekeeping(now);
             self.next_housekeeping = now + self.cfg.interval;
         }
+        self.flush_announcement(now);
+    }
+
+    /// Sends the extra announcement a membership change between two
+    /// requests asked for (active only). It is a request like any other on
+    /// the wire, but it starts no miss check here, and a passive node that
+    /// hears it within half an interval of the last request starts none
+    /// either, so miss counting keeps its one-per-interval pace.
+    pub(super) fn flush_announcement(&mut self, now: Instant) {
+        if !self.announce_pending || !self.active {
+            self.announce_pending = false;
+            self.announce_at = None;
+            return;
+        }
+        let at = *self.announce_at.get_or_insert_with(|| {
+            let soonest = now + ANNOUNCE_COALESCE;
+            match self.last_announcement {
+                Some(t) => soonest.max(t + self.cfg.interval / 10),
+                None => soonest,
+            }
+        });
+        if now < at {
+            return;
+        }
+        self.announce_pending = false;
+        self.announce_at = None;
+        self.last_announcement = Some(now);
+        self.counters.tx_announcements += 1;
+        self.queue(now, wire::Kind::Request);
     }
 
     fn tick_request(&mut self, now: Instant) {
@@ -429,6 +480,8 @@ impl Machine {
             self.recompute_membership(true);
         }
         self.queue(now, wire::Kind::Request);
+        self.announce_pending = false;
+        self.announce_at = None;
         let interval = self.cfg.interval;
         let next = self.next_request.map_or(now, |t| t + interval);
         self.next_request = Some(if next <= now { now + interval } else { next });

@@ -35,6 +35,11 @@ impl Machine {
     /// [`REJECT_LOG_PERIOD`](super::REJECT_LOG_PERIOD) per (reason, source)
     /// is reported as [`Event::Rejected`].
     pub fn handle_heartbeat(&mut self, now: Instant, src: Ipv4Addr, payload: &[u8]) {
+        self.receive(now, src, payload);
+        self.flush_announcement(now);
+    }
+
+    fn receive(&mut self, now: Instant, src: Ipv4Addr, payload: &[u8]) {
         self.counters.rx_heartbeats += 1;
         let Ok(packet) = wire::Packet::new_checked(payload) else {
             return self.reject(now, Reject::Malformed, src);
@@ -181,7 +186,15 @@ impl Machine {
         self.refresh(now, id);
         if is_request {
             if !self.active {
-                self.checks.push_back((now + self.cfg.reply_timeout(), now));
+                // An extra announcement right after a request starts no
+                // second miss check (see `flush_announcement`).
+                if self
+                    .last_request_heard
+                    .is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.interval / 2)
+                {
+                    self.last_request_heard = Some(now);
+                    self.checks.push_back((now + self.cfg.reply_timeout(), now));
+                }
                 // Only a director can be the active director: a scanning
                 // node's announcement (a misconfiguration) is ignored.
                 if let Some(a) = &repr.announcement
