@@ -23,6 +23,19 @@ fn scanning_state(lab: &Lab, on: &str, of: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The example cluster, up, with director-a elected Master (or `None`
+/// where namespace tests cannot run, see `Lab::start`).
+fn up(test: &str, opts: Options) -> Option<(std::sync::MutexGuard<'static, ()>, Lab)> {
+    let (g, lab) = Lab::start(test, opts)?;
+    assert!(
+        lab.wait_state("director-a", "Master", Duration::from_secs(10))
+            .is_some(),
+        "{}",
+        lab.logs()
+    );
+    Some((g, lab))
+}
+
 fn start_squid(lab: &Lab, node: &str) {
     let out = Command::new("ip")
         .args(["netns", "exec", &lab.ns(node), "squid", "-f"])
@@ -38,7 +51,7 @@ fn start_squid(lab: &Lab, node: &str) {
 /// FAILED only when its proxy stops too.
 #[test]
 fn a_dead_daemon_with_a_live_proxy_is_stale_and_keeps_its_downloads() {
-    let Some((_g, lab)) = Lab::start(
+    let Some((_g, lab)) = up(
         "a_dead_daemon_with_a_live_proxy_is_stale_and_keeps_its_downloads",
         Options {
             prefix: "po1",
@@ -47,12 +60,6 @@ fn a_dead_daemon_with_a_live_proxy_is_stale_and_keeps_its_downloads() {
     ) else {
         return;
     };
-    assert!(
-        lab.wait_state("director-a", "Master", Duration::from_secs(10))
-            .is_some(),
-        "{}",
-        lab.logs()
-    );
     assert!(
         wait_until(Duration::from_secs(10), || scanning_state(
             &lab,
@@ -122,7 +129,7 @@ fn a_dead_daemon_with_a_live_proxy_is_stale_and_keeps_its_downloads() {
 /// node.
 #[test]
 fn supervised_kill9_of_the_active_director_loses_no_download() {
-    let Some((_g, lab)) = Lab::start(
+    let Some((_g, lab)) = up(
         "supervised_kill9_of_the_active_director_loses_no_download",
         Options {
             prefix: "po2",
@@ -132,12 +139,6 @@ fn supervised_kill9_of_the_active_director_loses_no_download() {
     ) else {
         return;
     };
-    assert!(
-        lab.wait_state("director-a", "Master", Duration::from_secs(10))
-            .is_some(),
-        "{}",
-        lab.logs()
-    );
     thread::sleep(Duration::from_secs(3));
     let dls = start_downloads(&lab, 8);
     thread::sleep(Duration::from_secs(2));
@@ -173,7 +174,7 @@ fn supervised_kill9_of_the_active_director_loses_no_download() {
 /// is back, director-a preempts again.
 #[test]
 fn a_director_whose_proxy_is_down_loses_master_and_regains_it() {
-    let Some((_g, lab)) = Lab::start(
+    let Some((_g, lab)) = up(
         "a_director_whose_proxy_is_down_loses_master_and_regains_it",
         Options {
             prefix: "po3",
@@ -182,12 +183,6 @@ fn a_director_whose_proxy_is_down_loses_master_and_regains_it() {
     ) else {
         return;
     };
-    assert!(
-        lab.wait_state("director-a", "Master", Duration::from_secs(10))
-            .is_some(),
-        "{}",
-        lab.logs()
-    );
     thread::sleep(Duration::from_secs(2));
     lab.kill_squid("director-a");
     let t = lab
@@ -258,7 +253,7 @@ fn vrrp_transitions(lab: &Lab, node: &str) -> (u64, u64) {
 fn reload_applies_a_diff_without_a_flap() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    let Some((_g, lab)) = Lab::start(
+    let Some((_g, lab)) = up(
         "reload_applies_a_diff_without_a_flap",
         Options {
             prefix: "po4",
@@ -268,12 +263,6 @@ fn reload_applies_a_diff_without_a_flap() {
         return;
     };
     let lab = Arc::new(lab);
-    assert!(
-        lab.wait_state("director-a", "Master", Duration::from_secs(10))
-            .is_some(),
-        "{}",
-        lab.logs()
-    );
     // Past the takeover's second gratuitous-ARP burst (garp_refresh 5 s).
     thread::sleep(Duration::from_secs(7));
     let before = (

@@ -114,7 +114,23 @@ impl Guard {
 
 /// The nftables ruleset for the redirects whose ports differ, or `None`.
 pub fn nft_ruleset(cfg: &Config, table: &str) -> Option<String> {
-    let vips = cfg.vip_addrs();
+    let vips: Vec<(String, String)> = cfg
+        .vip_addrs()
+        .iter()
+        .map(|v| (v.to_string(), v.to_string()))
+        .collect();
+    dnat_ruleset(cfg, "ip", table, &vips)
+}
+
+/// The `family` ("ip" or "ip6") table that DNATs the redirects whose ports
+/// differ to each VIP, given as (address as matched, address as a DNAT
+/// target), or `None` when no redirect changes a port.
+pub(super) fn dnat_ruleset(
+    cfg: &Config,
+    family: &str,
+    table: &str,
+    vips: &[(String, String)],
+) -> Option<String> {
     let mut rules = String::new();
     for r in &cfg.port_redirects {
         let differs = r
@@ -128,9 +144,9 @@ pub fn nft_ruleset(cfg: &Config, table: &str) -> Option<String> {
         // `dnat` to the VIP itself, not `redirect`: redirect rewrites to the
         // incoming interface's primary address, and the director's own share
         // arrives on its TAP device, which has none.
-        for vip in &vips {
+        for (vip, target) in vips {
             rules.push_str(&format!(
-                "    ip daddr {vip} tcp dport {{ {ports} }} dnat to {vip}:{}\n",
+                "    {family} daddr {vip} tcp dport {{ {ports} }} dnat to {target}:{}\n",
                 r.proxy_port
             ));
         }
@@ -139,7 +155,7 @@ pub fn nft_ruleset(cfg: &Config, table: &str) -> Option<String> {
         return None;
     }
     Some(format!(
-        "table ip {table} {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{rules}  }}\n}}\n"
+        "table {family} {table} {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{rules}  }}\n}}\n"
     ))
 }
 

@@ -38,30 +38,11 @@ pub fn lo_vips6(cfg: &Config) -> Vec<Ipv6Addr> {
 
 /// The `ip6` nftables ruleset for the redirects whose ports differ, or `None`.
 pub fn nft_ruleset6(cfg: &Config, table: &str) -> Option<String> {
-    let vips = lo_vips6(cfg);
-    let mut rules = String::new();
-    for r in &cfg.port_redirects {
-        let differs = r
-            .original_ports
-            .iter()
-            .any(|&(lo, hi)| !(lo == hi && lo == r.proxy_port));
-        if !differs {
-            continue;
-        }
-        let ports = crate::config::format_ports(&r.original_ports);
-        for vip in &vips {
-            rules.push_str(&format!(
-                "    ip6 daddr {vip} tcp dport {{ {ports} }} dnat to [{vip}]:{}\n",
-                r.proxy_port
-            ));
-        }
-    }
-    if rules.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "table ip6 {table} {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{rules}  }}\n}}\n"
-    ))
+    let vips: Vec<(String, String)> = lo_vips6(cfg)
+        .iter()
+        .map(|v| (v.to_string(), format!("[{v}]")))
+        .collect();
+    super::setup::dnat_ruleset(cfg, "ip6", table, &vips)
 }
 
 /// Whether `addr` is already on `lo`.
