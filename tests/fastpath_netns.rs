@@ -21,6 +21,9 @@
 //!
 //! The child tests are `#[ignore]`d and fail unless `PX1_FP_CHILD` is set.
 
+mod common;
+
+use common::cmd::run;
 use std::net::Ipv4Addr;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -51,19 +54,6 @@ fn node_mac(slot: usize) -> [u8; 6] {
 }
 
 // ------------------------------------------------------------------ parent
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Namespaces A and B joined by a veth pair; deleted on drop.
 struct Netns {

@@ -43,7 +43,34 @@ struct Lab {
     worker: Worker<MemPort, MemorySink>,
 }
 
+/// A worker on an in-memory port with an empty flow table.
+fn new_worker(port: mem::Config, shared: &Shared, queues: &Queues) -> Worker<MemPort, MemorySink> {
+    let cfg = worker::Config {
+        flow_capacity: 1 << 16,
+        polling: Polling::Busy,
+        ..worker::Config::default()
+    };
+    Worker::new(
+        MemPort::new(port),
+        MemorySink::new(0),
+        cfg,
+        shared,
+        queues.clone(),
+        Arc::new(Stats::new()),
+    )
+}
+
 impl Lab {
+    /// A lab with `n` nodes up and Maglev built over them.
+    fn with_up_nodes(n: usize) -> Lab {
+        let lab = Lab::default();
+        for s in 0..n {
+            lab.set_node(s, health::State::Up);
+        }
+        lab.rebuild();
+        lab
+    }
+
     fn new(port: mem::Config, local_slot: Option<u16>, control_capacity: usize) -> Lab {
         let filter = Filter::new(VRID, OUR_MAC)
             .with_vip(VIP)
@@ -51,19 +78,7 @@ impl Lab {
             .with_local_slot(local_slot);
         let shared = Shared::new(filter, M).unwrap();
         let queues = Queues::new(control_capacity);
-        let cfg = worker::Config {
-            flow_capacity: 1 << 16,
-            polling: Polling::Busy,
-            ..worker::Config::default()
-        };
-        let worker = Worker::new(
-            MemPort::new(port),
-            MemorySink::new(0),
-            cfg,
-            &shared,
-            queues.clone(),
-            Arc::new(Stats::new()),
-        );
+        let worker = new_worker(port, &shared, &queues);
         Lab {
             shared,
             queues,
@@ -225,11 +240,7 @@ fn every_frame_kind_is_classified_and_routed() {
 
 #[test]
 fn mac_rewrite_leaves_the_ip_packet_byte_identical() {
-    let mut lab = Lab::default();
-    for s in 0..3 {
-        lab.set_node(s, health::State::Up);
-    }
-    lab.rebuild();
+    let mut lab = Lab::with_up_nodes(3);
     let frames: Vec<Vec<u8>> = (0..300)
         .map(|i| tcp(i, if i % 2 == 0 { SYN } else { ACK }))
         .collect();
@@ -247,11 +258,7 @@ fn mac_rewrite_leaves_the_ip_packet_byte_identical() {
 
 #[test]
 fn flows_stick_to_their_node_while_nodes_join() {
-    let mut lab = Lab::default();
-    for s in 0..3 {
-        lab.set_node(s, health::State::Up);
-    }
-    lab.rebuild();
+    let mut lab = Lab::with_up_nodes(3);
     let n = 3000;
     let syns: Vec<_> = (0..n).map(|i| tcp(i, SYN)).collect();
     let first = lab.run(&syns);
@@ -337,11 +344,7 @@ fn only_a_dead_nodes_flows_move() {
 
 #[test]
 fn draining_node_keeps_flows_but_takes_no_new_ones() {
-    let mut lab = Lab::default();
-    for s in 0..2 {
-        lab.set_node(s, health::State::Up);
-    }
-    lab.rebuild();
+    let mut lab = Lab::with_up_nodes(2);
     let before = lab.run(&(0..500).map(|i| tcp(i, SYN)).collect::<Vec<_>>());
     lab.set_node(1, health::State::Draining);
     lab.rebuild();
@@ -359,28 +362,13 @@ fn draining_node_keeps_flows_but_takes_no_new_ones() {
 /// packets to it, and sends new connections elsewhere.
 #[test]
 fn held_node_keeps_its_flows_on_a_director_that_never_saw_them() {
-    let mut lab = Lab::default();
-    for s in 0..2 {
-        lab.set_node(s, health::State::Up);
-    }
-    lab.rebuild();
+    let mut lab = Lab::with_up_nodes(2);
     let before = lab.run(&(0..500).map(|i| tcp(i, SYN)).collect::<Vec<_>>());
     assert!(before.iter().any(|f| slot_of_mac(&f[..6]) == 1));
     lab.set_node(1, health::State::Draining);
     lab.rebuild();
     // A fresh worker: empty flow table.
-    lab.worker = Worker::new(
-        MemPort::new(mem::Config::default()),
-        MemorySink::new(0),
-        worker::Config {
-            flow_capacity: 1 << 16,
-            polling: Polling::Busy,
-            ..worker::Config::default()
-        },
-        &lab.shared,
-        lab.queues.clone(),
-        Arc::new(Stats::new()),
-    );
+    lab.worker = new_worker(mem::Config::default(), &lab.shared, &lab.queues);
     let after = lab.run(&(0..500).map(|i| tcp(i, ACK)).collect::<Vec<_>>());
     assert_eq!(after.len(), 500);
     for (a, b) in before.iter().zip(&after) {
@@ -674,11 +662,7 @@ fn icmp_about(i: u32, kind: u8, code: u8) -> Vec<u8> {
 /// choice (where the flow would be). Nothing reaches the local stack.
 #[test]
 fn icmp_error_quoting_a_flow_goes_to_the_flows_node() {
-    let mut lab = Lab::default();
-    for s in 0..3 {
-        lab.set_node(s, health::State::Up);
-    }
-    lab.rebuild();
+    let mut lab = Lab::with_up_nodes(3);
     let mut owner = HashMap::new();
     for i in 0..300 {
         let tx = lab.run(&[tcp(i, SYN), tcp(i, ACK)]);
@@ -716,11 +700,7 @@ fn icmp_error_quoting_a_flow_goes_to_the_flows_node() {
 /// fragments of a datagram to another port go to the local stack together.
 #[test]
 fn fragments_follow_the_first_and_unmatched_ones_are_dropped() {
-    let mut lab = Lab::default();
-    for s in 0..4 {
-        lab.set_node(s, health::State::Up);
-    }
-    lab.rebuild();
+    let mut lab = Lab::with_up_nodes(4);
     let mut seen = std::collections::HashSet::new();
     for i in 0..200u32 {
         let whole = build::tcp(
@@ -793,11 +773,7 @@ fn fragments_follow_the_first_and_unmatched_ones_are_dropped() {
 /// fifth of all tuples.
 #[test]
 fn spoofed_ack_flood_leaves_real_flows_tracked_across_a_rebuild() {
-    let mut lab = Lab::default();
-    for s in 0..4 {
-        lab.set_node(s, health::State::Up);
-    }
-    lab.rebuild();
+    let mut lab = Lab::with_up_nodes(4);
     let slots = lab.worker.flows().slots();
     let mut owner = HashMap::new();
     let mut connect = |lab: &mut Lab, range: std::ops::Range<u32>| {

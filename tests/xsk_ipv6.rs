@@ -4,7 +4,10 @@
 //! (`proxyha::node::prereq`); the parent builds namespace `p6a-xsk<pid>`
 //! with a veth pair and runs `child_ipv6_verdicts` inside it.
 
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use common::cmd::run;
+use std::process::{Command, Stdio};
 
 use proxyha::control::frames::build_ipv6;
 use proxyha::node::prereq;
@@ -16,19 +19,6 @@ use proxyha::xsk;
 const IF_A: &str = "p6a0";
 const IF_B: &str = "p6a1";
 const VRID: u8 = 51;
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// The namespace, deleted on drop.
 struct Ns(String);

@@ -13,6 +13,9 @@
 //! The child tests are `#[ignore]`d and fail unless `PHX_XSK_CHILD` is set
 //! (their parent sets it), so a child never reports green on its own.
 
+mod common;
+
+use common::cmd::run;
 use std::io::Read;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
@@ -122,19 +125,6 @@ else:
 "#;
 
 // ------------------------------------------------------------ parent helpers
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Two namespaces joined by a veth pair; deleted on drop.
 struct Lab {

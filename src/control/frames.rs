@@ -18,17 +18,27 @@ pub struct IpFrame<'a> {
     pub payload: &'a [u8],
 }
 
-/// Parses an Ethernet/IPv4 frame (one optional VLAN tag). The IPv4 header
-/// checksum is verified and fragments are refused.
-pub fn parse_ipv4(frame: &[u8]) -> wire::Result<IpFrame<'_>> {
+/// The Ethernet header of `frame` (one optional VLAN tag), if it carries
+/// `ethertype`.
+fn ethernet_of(
+    frame: &[u8],
+    ethertype: ethernet::EtherType,
+) -> wire::Result<ethernet::Packet<&[u8]>> {
     let eth = ethernet::Packet::new_checked(frame)?;
-    if eth.ethertype() != ethernet::EtherType::Ipv4 {
+    if eth.ethertype() != ethertype {
         return Err(wire::Error::BadField {
             what: "ethernet",
             field: "ethertype",
             value: u64::from(eth.ethertype().to_u16()),
         });
     }
+    Ok(eth)
+}
+
+/// Parses an Ethernet/IPv4 frame (one optional VLAN tag). The IPv4 header
+/// checksum is verified and fragments are refused.
+pub fn parse_ipv4(frame: &[u8]) -> wire::Result<IpFrame<'_>> {
+    let eth = ethernet_of(frame, ethernet::EtherType::Ipv4)?;
     let hdr = eth.header_len();
     let ip = ipv4::Packet::new_checked(&frame[hdr..])?;
     let repr = ipv4::Repr::parse(&ip)?;
@@ -107,14 +117,7 @@ pub struct Ip6Frame<'a> {
 /// Parses an Ethernet/IPv6 frame (one optional VLAN tag); the payload is cut
 /// to the Payload Length (bytes beyond it, Ethernet padding, are ignored).
 pub fn parse_ipv6(frame: &[u8]) -> wire::Result<Ip6Frame<'_>> {
-    let eth = ethernet::Packet::new_checked(frame)?;
-    if eth.ethertype() != ethernet::EtherType::Ipv6 {
-        return Err(wire::Error::BadField {
-            what: "ethernet",
-            field: "ethertype",
-            value: u64::from(eth.ethertype().to_u16()),
-        });
-    }
+    let eth = ethernet_of(frame, ethernet::EtherType::Ipv6)?;
     let ip = ipv6::Packet::new_checked(&frame[eth.header_len()..])?;
     let repr = ipv6::Repr::parse(&ip)?;
     let start = eth.header_len() + ipv6::HEADER_LEN;
