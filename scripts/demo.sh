@@ -103,12 +103,15 @@ DOWNTIME=$(python3 - "$LOOP_LOG" "$KILL_AT" <<'PY'
 import sys
 kill = float(sys.argv[2])
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-before = [float(t) for t, n in rows if float(t) <= kill and n != "FAIL"]
-after = [float(t) for t, n in rows if float(t) > kill and n != "FAIL"]
+# Times are when each request finished, so one that started before the kill
+# may finish after it: the downtime is the longest gap between two successful
+# requests that spans the kill.
+ok = sorted(float(t) for t, n in rows if n != "FAIL")
 fails = sum(1 for t, n in rows if n == "FAIL")
-if not before or not after:
+gaps = [b - a for a, b in zip(ok, ok[1:]) if b > kill]
+if not gaps or ok[0] > kill:
     print("unknown"); sys.exit()
-print(f"{after[0] - before[-1]:.2f}s ({fails} failed requests, {len(rows)} sent)")
+print(f"{max(gaps):.2f}s ({fails} failed requests, {len(rows)} sent)")
 PY
 )
 echo "downtime seen by the client: $DOWNTIME"
