@@ -310,6 +310,36 @@ fn child_program() {
     assert_eq!(run(2, ACK).0, Verdict::ToSocket, "new epoch");
     fp.install(&[(key(2), target(&h, 1))]).unwrap();
     assert_eq!(run(2, ACK).0, Verdict::Tx, "installed in the new epoch");
+    // The fast path looks flows up before the VIP and port checks, so
+    // removing a VIP or a port voids every installed flow (a new epoch);
+    // adding one does not.
+    filter.set_ports(xsk::L4::Tcp, &[PORT, PORT + 1]).unwrap();
+    assert_eq!(run(2, ACK).0, Verdict::Tx, "a port added: flows stay");
+    filter.set_vips(&[]).unwrap();
+    assert_eq!(filter.config().epoch, 3, "a VIP removed: a new epoch");
+    assert_eq!(run(2, ACK).0, Verdict::Pass, "not a VIP any more");
+    filter.set_vips(&[VIP]).unwrap();
+    assert_eq!(run(2, ACK).0, Verdict::ToSocket, "back, but not installed");
+    fp.install(&[(key(2), target(&h, 1))]).unwrap();
+    assert_eq!(run(2, ACK).0, Verdict::Tx);
+    filter.set_ports(xsk::L4::Tcp, &[PORT + 1]).unwrap();
+    assert_eq!(filter.config().epoch, 4, "a port removed: a new epoch");
+    assert_ne!(run(2, ACK).0, Verdict::Tx, "not a redirected port any more");
+    filter.set_ports(xsk::L4::Tcp, &[PORT]).unwrap();
+    fp.install(&[(key(2), target(&h, 1))]).unwrap();
+    assert_eq!(run(2, ACK).0, Verdict::Tx);
+    // An entry older than the refresh age is a miss, so the workers see
+    // every offloaded flow about once a minute; the kernel's coarse clock
+    // and the daemon's agree.
+    let now = xsk::stamp_now();
+    let aged = |age: u16| {
+        fp.install_stamped(&[(key(2), target(&h, 1))], now.wrapping_sub(age))
+            .unwrap();
+        run(2, ACK).0
+    };
+    assert_eq!(aged(xsk::FLOW_REFRESH - 2), Verdict::Tx, "young enough");
+    assert_eq!(aged(xsk::FLOW_REFRESH + 2), Verdict::ToSocket, "too old");
+    assert_eq!(aged(0), Verdict::Tx, "installed again");
     // With the fast path off, everything goes to the workers.
     let c = filter.config();
     filter

@@ -886,3 +886,57 @@ fn only_established_flows_are_offloaded() {
     assert!(rec2.installed().iter().any(|(_, t)| t.slot == 1));
     assert_eq!(lab.stats().offload_errors, 0);
 }
+
+/// IPv6 flows are balanced by the workers but never offloaded: their keys
+/// hold folded addresses, and the XDP fast path forwards IPv4 only.
+#[test]
+fn ipv6_flows_are_never_offloaded() {
+    use proxyha::control::frames::build_ipv6;
+    use proxyha::dataplane::offload::{Recorder, Settings};
+    use proxyha::wire::ethernet::Address;
+    use proxyha::wire::ipv4::Protocol;
+    let vip6: std::net::Ipv6Addr = "2001:2::250".parse().unwrap();
+    let mut lab = Lab::default();
+    for s in 0..3 {
+        lab.set_node(s, health::State::Up);
+    }
+    lab.rebuild();
+    lab.shared.filter.store(Arc::new(
+        Filter::new(VRID, OUR_MAC)
+            .with_vip(VIP)
+            .with_vip6(vip6)
+            .with_ports([9090]),
+    ));
+    let rec = Recorder::default();
+    lab.worker.set_offload(Settings {
+        to: Box::new(rec.clone()),
+        local: true,
+    });
+    let tcp6 = |i: u16, flags: u8| {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&(1024 + i).to_be_bytes());
+        t[2..4].copy_from_slice(&9090u16.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = flags;
+        build_ipv6(
+            Address(CLIENT_MAC),
+            Address([0, 0, 0x5e, 0, 2, VRID]),
+            "2001:2::100".parse().unwrap(),
+            vip6,
+            Protocol::Tcp,
+            64,
+            &t,
+        )
+    };
+    lab.run(&(0..100).map(|i| tcp6(i, SYN)).collect::<Vec<_>>());
+    let before = lab.stats();
+    lab.run(&(0..100).map(|i| tcp6(i, ACK)).collect::<Vec<_>>());
+    lab.run(&(0..100).map(|i| tcp6(i, ACK)).collect::<Vec<_>>());
+    let d = lab.stats().delta(&before);
+    assert_eq!(d.flow_hits, 200, "balanced through the flow table");
+    assert!(rec.installed().is_empty(), "no IPv6 flow installed");
+    // IPv4 flows of the same worker still are.
+    lab.run(&(0..10).map(|i| tcp(i, SYN)).collect::<Vec<_>>());
+    lab.run(&(0..10).map(|i| tcp(i, ACK)).collect::<Vec<_>>());
+    assert_eq!(rec.installed().len(), 10);
+}

@@ -38,18 +38,33 @@
  * dropped.
  *
  * The fast path (docs/dataplane.md, "The XDP fast path"): while both
- * FLAG_ACTIVE and FLAG_OFFLOAD are set, a TCP/UDP frame that would go to
- * the sockets is first looked up in proxyha_flows, which the workers fill
- * with established flows only. A hit whose node slot in proxyha_nodes still
- * has the flow's generation and keeps flows (up or draining) gets its MACs
- * rewritten and leaves with XDP_TX, counted per node in proxyha_fast; the
- * director's own share leaves with XDP_PASS (destination rewritten to
- * our_mac, so the stack takes it for the VIP on lo) when FLAG_OFFLOAD_LOCAL
- * is set. A miss, a stale generation, a SYN, a fragment: to the sockets as
- * before. A SYN without ACK also deletes the tuple's entry (a new
- * connection on a reused tuple is the workers' to place). An entry installed
- * under an older epoch (before this node's last takeover) is a miss: the
- * map starts empty at every takeover without a walk.
+ * FLAG_ACTIVE and FLAG_OFFLOAD are set, an IPv4 TCP/UDP frame to the
+ * configured MAC (not a fragment) is first looked up in proxyha_flows, which
+ * the workers fill with established flows only, before the VIP and port
+ * checks: an entry exists only for a flow a worker balanced, and the control
+ * plane moves the epoch on whenever a VIP or a port leaves (so no entry
+ * outlives the VIP or port it was installed for). A hit whose node slot in
+ * proxyha_nodes still has the flow's generation and keeps flows (up or
+ * draining) gets its MACs rewritten and leaves with XDP_TX, counted per node
+ * in proxyha_fast; the director's own share leaves with XDP_PASS
+ * (destination rewritten to our_mac, so the stack takes it for the VIP on
+ * lo) when FLAG_OFFLOAD_LOCAL is set. A miss, a stale generation, a SYN, a
+ * fragment: on to the checks below and the sockets, as before. A SYN
+ * without ACK also voids the tuple's entry (a new connection on a reused
+ * tuple is the workers' to place). An entry installed under an older epoch
+ * (before this node's last takeover) is a miss: the map starts empty at
+ * every takeover without a walk.
+ *
+ * proxyha_flows is a flow cache, not a hash map: a 2-way set-associative
+ * array of 32-byte entries that the workers write directly through a shared
+ * mapping (BPF_F_MMAPABLE; src/xsk/fastpath.rs), with no syscall. A lookup
+ * is one cache line and no lock, where an LRU hash map costs a bucket walk
+ * and two dependent cache misses. The set is a keyed hash of the tuple (a
+ * random seed per filter, in the config), so an outsider cannot aim tuples
+ * at one set. Writers store an entry as four 64-bit words while this program
+ * may read it; the fourth word is a check over the other three, so a read
+ * that mixes two versions of an entry fails the check (the chance that it
+ * does not is 2^-64) and counts as a miss.
  *
  * The control plane writes the maps below; all-zero maps (the state right
  * after loading) steer nothing, so loading the program alone never steals
@@ -85,8 +100,19 @@
 #define NODE_DRAINING 2
 /* No local slot (filter_config.local_slot). */
 #define NO_SLOT 0xffff
-/* Entries of the fast-path flow map (xsk::offload::FLOW_ENTRIES). */
-#define FLOW_ENTRIES 262144
+/* The fast-path flow cache (xsk::fastpath): 2^17 sets of 2 ways. */
+#define FLOW_SET_BITS 17
+#define FLOW_WAYS 2
+#define FLOW_ENTRIES (FLOW_WAYS << FLOW_SET_BITS)
+#define BPF_F_MMAPABLE (1U << 10)
+/*
+ * An entry older than this (units of 2^30 ns: about 64 s) is a miss: the
+ * flow's next packet goes to its worker, which installs it again. So a
+ * worker sees every live offloaded flow at least once a minute, and its
+ * flow-table entry (300 s idle timeout) never expires under a flow that is
+ * still running, in case the flow later loses its cache entry.
+ */
+#define FLOW_REFRESH 60
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -116,23 +142,25 @@ struct filter_config {
 	__u8 our_mac[6]; /* the interface's MAC: the fast path's source MAC */
 	__u8 pad[2];
 	__u32 epoch; /* grows at every takeover: older flow entries are void */
+	__u64 flow_seed; /* keys the flow cache's set index */
 };
 
-/* A fast-path flow: the 5-tuple as on the wire. 16 bytes. */
-struct flow_key {
-	__be32 saddr;
-	__be32 daddr;
-	__be16 sport;
-	__be16 dport;
-	__u8 proto;
-	__u8 pad[3];
-};
-
-/* Where an installed flow goes: a node slot under a slot generation. */
-struct flow_target {
-	__u16 slot;
-	__u16 generation; /* low 16 bits of the health generation */
-	__u32 epoch; /* filter_config.epoch when installed */
+/*
+ * One flow-cache entry, as four 64-bit words in host order:
+ *   addrs:  the source and destination addresses as on the wire;
+ *   ports:  source and destination ports as on the wire, then the protocol;
+ *   target: slot | generation << 16 | epoch << 32 | stamp << 48, where
+ *           epoch is the low 16 bits of filter_config.epoch and stamp the
+ *           install time in units of 2^30 ns of CLOCK_MONOTONIC (coarse),
+ *           low 16 bits;
+ *   check:  flow_check(addrs, ports, target).
+ * All zero (empty), or voided by a SYN (target 0), it never matches.
+ */
+struct flow_entry {
+	__u64 addrs;
+	__u64 ports;
+	__u64 target;
+	__u64 check;
 };
 
 /* A node slot as the control plane mirrors it from the health table. */
@@ -199,10 +227,11 @@ struct {
 } proxyha_stats SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, FLOW_ENTRIES);
-	__type(key, struct flow_key);
-	__type(value, struct flow_target);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct flow_entry);
 } proxyha_flows SEC(".maps");
 
 struct {
@@ -327,53 +356,100 @@ static __always_inline void count_node(__u32 slot, __u64 bytes)
 	}
 }
 
-/*
- * A balanced TCP/UDP frame (not a fragment; l4 holds at least the ports):
- * the fast path if its flow is installed and its node slot still valid,
- * else the sockets.
- */
-static __always_inline int fast_or_xsk(struct xdp_md *ctx,
-				       struct filter_config *cfg,
-				       struct ethhdr *eth, struct iphdr *ip,
-				       __u8 *l4, void *end)
+/* A 64-bit finaliser (MurmurHash3's fmix64); xsk::fastpath::mix. */
+static __always_inline __u64 mix(__u64 x)
 {
-	struct flow_key key = {};
-	struct flow_target *t;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+/* The first entry of the tuple's set; xsk::fastpath::set_index. */
+static __always_inline __u32 flow_set(__u64 addrs, __u64 ports, __u64 seed)
+{
+	return (__u32)(mix(addrs ^ mix(ports ^ seed)) >> (64 - FLOW_SET_BITS)) * FLOW_WAYS;
+}
+
+/* The check word of an entry; xsk::fastpath::check. */
+static __always_inline __u64 flow_check(__u64 addrs, __u64 ports, __u64 target)
+{
+	return mix(addrs ^ mix(ports ^ mix(target ^ 0x7068612d63686b31ULL)));
+}
+
+/* The entry of the tuple in its set, if any (its target not yet checked). */
+static __always_inline struct flow_entry *flow_find(__u64 addrs, __u64 ports,
+						    __u64 seed)
+{
+	__u32 idx = flow_set(addrs, ports, seed);
+	struct flow_entry *e;
+
+#pragma unroll
+	for (int way = 0; way < FLOW_WAYS; way++) {
+		__u32 i = idx + way;
+		e = bpf_map_lookup_elem(&proxyha_flows, &i);
+		if (e && e->addrs == addrs && e->ports == ports)
+			return e;
+	}
+	return 0;
+}
+
+/*
+ * The fast path for an IPv4 TCP/UDP frame to the configured MAC, not a
+ * fragment, while active with the fast path on (l4 holds at least the
+ * ports): XDP_TX or XDP_PASS for an installed flow whose node slot is still
+ * valid, -1 for everything else (which then takes the filter's usual way to
+ * the sockets or the kernel).
+ */
+static __always_inline int fast_path(struct xdp_md *ctx,
+				     struct filter_config *cfg,
+				     struct ethhdr *eth, struct iphdr *ip,
+				     __u8 *l4, void *end)
+{
+	struct flow_entry *e;
 	struct node_slot *n;
-	__u32 slot;
+	__u64 addrs, ports, target;
+	__u32 p4, slot;
 	__u16 local;
 
-	if (!(cfg->flags & FLAG_ACTIVE) || !(cfg->flags & FLAG_OFFLOAD))
-		return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
-	key.saddr = ip->saddr;
-	key.daddr = ip->daddr;
-	__builtin_memcpy(&key.sport, l4, 2);
-	__builtin_memcpy(&key.dport, l4 + 2, 2);
-	key.proto = ip->protocol;
+	__builtin_memcpy(&addrs, &ip->saddr, 8);
+	__builtin_memcpy(&p4, l4, 4);
+	ports = (__u64)p4 | ((__u64)ip->protocol << 32);
 	if (ip->protocol == IPPROTO_TCP) {
 		if ((void *)(l4 + 14) > end)
-			return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+			return -1;
 		if (l4[13] & TCP_SYN) {
 			/* A new connection on this tuple: the workers place it. */
-			if (!(l4[13] & TCP_ACK))
-				bpf_map_delete_elem(&proxyha_flows, &key);
-			return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+			if (!(l4[13] & TCP_ACK)) {
+				e = flow_find(addrs, ports, cfg->flow_seed);
+				if (e)
+					e->target = 0;
+			}
+			return -1;
 		}
 	}
-	t = bpf_map_lookup_elem(&proxyha_flows, &key);
-	if (!t || t->epoch != cfg->epoch)
-		return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
-	slot = t->slot;
+	e = flow_find(addrs, ports, cfg->flow_seed);
+	if (!e)
+		return -1;
+	target = e->target;
+	if ((__u16)(target >> 32) != (__u16)cfg->epoch ||
+	    e->check != flow_check(addrs, ports, target))
+		return -1;
+	if ((__u16)((bpf_ktime_get_coarse_ns() >> 30) - (target >> 48)) > FLOW_REFRESH)
+		return -1;
+	slot = target & 0xffff;
 	n = bpf_map_lookup_elem(&proxyha_nodes, &slot);
-	if (!n || n->generation != t->generation ||
+	if (!n || n->generation != ((target >> 16) & 0xffff) ||
 	    (n->state != NODE_UP && n->state != NODE_DRAINING)) {
 		count(STAT_FAST_STALE);
-		return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+		return -1;
 	}
 	local = ((__u16)cfg->local_slot[0] << 8) | cfg->local_slot[1];
 	if (slot == local) {
 		if (!(cfg->flags & FLAG_OFFLOAD_LOCAL))
-			return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+			return -1;
 		/* Ours: to the stack, which takes the VIP on lo. */
 		__builtin_memcpy(eth->dst, cfg->our_mac, 6);
 		count(STAT_FAST_LOCAL);
@@ -481,15 +557,18 @@ int proxyha_filter(struct xdp_md *ctx)
 			break;
 		if ((void *)(l4 + 4) > end)
 			break;
+		/* A first fragment (MF set) needs the workers' fragment cache. */
+		if ((cfg->flags & FLAG_OFFLOAD) && !(ip->frag_off & bpf_htons(0x2000))) {
+			int fast = fast_path(ctx, cfg, eth, ip, l4, end);
+			if (fast >= 0)
+				return fast;
+		}
 		if (!is_vip(ip->daddr))
 			return pass();
 		__u16 dport = ((__u16)l4[2] << 8) | l4[3];
 		if (!port_set(ip->protocol, dport))
 			break;
-		/* A first fragment (MF set) needs the workers' fragment cache. */
-		if (ip->frag_off & bpf_htons(0x2000))
-			return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
-		return fast_or_xsk(ctx, cfg, eth, ip, l4, end);
+		return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
 	}
 	default:
 		break;

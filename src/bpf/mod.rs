@@ -33,7 +33,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 
-pub use object::{Map, Object, Program};
+pub use object::{Map, MappedWords, Object, Program};
 pub use xdp::{XdpMode, XdpProgram, detach_named, xdp_attach, xdp_detach};
 
 /// Everything that can go wrong in the BPF layer.

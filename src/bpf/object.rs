@@ -4,6 +4,7 @@ use std::ffi::{CString, c_char, c_void};
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use bytemuck::Pod;
 use libxdp_sys as sys;
@@ -146,12 +147,14 @@ impl Object {
             .find("map", name, sys::bpf_object__find_map_by_name)?
             .as_ptr();
         // SAFETY: `m` is a map of the live object; these only read it.
-        let (fd, key_size, value_size, kind) = unsafe {
+        let (fd, key_size, value_size, kind, max_entries, flags) = unsafe {
             (
                 sys::bpf_map__fd(m),
                 sys::bpf_map__key_size(m),
                 sys::bpf_map__value_size(m),
                 sys::bpf_map__type(m),
+                sys::bpf_map__max_entries(m),
+                sys::bpf_map__map_flags(m),
             )
         };
         if fd < 0 {
@@ -163,6 +166,8 @@ impl Object {
             name: name.to_owned(),
             key_size: key_size as usize,
             value_size: value_size as usize,
+            max_entries: max_entries as usize,
+            mmapable: kind == sys::bpf_map_type_BPF_MAP_TYPE_ARRAY && flags & BPF_F_MMAPABLE != 0,
             percpu: matches!(
                 kind,
                 sys::bpf_map_type_BPF_MAP_TYPE_PERCPU_ARRAY
@@ -282,7 +287,48 @@ pub struct Map {
     name: String,
     key_size: usize,
     value_size: usize,
+    max_entries: usize,
+    /// An array map created with `BPF_F_MMAPABLE` ([`Map::mmap_words`]).
+    mmapable: bool,
     percpu: bool,
+}
+
+/// `BPF_F_MMAPABLE` (uapi/linux/bpf.h): an array map whose values can be
+/// mapped into a process.
+const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// The values of an array map created with `BPF_F_MMAPABLE`, mapped into
+/// this process as 64-bit words that the program reads and writes at the
+/// same time (keeps the map, so its fd and memory, alive).
+pub struct MappedWords {
+    mapping: memmap2::MmapRaw,
+    words: usize,
+    _map: Map,
+}
+
+impl std::fmt::Debug for MappedWords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedWords")
+            .field("map", &self._map.name)
+            .field("words", &self.words)
+            .finish()
+    }
+}
+
+impl MappedWords {
+    /// The map's values, value after value, as shared 64-bit words.
+    #[inline]
+    pub fn words(&self) -> &[AtomicU64] {
+        // SAFETY: `mapping` is a live shared mapping of at least `words * 8`
+        // bytes (checked in `Map::mmap_words`), page-aligned and so aligned
+        // for `AtomicU64`, and it lives as long as `self`. The memory is
+        // shared with the BPF program and other threads, which is why it is
+        // only ever accessed through atomics: no `&mut` or plain reference
+        // to it exists, and every access is a whole-word atomic load or
+        // store, which the program's own 8-byte loads and stores cannot
+        // tear.
+        unsafe { std::slice::from_raw_parts(self.mapping.as_ptr().cast::<AtomicU64>(), self.words) }
+    }
 }
 
 impl Map {
@@ -304,6 +350,41 @@ impl Map {
     /// Whether each entry holds one value per possible CPU.
     pub fn is_percpu(&self) -> bool {
         self.percpu
+    }
+
+    /// The map's capacity.
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    /// Maps the values of this array map (created with `BPF_F_MMAPABLE`)
+    /// into the process, shared with the program: see [`MappedWords`]. The
+    /// map must have `entries` values of `value_size` bytes, a multiple of 8.
+    pub fn mmap_words(&self, entries: usize, value_size: usize) -> Result<MappedWords> {
+        self.check("entries", self.max_entries, entries)?;
+        self.check("value", self.value_size, value_size)?;
+        if !self.mmapable || self.percpu || !self.value_size.is_multiple_of(8) {
+            return Err(Error::Size {
+                object: self.object.name(),
+                map: self.name.clone(),
+                what: "mmapable array value (a multiple of 8 bytes)",
+                got: self.value_size,
+                want: self.value_size.div_ceil(8) * 8,
+            });
+        }
+        let bytes = self.value_size * self.max_entries;
+        let mapping = memmap2::MmapOptions::new()
+            .len(bytes)
+            .map_raw(self.fd)
+            .map_err(|e| self.error("mmap", -e.raw_os_error().unwrap_or(libc::EINVAL)))?;
+        if mapping.len() < bytes {
+            return Err(self.error("mmap", -libc::EINVAL));
+        }
+        Ok(MappedWords {
+            mapping,
+            words: bytes / 8,
+            _map: self.clone(),
+        })
     }
 
     /// Bytes between per-CPU values (the value size rounded up to 8).

@@ -416,6 +416,7 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                     count_outcome(c, s.outcome);
                     if let Some(t) = s.target
                         && s.established
+                        && !p.ipv6
                         && self.offload.is_some()
                         && (offload_local || Some(t.slot) != local)
                     {

@@ -167,16 +167,18 @@ impl FilterConfig {
         }
     }
 
-    /// `struct filter_config` of filter.bpf.c.
-    fn to_bytes(self) -> [u8; 24] {
+    /// `struct filter_config` of filter.bpf.c, with the flow cache's seed.
+    fn to_bytes(self, seed: u64) -> [u8; 32] {
         let m = self.vmac;
         let l = self.lbid.to_be_bytes();
         let s = self.local_slot.unwrap_or(u16::MAX).to_be_bytes();
         let o = self.our_mac;
         let e = self.epoch.to_ne_bytes();
+        let d = seed.to_ne_bytes();
         [
             m[0], m[1], m[2], m[3], m[4], m[5], self.vrid, self.flags, l[0], l[1], s[0], s[1],
-            o[0], o[1], o[2], o[3], o[4], o[5], 0, 0, e[0], e[1], e[2], e[3],
+            o[0], o[1], o[2], o[3], o[4], o[5], 0, 0, e[0], e[1], e[2], e[3], d[0], d[1], d[2],
+            d[3], d[4], d[5], d[6], d[7],
         ]
     }
 }
@@ -387,7 +389,8 @@ impl Filter {
                 attached.map("proxyha_flows")?,
                 attached.map("proxyha_nodes")?,
                 attached.map("proxyha_fast")?,
-            ),
+                crate::balance::flow::random_seed(),
+            )?,
             attached,
             shadow: Mutex::new(Shadow {
                 config: FilterConfig::default(),
@@ -428,7 +431,8 @@ impl Filter {
         // Installs from now on carry the new epoch; one racing with this
         // write carries the old one and is a miss, which re-installs it.
         self.fast.epoch.store(config.epoch, Ordering::Relaxed);
-        self.config.update(&0u32, &config.to_bytes())?;
+        self.config
+            .update(&0u32, &config.to_bytes(self.fast.seed()))?;
         shadow.config = *config;
         Ok(())
     }
@@ -473,6 +477,7 @@ impl Filter {
     pub fn set_vips(&self, vips: &[Ipv4Addr]) -> Result<(), Error> {
         let mut shadow = self.lock();
         let want: BTreeSet<Ipv4Addr> = vips.iter().copied().collect();
+        let removed = shadow.vips.difference(&want).count() > 0;
         for gone in shadow.vips.difference(&want) {
             self.vips.delete(&gone.octets())?;
         }
@@ -480,6 +485,9 @@ impl Filter {
             self.vips.update(&new.octets(), &1u8)?;
         }
         shadow.vips = want;
+        if removed {
+            self.new_epoch(&mut shadow)?;
+        }
         Ok(())
     }
 
@@ -514,9 +522,16 @@ impl Filter {
         for &p in ports {
             bitmap[base + usize::from(p >> 6)] |= 1 << (p & 63);
         }
+        let removed = bitmap
+            .iter()
+            .zip(shadow.ports.iter())
+            .any(|(n, o)| o & !n != 0);
         self.ports
             .update_bytes(&0u32.to_ne_bytes(), bytemuck::cast_slice(&bitmap[..]))?;
         shadow.ports = bitmap;
+        if removed {
+            self.new_epoch(&mut shadow)?;
+        }
         Ok(())
     }
 
@@ -562,6 +577,22 @@ impl Filter {
     /// Detaches the program now (dropping the filter does the same).
     pub fn detach(mut self) -> Result<(), Error> {
         self.attached.detach()
+    }
+
+    /// Moves the fast-path epoch on: every installed flow becomes a miss.
+    /// The fast path looks flows up before the VIP and port checks, so this
+    /// follows every removal of a VIP or a redirected port: no installed
+    /// flow outlives what it was installed for.
+    fn new_epoch(&self, shadow: &mut Shadow) -> Result<(), Error> {
+        let config = FilterConfig {
+            epoch: shadow.config.epoch.wrapping_add(1),
+            ..shadow.config
+        };
+        self.fast.epoch.store(config.epoch, Ordering::Relaxed);
+        self.config
+            .update(&0u32, &config.to_bytes(self.fast.seed()))?;
+        shadow.config = config;
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shadow> {
@@ -613,7 +644,7 @@ mod tests {
     #[test]
     fn config_layout_matches_the_c_struct() {
         let c = FilterConfig::director(51, true).with_lbid(0x0a0b);
-        let b = c.to_bytes();
+        let b = c.to_bytes(0);
         assert_eq!(
             b[..12],
             [
@@ -631,13 +662,18 @@ mod tests {
                 0xff
             ]
         );
-        assert_eq!(b[12..], [0; 12]);
+        assert_eq!(b[12..], [0; 20]);
         let o = c.with_offload(true, false, [2, 0, 0, 0, 0, 9], Some(0x0102));
         let o = FilterConfig { epoch: 7, ..o };
-        let b = o.to_bytes();
+        let b = o.to_bytes(0x0102_0304_0506_0708);
         assert_eq!(b[7] & (FLAG_OFFLOAD | FLAG_OFFLOAD_LOCAL), FLAG_OFFLOAD);
         assert_eq!(b[10..18], [1, 2, 2, 0, 0, 0, 0, 9]);
-        assert_eq!(b[20..], 7u32.to_ne_bytes());
+        assert_eq!(b[20..24], 7u32.to_ne_bytes());
+        assert_eq!(
+            b[24..],
+            0x0102_0304_0506_0708u64.to_ne_bytes(),
+            "the flow seed"
+        );
         let off = o.with_offload(false, true, [0; 6], None);
         assert_eq!(off.flags & (FLAG_OFFLOAD | FLAG_OFFLOAD_LOCAL), 0);
         assert_eq!(FilterConfig::director(7, false).flags & FLAG_ACTIVE, 0);

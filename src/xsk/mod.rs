@@ -82,7 +82,9 @@ mod sys;
 mod tap;
 
 pub use channels::{Channels, channels, set_channels};
-pub use fastpath::{FLOW_ENTRIES, FastPath, FlowKey, FlowTarget, NodeCounters};
+pub use fastpath::{
+    FLOW_ENTRIES, FLOW_REFRESH, FastPath, FlowKey, FlowTarget, NodeCounters, stamp_now,
+};
 pub use filter::{
     AttachMode, FLAG_ACTIVE, FLAG_DROP_ORPHANS, FLAG_HEARTBEAT, FLAG_OFFLOAD, FLAG_OFFLOAD_LOCAL,
     FLAG_PEERS, FLAG_VRRP, Filter, FilterConfig, FilterStats, L4, PassProgram, Verdict,

@@ -713,7 +713,9 @@ fn initial_state(segment: Segment) -> u8 {
 
 /// A per-process random seed for bucket placement, from the standard
 /// library's randomly keyed SipHash (seeded from the OS at first use).
-fn random_seed() -> u64 {
+/// A seed drawn at random (the process's `RandomState` keys), for hash
+/// placement an outsider must not predict.
+pub(crate) fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(0x7068_612d_7461_626c); // "pha-tabl"

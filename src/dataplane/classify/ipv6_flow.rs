@@ -129,6 +129,7 @@ pub(super) fn classify_flow(
                 key: key(src, dst, sport, dport, next),
                 segment,
                 l3_offset: l3 as u8,
+                ipv6: true,
             })
         }
         ICMPV6 => match body.first() {

@@ -320,6 +320,9 @@ pub struct ProxyFlow {
     pub segment: flow::Segment,
     /// Offset of the IPv4 header in the frame (14, or 18 with a VLAN tag).
     pub l3_offset: u8,
+    /// An IPv6 flow (its key holds folded addresses: never offloaded to
+    /// the XDP fast path, which forwards IPv4 only).
+    pub ipv6: bool,
 }
 
 /// What to do with a frame.
@@ -493,6 +496,7 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
                 },
                 segment,
                 l3_offset: l3 as u8,
+                ipv6: false,
             };
             match fragment {
                 Some(fk) => Verdict::FirstFragment(Some(pf), fk),
