@@ -332,7 +332,7 @@ fn child_program() {
     // every offloaded flow about once a minute; the kernel's coarse clock
     // and the daemon's agree.
     let now = xsk::stamp_now();
-    let aged = |age: u16| {
+    let aged = |age: u8| {
         fp.install_stamped(&[(key(2), target(&h, 1))], now.wrapping_sub(age))
             .unwrap();
         run(2, ACK).0

@@ -174,6 +174,12 @@ struct RunArgs {
     /// Back-to-back repeats of each case.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Run the repeats in rounds, one repeat of every case per round (each
+    /// set up and torn down), instead of all repeats of a case back to
+    /// back: a drift in the shared machine's speed then falls on every case
+    /// alike, which keeps the ratios between cases honest.
+    #[arg(long)]
+    interleave: bool,
     /// Seconds of flat-out sending per repeat.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
@@ -382,12 +388,18 @@ struct RunResult {
     flows: u32,
     seconds_per_repeat: f64,
     repeats: usize,
+    /// Repeats in rounds across the cases (`--interleave`).
+    #[serde(default)]
+    interleaved: bool,
     frame_bytes: u32,
     cases: Vec<CaseResult>,
     /// Cases asked for that could not run, with the reason.
     pending: BTreeMap<String, String>,
     /// a/b, a/c, a/d (when a ran), and the others against b.
     ratios: BTreeMap<String, f64>,
+    /// With `--interleave`: the median of the per-round ratios.
+    #[serde(default)]
+    paired_ratios: BTreeMap<String, f64>,
     latency_reference: Option<String>,
 }
 
@@ -713,11 +725,23 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         "perflab: topology up; cases {}; {} x {:.1} s; {} flows",
         args.cases, args.repeats, args.seconds, args.flows
     );
-    let mut results: Vec<CaseResult> = Vec::new();
+    // Blocks of (case, repeats), each set up, measured and torn down once.
+    let schedule: Vec<(Case, usize)> = if args.interleave {
+        (0..args.repeats.max(1))
+            .flat_map(|_| cases.iter().map(|&c| (c, 1)))
+            .collect()
+    } else {
+        cases.iter().map(|&c| (c, args.repeats.max(1))).collect()
+    };
+    let mut done: BTreeMap<&'static str, (Vec<Repeat>, Placement, Option<director::Report>)> =
+        BTreeMap::new();
     let mut pending = BTreeMap::new();
-    for &case in &cases {
+    for &(case, n) in &schedule {
         if stop.load(Ordering::Relaxed) {
             break;
+        }
+        if pending.contains_key(case.key()) {
+            continue;
         }
         eprintln!("perflab: case {}: {}", case.key(), case.what());
         let setup = match setup_case(case, &args) {
@@ -730,11 +754,12 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         };
         let placement = lab.place(case)?;
         let mut repeats = Vec::new();
-        for i in 0..args.repeats.max(1) {
+        for _ in 0..n {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
             let r = lab.repeat(case, &setup)?;
+            let i = done.get(case.key()).map_or(0, |d| d.0.len()) + repeats.len();
             eprintln!(
                 "perflab: {:>5} #{}: offered {:.3} Mpps, on wire {:.3}, at sinks {:.3} Mpps (split {}/{}), loss {:.1}%, director {:.0} ns/pkt ({:.0}% CPU, rx {}); CPUs busy {:?}; generator ran {:.0}%, waited {:.0}%",
                 case.key(),
@@ -758,6 +783,28 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
             );
             repeats.push(r);
         }
+        let report = setup.teardown()?;
+        if let Some(r) = &report {
+            eprintln!(
+                "perflab: {:>5} director: {}",
+                case.key(),
+                serde_json::to_string(r)?
+            );
+        }
+        let entry = done
+            .entry(case.key())
+            .or_insert_with(|| (Vec::new(), placement, None));
+        entry.0.extend(repeats);
+        // The director's counters of the case's last block.
+        if report.is_some() {
+            entry.2 = report;
+        }
+    }
+    let mut results: Vec<CaseResult> = Vec::new();
+    for &case in &cases {
+        let Some((repeats, placement, director)) = done.remove(case.key()) else {
+            continue;
+        };
         let mut mpps: Vec<f64> = repeats.iter().map(|r| r.mpps).collect();
         let mut loss: Vec<f64> = repeats.iter().map(|r| r.loss).collect();
         let mut cpu: Vec<f64> = repeats.iter().map(|r| r.cpu_ns_per_packet).collect();
@@ -774,19 +821,8 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
             repeats,
             latency: Vec::new(),
             placement,
-            director: None,
+            director,
         });
-        let report = setup.teardown()?;
-        if let Some(r) = &report {
-            eprintln!(
-                "perflab: {:>5} director: {}",
-                case.key(),
-                serde_json::to_string(r)?
-            );
-        }
-        if let Some(last) = results.last_mut() {
-            last.director = report;
-        }
     }
 
     // Latency at 50% and 90% of the reference case's maximum rate: e's (the
@@ -844,7 +880,14 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         bail!("interrupted (the lab is torn down)");
     }
     let get = |c: Case| results.iter().find(|r| r.case == c).map(|r| r.median_mpps);
+    let rounds = |c: Case| {
+        results
+            .iter()
+            .find(|r| r.case == c)
+            .map(|r| r.repeats.iter().map(|x| x.mpps).collect::<Vec<f64>>())
+    };
     let mut ratios = BTreeMap::new();
+    let mut paired_ratios = BTreeMap::new();
     for (num, den) in [
         (Case::A, Case::B),
         (Case::A, Case::C),
@@ -865,6 +908,19 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         {
             ratios.insert(format!("{}/{}", num.key(), den.key()), n / d);
         }
+        // In rounds, repeat i of every case ran side by side: the median of
+        // the per-round ratios is the paired figure.
+        if let (true, Some(n), Some(d)) = (args.interleave, rounds(num), rounds(den)) {
+            let mut per: Vec<f64> = n
+                .iter()
+                .zip(&d)
+                .filter(|(_, d)| **d > 0.0)
+                .map(|(n, d)| n / d)
+                .collect();
+            if !per.is_empty() {
+                paired_ratios.insert(format!("{}/{}", num.key(), den.key()), median(&mut per));
+            }
+        }
     }
     let run = RunResult {
         date_utc: report::utc_now(),
@@ -874,10 +930,12 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         flows: args.flows,
         seconds_per_repeat: args.seconds,
         repeats: args.repeats,
+        interleaved: args.interleave,
         frame_bytes: 64,
         cases: results,
         pending,
         ratios,
+        paired_ratios,
         latency_reference: reference.map(|(c, _)| c.key().to_owned()),
     };
     drop(lab);

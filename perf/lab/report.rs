@@ -117,10 +117,25 @@ pub fn tables(run: &RunResult) -> String {
     }
     if !run.ratios.is_empty() {
         let _ = writeln!(s);
-        let _ = writeln!(s, "| ratio | value |");
-        let _ = writeln!(s, "|---|---|");
-        for (k, v) in &run.ratios {
-            let _ = writeln!(s, "| {k} | {v:.2} |");
+        if run.paired_ratios.is_empty() {
+            let _ = writeln!(s, "| ratio | value |");
+            let _ = writeln!(s, "|---|---|");
+            for (k, v) in &run.ratios {
+                let _ = writeln!(s, "| {k} | {v:.2} |");
+            }
+        } else {
+            let _ = writeln!(
+                s,
+                "| ratio | of the medians | paired (median of the per-round ratios) |"
+            );
+            let _ = writeln!(s, "|---|---|---|");
+            for (k, v) in &run.ratios {
+                let p = run
+                    .paired_ratios
+                    .get(k)
+                    .map_or("–".to_owned(), |p| format!("{p:.2}"));
+                let _ = writeln!(s, "| {k} | {v:.2} | {p} |");
+            }
         }
     }
     if run.cases.iter().any(|c| !c.latency.is_empty()) {
@@ -241,8 +256,16 @@ pub fn update_results_md(md: &Path, run: &RunResult, json: &Path, png: &Path) ->
     );
     let _ = writeln!(
         sec,
-        "- **Traffic:** {}-byte TCP frames to 198.19.0.250:9090 and MAC 00:00:5e:00:01:33 over {} flows (proxyha's cases a, a2, abp, e, ot, ox: established first by an uncounted warm-up of four passes at 0.15 Mpps, SYN first, then ACK|PSH only; the others SYN first, then ACK|PSH), from the BPF_PROG_TEST_RUN live-frames generator, flat out for {:.1} s per repeat, {} repeats back to back.",
-        run.frame_bytes, run.flows, run.seconds_per_repeat, run.repeats
+        "- **Traffic:** {}-byte TCP frames to 198.19.0.250:9090 and MAC 00:00:5e:00:01:33 over {} flows (proxyha's cases a, a2, abp, e, ot, ox: established first by an uncounted warm-up of four passes at 0.15 Mpps, SYN first, then ACK|PSH only; the others SYN first, then ACK|PSH), from the BPF_PROG_TEST_RUN live-frames generator, flat out for {:.1} s per repeat, {} repeats {}.",
+        run.frame_bytes,
+        run.flows,
+        run.seconds_per_repeat,
+        run.repeats,
+        if run.interleaved {
+            "in rounds (one repeat of every case per round, each set up afresh)"
+        } else {
+            "back to back"
+        }
     );
     let _ = writeln!(sec, "- **CPU placement:** {placement}");
     let _ = writeln!(

@@ -55,17 +55,21 @@
  * (before this node's last takeover) is a miss: the map starts empty at
  * every takeover without a walk.
  *
- * proxyha_flows is a flow cache, not a hash map: a 2-way set-associative
- * array of 32-byte entries that the workers write directly through a shared
- * mapping (BPF_F_MMAPABLE; src/xsk/fastpath.rs), with no syscall. A lookup
- * is one cache line and no lock, where an LRU hash map costs a bucket walk
- * and two dependent cache misses. The set is a keyed hash of the tuple (a
- * random seed per filter, in the config), so an outsider cannot aim tuples
- * at one set. Writers store an entry as four 64-bit words while this program
- * may read it; the fourth word is a check over the other three, so a read
- * that mixes two versions of an entry fails the check (the chance that it
- * does not is 2^-64) and counts as a miss.
- *
+ * proxyha_flows is a flow cache, not a hash map: a 4-way set-associative
+ * array of 16-byte entries, one 64-byte cache line per set, that the
+ * workers write directly through a shared mapping (BPF_F_MMAPABLE;
+ * src/xsk/fastpath.rs), with no syscall. A lookup reads one cache line and
+ * takes no lock, where an LRU hash map costs a bucket walk and two
+ * dependent cache misses. An entry is the flow's id (a keyed 64-bit hash of
+ * the tuple, whose top bits are the set: a random seed per filter, in the
+ * config, so an outsider can neither aim tuples at one set nor forge an id)
+ * and its target. Writers replace an entry while this program may read it:
+ * they clear the id, write the target, then write the new id; the program
+ * reads the id, the target and the id again, so on a CPU that keeps stores
+ * and loads in order (x86) it never pairs one flow's id with another's
+ * target, and the target also carries 16 more bits of its own flow's id (a
+ * tag) against CPUs with weaker ordering.
+
  * The control plane writes the maps below; all-zero maps (the state right
  * after loading) steer nothing, so loading the program alone never steals
  * traffic. The Rust side mirrors these layouts in src/xsk/filter.rs.
@@ -100,13 +104,14 @@
 #define NODE_DRAINING 2
 /* No local slot (filter_config.local_slot). */
 #define NO_SLOT 0xffff
-/* The fast-path flow cache (xsk::fastpath): 2^17 sets of 2 ways. */
-#define FLOW_SET_BITS 17
-#define FLOW_WAYS 2
+/* The fast-path flow cache (xsk::fastpath): 2^16 sets of 4 ways. */
+#define FLOW_SET_BITS 16
+#define FLOW_WAYS 4
 #define FLOW_ENTRIES (FLOW_WAYS << FLOW_SET_BITS)
 #define BPF_F_MMAPABLE (1U << 10)
 /*
- * An entry older than this (units of 2^30 ns: about 64 s) is a miss: the
+ * An entry older than this (units of 2^30 ns: about 64 s; the stamp has 8
+ * bits, so ages wrap at 256 units) is a miss: the
  * flow's next packet goes to its worker, which installs it again. So a
  * worker sees every live offloaded flow at least once a minute, and its
  * flow-table entry (300 s idle timeout) never expires under a flow that is
@@ -146,21 +151,17 @@ struct filter_config {
 };
 
 /*
- * One flow-cache entry, as four 64-bit words in host order:
- *   addrs:  the source and destination addresses as on the wire;
- *   ports:  source and destination ports as on the wire, then the protocol;
- *   target: slot | generation << 16 | epoch << 32 | stamp << 48, where
- *           epoch is the low 16 bits of filter_config.epoch and stamp the
- *           install time in units of 2^30 ns of CLOCK_MONOTONIC (coarse),
- *           low 16 bits;
- *   check:  flow_check(addrs, ports, target).
- * All zero (empty), or voided by a SYN (target 0), it never matches.
+ * One flow-cache entry, two 64-bit words in host order:
+ *   id:     flow_id() of the tuple; 0: empty (or voided by a SYN);
+ *   target: slot | generation << 16 | epoch << 32 | stamp << 40 | tag << 48:
+ *           the node slot and the low 16 bits of its generation, the low 8
+ *           bits of filter_config.epoch, the install time in units of
+ *           2^30 ns of CLOCK_MONOTONIC (coarse), low 8 bits, and bits 16..31
+ *           of the id.
  */
 struct flow_entry {
-	__u64 addrs;
-	__u64 ports;
+	__u64 id;
 	__u64 target;
-	__u64 check;
 };
 
 /* A node slot as the control plane mirrors it from the health table. */
@@ -367,30 +368,26 @@ static __always_inline __u64 mix(__u64 x)
 	return x;
 }
 
-/* The first entry of the tuple's set; xsk::fastpath::set_index. */
-static __always_inline __u32 flow_set(__u64 addrs, __u64 ports, __u64 seed)
+/* A flow's id: never 0; its top FLOW_SET_BITS bits are its set
+ * (xsk::fastpath::FlowKey::id). */
+static __always_inline __u64 flow_id(__u64 addrs, __u64 ports, __u64 seed)
 {
-	return (__u32)(mix(addrs ^ mix(ports ^ seed)) >> (64 - FLOW_SET_BITS)) * FLOW_WAYS;
+	return mix(addrs ^ mix(ports ^ seed)) | 1;
 }
 
-/* The check word of an entry; xsk::fastpath::check. */
-static __always_inline __u64 flow_check(__u64 addrs, __u64 ports, __u64 target)
-{
-	return mix(addrs ^ mix(ports ^ mix(target ^ 0x7068612d63686b31ULL)));
-}
+#define READ_ONCE(x) (*(volatile __u64 *)&(x))
 
-/* The entry of the tuple in its set, if any (its target not yet checked). */
-static __always_inline struct flow_entry *flow_find(__u64 addrs, __u64 ports,
-						    __u64 seed)
+/* The entry of the flow `id` in its set, if any. */
+static __always_inline struct flow_entry *flow_find(__u64 id)
 {
-	__u32 idx = flow_set(addrs, ports, seed);
+	__u32 idx = (__u32)(id >> (64 - FLOW_SET_BITS)) * FLOW_WAYS;
 	struct flow_entry *e;
 
 #pragma unroll
 	for (int way = 0; way < FLOW_WAYS; way++) {
 		__u32 i = idx + way;
 		e = bpf_map_lookup_elem(&proxyha_flows, &i);
-		if (e && e->addrs == addrs && e->ports == ports)
+		if (e && READ_ONCE(e->id) == id)
 			return e;
 	}
 	return 0;
@@ -410,34 +407,35 @@ static __always_inline int fast_path(struct xdp_md *ctx,
 {
 	struct flow_entry *e;
 	struct node_slot *n;
-	__u64 addrs, ports, target;
+	__u64 addrs, ports, id, target;
 	__u32 p4, slot;
 	__u16 local;
 
 	__builtin_memcpy(&addrs, &ip->saddr, 8);
 	__builtin_memcpy(&p4, l4, 4);
 	ports = (__u64)p4 | ((__u64)ip->protocol << 32);
+	id = flow_id(addrs, ports, cfg->flow_seed);
 	if (ip->protocol == IPPROTO_TCP) {
 		if ((void *)(l4 + 14) > end)
 			return -1;
 		if (l4[13] & TCP_SYN) {
 			/* A new connection on this tuple: the workers place it. */
 			if (!(l4[13] & TCP_ACK)) {
-				e = flow_find(addrs, ports, cfg->flow_seed);
+				e = flow_find(id);
 				if (e)
-					e->target = 0;
+					e->id = 0;
 			}
 			return -1;
 		}
 	}
-	e = flow_find(addrs, ports, cfg->flow_seed);
+	e = flow_find(id);
 	if (!e)
 		return -1;
-	target = e->target;
-	if ((__u16)(target >> 32) != (__u16)cfg->epoch ||
-	    e->check != flow_check(addrs, ports, target))
+	target = READ_ONCE(e->target);
+	if (READ_ONCE(e->id) != id || (target >> 48) != ((id >> 16) & 0xffff) ||
+	    ((target >> 32) & 0xff) != (cfg->epoch & 0xff))
 		return -1;
-	if ((__u16)((bpf_ktime_get_coarse_ns() >> 30) - (target >> 48)) > FLOW_REFRESH)
+	if ((__u8)((bpf_ktime_get_coarse_ns() >> 30) - (target >> 40)) > FLOW_REFRESH)
 		return -1;
 	slot = target & 0xffff;
 	n = bpf_map_lookup_elem(&proxyha_nodes, &slot);

@@ -6,7 +6,7 @@
 //!
 //! The flows live in a flow cache that the program and the workers share
 //! through a mapping of the array map (see filter.bpf.c for the layout and
-//! why a check word makes concurrent reads safe).
+//! why concurrent reads never pair one flow's id with another's target).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -18,19 +18,36 @@ use crate::bpf::{Map, MappedWords};
 
 use super::Error;
 
-/// Sets of the fast-path flow cache (`FLOW_SET_BITS` in filter.bpf.c).
-pub const FLOW_SET_BITS: u32 = 17;
-/// Ways per set (`FLOW_WAYS`).
-pub const FLOW_WAYS: usize = 2;
-/// Entries of the flow cache (`FLOW_ENTRIES`): 262,144 of 32 bytes, 8 MiB.
-/// When both ways of a flow's set hold other live flows, installing it
-/// replaces one of them (chosen by a bit of the tuple's hash), whose next
+/// Sets of the fast-path flow cache, as bits (`FLOW_SET_BITS` in
+/// filter.bpf.c).
+pub const FLOW_SET_BITS: u32 = 16;
+/// Ways per set (`FLOW_WAYS`): one 64-byte cache line per set.
+pub const FLOW_WAYS: usize = 4;
+/// Entries of the flow cache (`FLOW_ENTRIES`): 262,144 of 16 bytes, 4 MiB.
+/// When all four ways of a flow's set hold other live flows, installing it
+/// replaces one of them (chosen by two bits of the flow's id), whose next
 /// packet goes to the workers, which install it again.
 pub const FLOW_ENTRIES: usize = FLOW_WAYS << FLOW_SET_BITS;
-/// 64-bit words per entry (`struct flow_entry`).
-const WORDS: usize = 4;
-/// The salt of the check word (`flow_check` in filter.bpf.c).
-const CHECK_SALT: u64 = 0x7068_612d_6368_6b31; // "pha-chk1"
+/// 64-bit words per entry (`struct flow_entry`: id, target).
+const WORDS: usize = 2;
+
+/// Entries older than this many stamp units (2^30 ns, about 64 s in all)
+/// are misses (`FLOW_REFRESH`): a worker sees every live offloaded flow at
+/// least once a minute, so its flow-table entry (300 s idle timeout) lives
+/// as long as the flow.
+pub const FLOW_REFRESH: u8 = 60;
+
+/// Now, as an entry's stamp: CLOCK_MONOTONIC_COARSE (the clock of the
+/// program's `bpf_ktime_get_coarse_ns`) in units of 2^30 ns, low 8 bits.
+pub fn stamp_now() -> u8 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE).map_or(0, |t| {
+        let ns = (t.tv_sec() as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(t.tv_nsec() as u64);
+        (ns >> 30) as u8
+    })
+}
 
 /// MurmurHash3's 64-bit finaliser (`mix` in filter.bpf.c).
 #[inline]
@@ -42,8 +59,8 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
-/// A flow as the program reads it from a frame: the `addrs` and `ports`
-/// words of `struct flow_entry` (wire bytes loaded in host order).
+/// A flow as the program reads it from a frame: the tuple's wire bytes
+/// loaded in host order, as two words (addresses; ports and protocol).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     addrs: u64,
@@ -66,35 +83,24 @@ impl From<&flow::Key> for FlowKey {
 }
 
 impl FlowKey {
-    /// The index of the first entry of this flow's set (`flow_set`).
+    /// The flow's id under `seed` (`flow_id`): never 0, its top
+    /// [`FLOW_SET_BITS`] bits name its set.
     #[inline]
-    fn set(&self, seed: u64) -> usize {
-        (mix(self.addrs ^ mix(self.ports ^ seed)) >> (64 - FLOW_SET_BITS)) as usize * FLOW_WAYS
-    }
-
-    /// The check word of this flow with `target` (`flow_check`).
-    #[inline]
-    fn check(&self, target: u64) -> u64 {
-        mix(self.addrs ^ mix(self.ports ^ mix(target ^ CHECK_SALT)))
+    fn id(&self, seed: u64) -> u64 {
+        mix(self.addrs ^ mix(self.ports ^ seed)) | 1
     }
 }
 
-/// Entries older than this many stamp units (2^30 ns, about 64 s in all)
-/// are misses (`FLOW_REFRESH`): a worker sees every live offloaded flow at
-/// least once a minute, so its flow-table entry (300 s idle timeout) lives
-/// as long as the flow.
-pub const FLOW_REFRESH: u16 = 60;
+/// The first entry of the set of flow `id`.
+#[inline]
+fn set_of(id: u64) -> usize {
+    (id >> (64 - FLOW_SET_BITS)) as usize * FLOW_WAYS
+}
 
-/// Now, as an entry's stamp: CLOCK_MONOTONIC_COARSE (the clock of the
-/// program's `bpf_ktime_get_coarse_ns`) in units of 2^30 ns, low 16 bits.
-pub fn stamp_now() -> u16 {
-    use nix::time::{ClockId, clock_gettime};
-    clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE).map_or(0, |t| {
-        let ns = (t.tv_sec() as u64)
-            .wrapping_mul(1_000_000_000)
-            .wrapping_add(t.tv_nsec() as u64);
-        (ns >> 30) as u16
-    })
+/// The 16 bits of an id a target carries (bits 16..31).
+#[inline]
+fn tag(id: u64) -> u64 {
+    (id >> 16) & 0xffff
 }
 
 /// `struct flow_entry`'s target word: where an installed flow goes.
@@ -104,41 +110,31 @@ pub struct FlowTarget {
     pub slot: u16,
     /// The low 16 bits of the slot generation it was steered under.
     pub generation: u16,
-    /// The low 16 bits of the fast-path epoch it was installed in.
-    pub epoch: u16,
+    /// The low 8 bits of the fast-path epoch it was installed in.
+    pub epoch: u8,
     /// When it was installed ([`stamp_now`]).
-    pub stamp: u16,
+    pub stamp: u8,
 }
 
 impl FlowTarget {
-    fn word(self) -> u64 {
+    /// The target word of flow `id`.
+    fn word(self, id: u64) -> u64 {
         u64::from(self.slot)
             | (u64::from(self.generation) << 16)
             | (u64::from(self.epoch) << 32)
-            | (u64::from(self.stamp) << 48)
+            | (u64::from(self.stamp) << 40)
+            | (tag(id) << 48)
     }
 
-    fn of(word: u64) -> FlowTarget {
-        FlowTarget {
+    /// The target in `word`, if it carries `id`'s tag.
+    fn of(word: u64, id: u64) -> Option<FlowTarget> {
+        (word >> 48 == tag(id)).then_some(FlowTarget {
             slot: word as u16,
             generation: (word >> 16) as u16,
-            epoch: (word >> 32) as u16,
-            stamp: (word >> 48) as u16,
-        }
+            epoch: (word >> 32) as u8,
+            stamp: (word >> 40) as u8,
+        })
     }
-}
-
-/// One entry as read: whether it holds `key`, and its target if its check
-/// word is right (an empty, voided or torn entry has none).
-#[inline]
-fn read(e: &[AtomicU64]) -> (FlowKey, Option<FlowTarget>) {
-    let key = FlowKey {
-        addrs: e[0].load(Ordering::Relaxed),
-        ports: e[1].load(Ordering::Relaxed),
-    };
-    let target = e[2].load(Ordering::Relaxed);
-    let valid = target != 0 && e[3].load(Ordering::Relaxed) == key.check(target);
-    (key, valid.then(|| FlowTarget::of(target)))
 }
 
 /// The flow cache, mapped from the program's `proxyha_flows`.
@@ -163,55 +159,78 @@ struct Cache<'a> {
 }
 
 impl Cache<'_> {
-    fn entry(&self, i: usize) -> &[AtomicU64] {
-        self.words.get(i * WORDS..(i + 1) * WORDS).unwrap_or(&[])
+    /// Entry `i`: its id and target words.
+    fn entry(&self, i: usize) -> Option<(&AtomicU64, &AtomicU64)> {
+        match self.words.get(i * WORDS..(i + 1) * WORDS)? {
+            [id, target] => Some((id, target)),
+            _ => None,
+        }
     }
 
     /// Writes `key` → `target` into its set: over its own entry, else an
-    /// empty, voided or other-epoch way, else the way a bit of the tuple's
-    /// hash names.
+    /// empty way or one of another epoch, else the way two bits of the id
+    /// name. The id is cleared first and written last, so the program never
+    /// pairs an id with another flow's target (see filter.bpf.c).
     fn install(&self, key: FlowKey, target: FlowTarget) -> bool {
-        let set = key.set(self.seed);
+        let id = key.id(self.seed);
+        let set = set_of(id);
         let mut way = None;
         for w in 0..FLOW_WAYS {
-            let e = self.entry(set + w);
-            if e.len() != WORDS {
+            let Some((eid, et)) = self.entry(set + w) else {
                 return false;
-            }
-            let (k, t) = read(e);
-            if k == key {
+            };
+            let other = eid.load(Ordering::Relaxed);
+            if other == id {
                 way = Some(w);
                 break;
             }
-            if way.is_none() && t.is_none_or(|t| t.epoch != target.epoch) {
+            let free = other == 0
+                || FlowTarget::of(et.load(Ordering::Relaxed), other)
+                    .is_none_or(|t| t.epoch != target.epoch);
+            if way.is_none() && free {
                 way = Some(w);
             }
         }
-        let w = way.unwrap_or((mix(key.ports ^ key.addrs ^ self.seed) & 1) as usize);
-        let e = self.entry(set + w);
-        let t = target.word();
-        // Four whole-word stores; a reader between them sees a check that
-        // fits neither version and takes the slow path.
-        e[0].store(key.addrs, Ordering::Relaxed);
-        e[1].store(key.ports, Ordering::Relaxed);
-        e[2].store(t, Ordering::Relaxed);
-        e[3].store(key.check(t), Ordering::Release);
+        let w = way.unwrap_or(((id >> 1) & (FLOW_WAYS as u64 - 1)) as usize);
+        let Some((eid, et)) = self.entry(set + w) else {
+            return false;
+        };
+        if eid.load(Ordering::Relaxed) != id {
+            eid.store(0, Ordering::Relaxed);
+        }
+        et.store(target.word(id), Ordering::Release);
+        eid.store(id, Ordering::Release);
         true
     }
 
     fn lookup(&self, key: FlowKey) -> Option<FlowTarget> {
-        let set = key.set(self.seed);
-        (0..FLOW_WAYS).find_map(|w| match read(self.entry(set + w)) {
-            (k, t) if k == key => t,
-            _ => None,
+        let id = key.id(self.seed);
+        let set = set_of(id);
+        (0..FLOW_WAYS).find_map(|w| {
+            let (eid, et) = self.entry(set + w)?;
+            if eid.load(Ordering::Acquire) != id {
+                return None;
+            }
+            let t = et.load(Ordering::Acquire);
+            (eid.load(Ordering::Relaxed) == id)
+                .then(|| FlowTarget::of(t, id))
+                .flatten()
         })
     }
 
+    /// Entries that hold a flow (any epoch).
     fn len(&self) -> usize {
         self.words
             .chunks_exact(WORDS)
-            .filter(|e| read(e).1.is_some())
+            .filter(|e| e[0].load(Ordering::Relaxed) != 0)
             .count()
+    }
+
+    /// Empties every entry.
+    fn clear(&self) {
+        for e in self.words.chunks_exact(WORDS) {
+            e[0].store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -295,9 +314,9 @@ impl FastPath {
     pub fn install_stamped(
         &self,
         flows: &[(flow::Key, flow::Target)],
-        stamp: u16,
+        stamp: u8,
     ) -> Result<usize, Error> {
-        let epoch = self.epoch.load(Ordering::Relaxed) as u16;
+        let epoch = self.epoch.load(Ordering::Relaxed) as u8;
         let cache = self.flows.cache();
         Ok(flows
             .iter()
@@ -320,8 +339,8 @@ impl FastPath {
         Ok(self.flows.cache().lookup(FlowKey::from(key)))
     }
 
-    /// The number of valid entries in the flow cache, of any epoch (a walk
-    /// of 8 MiB: for tests and diagnostics).
+    /// The number of entries in the flow cache that hold a flow, of any
+    /// epoch (a walk of 4 MiB: for tests and diagnostics).
     pub fn len(&self) -> Result<usize, Error> {
         Ok(self.flows.cache().len())
     }
@@ -329,6 +348,13 @@ impl FastPath {
     /// Whether the flow cache holds no valid entry.
     pub fn is_empty(&self) -> Result<bool, Error> {
         Ok(self.flows.cache().len() == 0)
+    }
+
+    /// Empties the flow cache (a walk of 4 MiB, about a millisecond): with
+    /// each new epoch, so that an entry can never come back to life when the
+    /// 8 bits of epoch an entry keeps wrap.
+    pub(super) fn clear(&self) {
+        self.flows.cache().clear();
     }
 
     /// Mirrors the health table into the program's node array: every slot
@@ -389,10 +415,16 @@ mod tests {
             slot: 3,
             generation: 0xbeef,
             epoch: 7,
-            stamp: 0x1234,
+            stamp: 0x12,
         };
-        assert_eq!(t.word(), 3 | 0xbeef << 16 | 7 << 32 | 0x1234 << 48);
-        assert_eq!(FlowTarget::of(t.word()), t);
+        let id = 0xaaaa_bbbb_cccc_dddd;
+        assert_eq!(
+            t.word(id),
+            3 | 0xbeef << 16 | 7 << 32 | 0x12 << 40 | 0xcccc << 48
+        );
+        assert_eq!(FlowTarget::of(t.word(id), id), Some(t));
+        assert_eq!(FlowTarget::of(t.word(id), id ^ 1 << 20), None, "tag");
+        assert_eq!(set_of(id), 0xaaaa * FLOW_WAYS);
         let n = health::Node {
             info: health::NodeInfo {
                 id: 1,
@@ -426,36 +458,13 @@ mod tests {
         })
     }
 
-    #[test]
-    fn an_entry_is_valid_only_whole() {
-        let e = words(1);
-        let k = key(1);
-        let t = FlowTarget {
-            slot: 2,
-            generation: 9,
-            epoch: 1,
-            stamp: 5,
-        };
-        assert_eq!(read(&e).1, None, "all zero: empty");
-        e[0].store(k.addrs, Ordering::Relaxed);
-        e[1].store(k.ports, Ordering::Relaxed);
-        e[2].store(t.word(), Ordering::Relaxed);
-        assert_eq!(read(&e).1, None, "no check word yet");
-        e[3].store(k.check(t.word()), Ordering::Relaxed);
-        assert_eq!(read(&e), (k, Some(t)));
-        // A torn read: any one word from another version fails the check.
-        let other = key(2);
-        for (i, w) in [other.addrs, other.ports, t.word() + 1, 0]
-            .into_iter()
-            .enumerate()
-        {
-            let saved = e[i].swap(w, Ordering::Relaxed);
-            assert_eq!(read(&e).1, None, "word {i} from another entry");
-            e[i].store(saved, Ordering::Relaxed);
+    fn t(slot: u16, epoch: u8) -> FlowTarget {
+        FlowTarget {
+            slot,
+            generation: 1,
+            epoch,
+            stamp: 0,
         }
-        // A SYN voids it (target 0).
-        e[2].store(0, Ordering::Relaxed);
-        assert_eq!(read(&e).1, None);
     }
 
     #[test]
@@ -465,58 +474,84 @@ mod tests {
             words: &w,
             seed: 0x1234,
         };
-        let t = |slot| FlowTarget {
-            slot,
-            generation: 1,
-            epoch: 1,
-            stamp: 0,
-        };
-        // Three flows of one set (found by search: the seed is fixed here).
-        let first = key(0).set(c.seed);
-        let same: Vec<FlowKey> = (1..2_000_000)
+        // Six flows of one set (found by search: the seed is fixed here).
+        let first = set_of(key(0).id(c.seed));
+        let same: Vec<FlowKey> = (0..20_000_000)
             .map(key)
-            .filter(|k| k.set(c.seed) == first)
-            .take(2)
+            .filter(|k| set_of(k.id(c.seed)) == first)
+            .take(6)
             .collect();
-        let (a, b, x) = (key(0), same[0], same[1]);
-        assert!(c.install(a, t(1)) && c.install(b, t(2)));
-        assert_eq!((c.lookup(a), c.lookup(b)), (Some(t(1)), Some(t(2))));
-        assert!(c.install(a, t(3)), "an update writes over its own way");
-        assert_eq!((c.lookup(a), c.lookup(b)), (Some(t(3)), Some(t(2))));
-        assert!(c.install(x, t(4)));
-        assert_eq!(c.lookup(x), Some(t(4)));
+        assert_eq!(same.len(), 6);
+        for (i, k) in same[..4].iter().enumerate() {
+            assert!(c.install(*k, t(i as u16, 1)));
+        }
+        for (i, k) in same[..4].iter().enumerate() {
+            assert_eq!(c.lookup(*k), Some(t(i as u16, 1)), "way {i}");
+        }
+        assert!(c.install(same[0], t(9, 1)), "an update writes its own way");
+        assert_eq!(c.lookup(same[0]), Some(t(9, 1)));
+        assert_eq!(c.len(), 4);
+        assert!(c.install(same[4], t(4, 1)));
+        assert_eq!(c.lookup(same[4]), Some(t(4, 1)));
         assert_eq!(
-            [c.lookup(a), c.lookup(b)]
-                .iter()
-                .filter(|t| t.is_some())
-                .count(),
-            1,
-            "the third flow of a set replaces one of the two"
+            same[..4].iter().filter(|k| c.lookup(**k).is_some()).count(),
+            3,
+            "the fifth flow of a set replaces one of the four"
         );
-        assert_eq!(c.len(), 2);
-        // An entry of another epoch is free for the taking.
-        let y = (2_000_000..4_000_000)
-            .map(key)
-            .find(|k| k.set(c.seed) == first)
+        assert_eq!(c.len(), 4);
+        // An entry of another epoch goes before a live one.
+        let keep: Vec<FlowKey> = same[..5]
+            .iter()
+            .copied()
+            .filter(|k| c.lookup(*k).is_some())
+            .collect();
+        assert!(c.install(keep[0], t(7, 2)));
+        assert!(c.install(same[5], t(5, 2)));
+        assert_eq!(
+            c.lookup(keep[0]),
+            Some(t(7, 2)),
+            "the new epoch's flow stays"
+        );
+        assert_eq!(c.lookup(same[5]), Some(t(5, 2)));
+        c.clear();
+        assert_eq!(c.len(), 0);
+        assert!(same.iter().all(|k| c.lookup(*k).is_none()));
+    }
+
+    #[test]
+    fn an_id_never_pairs_with_another_flows_target() {
+        let w = words(FLOW_ENTRIES);
+        let c = Cache {
+            words: &w,
+            seed: 77,
+        };
+        let a = key(1);
+        assert!(c.install(a, t(3, 1)));
+        let id = a.id(c.seed);
+        let i = (0..FLOW_ENTRIES)
+            .find(|&i| w[i * WORDS].load(Ordering::Relaxed) == id)
             .unwrap();
-        let new = FlowTarget { epoch: 2, ..t(5) };
-        assert!(c.install(y, new));
-        assert!(c.install(x, FlowTarget { epoch: 2, ..t(6) }));
-        assert_eq!(c.lookup(y), Some(new), "both old-epoch ways went first");
+        // Another flow's target under a's id (what a torn read on a weakly
+        // ordered CPU could see): refused by the tag.
+        let other = key(2).id(c.seed);
+        w[i * WORDS + 1].store(t(4, 1).word(other), Ordering::Relaxed);
+        assert_eq!(c.lookup(a), None);
+        // A SYN's void (id 0) empties the entry.
+        assert!(c.install(a, t(3, 1)));
+        w[i * WORDS].store(0, Ordering::Relaxed);
+        assert_eq!(c.lookup(a), None);
     }
 
     proptest::proptest! {
         #[test]
-        fn the_check_binds_every_word(a: u64, p: u64, t in 1u64.., flip in 0usize..192) {
-            let k = FlowKey { addrs: a, ports: p };
-            let c = k.check(t);
-            let (mut a2, mut p2, mut t2) = (a, p, t);
-            match flip / 64 {
-                0 => a2 ^= 1 << (flip % 64),
-                1 => p2 ^= 1 << (flip % 64),
-                _ => t2 ^= 1 << (flip % 64),
-            }
-            proptest::prop_assert_ne!(FlowKey { addrs: a2, ports: p2 }.check(t2), c);
+        fn ids_are_never_zero_and_targets_round_trip(
+            a: u64, p: u64, seed: u64, slot: u16, generation: u16, epoch: u8, stamp: u8
+        ) {
+            let id = FlowKey { addrs: a, ports: p }.id(seed);
+            proptest::prop_assert_ne!(id, 0);
+            let t = FlowTarget { slot, generation, epoch, stamp };
+            proptest::prop_assert_eq!(FlowTarget::of(t.word(id), id), Some(t));
+            proptest::prop_assert!(set_of(id) + FLOW_WAYS <= FLOW_ENTRIES);
         }
     }
 }

@@ -433,7 +433,11 @@ impl Filter {
         self.fast.epoch.store(config.epoch, Ordering::Relaxed);
         self.config
             .update(&0u32, &config.to_bytes(self.fast.seed()))?;
+        let new_epoch = shadow.config.epoch != config.epoch;
         shadow.config = *config;
+        if new_epoch {
+            self.fast.clear();
+        }
         Ok(())
     }
 
@@ -592,6 +596,7 @@ impl Filter {
         self.config
             .update(&0u32, &config.to_bytes(self.fast.seed()))?;
         shadow.config = config;
+        self.fast.clear();
         Ok(())
     }
 
