@@ -69,13 +69,31 @@ fn bench_flow(c: &mut Criterion) {
         })
     });
     at = 0;
+    g.bench_function("steer_x64_touched", |b| {
+        b.iter(|| {
+            let batch = &order[at..at + 64];
+            at = (at + 64) % (order.len() - 64);
+            let mut acc = 0u64;
+            for (_, h) in batch {
+                acc ^= t.touch(*h);
+            }
+            for (_, h) in batch {
+                acc ^= t
+                    .steer(*h, Segment::Data, 1, &mut Fixed)
+                    .target
+                    .map_or(0, |x| x.mac);
+            }
+            acc
+        })
+    });
+    at = 0;
     g.bench_function("steer_x64_prefetched", |b| {
         b.iter(|| {
             let batch = &order[at..at + 64];
             at = (at + 64) % (order.len() - 64);
             let mut acc = 0u64;
             for (_, h) in batch {
-                acc ^= t.prefetch(*h);
+                t.prefetch(*h);
             }
             for (_, h) in batch {
                 acc ^= t

@@ -4,7 +4,7 @@
 //! 1. reclaim finished transmissions;
 //! 2. transmit frames the control plane queued (adverts, GARPs, heartbeats):
 //!    allocate a frame, copy, queue for TX;
-//! 3. receive up to `batch` frames and classify them all, touching each
+//! 3. receive up to `batch` frames and classify them all, prefetching each
 //!    flow's flow-table bucket so that the cache misses overlap;
 //! 4. steer each balanced frame (flow table, else Maglev), rewrite its MACs
 //!    and queue it for TX, or deliver it to the local sink when it is this
@@ -377,26 +377,24 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
             maglev: table,
         };
 
-        // Pass 1: classify and hash (the frames are in cache).
+        // Pass 1: classify and hash (the frames are in cache), and prefetch
+        // each flow's bucket at once, so that the cache misses of the whole
+        // batch are in flight while the rest of it is classified.
         self.verdicts.clear();
         for &fr in &self.rx[..n] {
             let v = classify::classify(filter, self.port.data(fr));
             let h = match v {
-                Verdict::ProxyFlow(p) | Verdict::FirstFragment(Some(p), _) => p.key.hash(),
+                Verdict::ProxyFlow(p) => {
+                    let h = p.key.hash();
+                    self.flows.prefetch(h);
+                    h
+                }
+                Verdict::FirstFragment(Some(p), _) => p.key.hash(),
                 Verdict::IcmpError(k) => k.hash(),
                 _ => 0,
             };
             self.verdicts.push((v, h));
         }
-        // Touch every flow's bucket in a tight loop, so that the cache misses
-        // of the whole batch are in flight together.
-        let mut touch = 0u64;
-        for &(v, h) in &self.verdicts {
-            if matches!(v, Verdict::ProxyFlow(_)) {
-                touch ^= self.flows.prefetch(h);
-            }
-        }
-        std::hint::black_box(touch);
 
         // Pass 2: act.
         let our_mac = filter.our_mac;

@@ -43,6 +43,8 @@ use bytemuck::{Pod, Zeroable};
 
 use super::mix64;
 
+mod prefetch;
+
 /// Ways per bucket.
 pub const WAYS: usize = 8;
 
@@ -350,12 +352,23 @@ impl Table {
         (((placed >> 32) * self.nbuckets as u64) >> 32) as usize
     }
 
-    /// Touches the bucket of `hash` (both its cache lines) so that a
-    /// following [`Table::steer`] finds it in cache. Call it for a whole
-    /// batch first: the misses overlap. Returns a value to feed to
-    /// `std::hint::black_box` so the loads are kept.
+    /// Prefetches the bucket of `hash` (both its cache lines) so that a
+    /// following [`Table::steer`] finds it in cache: the worker calls it for
+    /// each frame of a batch as it classifies it, so the misses of the whole
+    /// batch are in flight while it works. Costs no stall.
     #[inline]
-    pub fn prefetch(&self, hash: u64) -> u64 {
+    pub fn prefetch(&self, hash: u64) {
+        if let Some(b) = self.storage.get().get(self.bucket_index(hash)) {
+            prefetch::prefetch(&b.0[0]);
+            prefetch::prefetch(&b.0[WAYS / 2]);
+        }
+    }
+
+    /// Touches the bucket of `hash` with two loads instead (the way before
+    /// [`Table::prefetch`], kept for the benchmark that compares them):
+    /// returns a value to feed to `std::hint::black_box` so the loads stay.
+    #[inline]
+    pub fn touch(&self, hash: u64) -> u64 {
         let i = self.bucket_index(hash);
         self.storage
             .get()
