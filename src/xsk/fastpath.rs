@@ -542,6 +542,79 @@ mod tests {
         assert_eq!(c.lookup(a), None);
     }
 
+    /// The program's read (filter.bpf.c `fast_path`): the id, the target,
+    /// the id again, and the tag; loads in program order, as the program's
+    /// plain loads are on x86.
+    fn program_read(e: &[AtomicU64], id: u64) -> Option<FlowTarget> {
+        if e[0].load(Ordering::Acquire) != id {
+            return None;
+        }
+        let t = e[1].load(Ordering::Acquire);
+        if e[0].load(Ordering::Acquire) != id {
+            return None;
+        }
+        FlowTarget::of(t, id)
+    }
+
+    /// Writers racing over one set while a reader reads as the program does.
+    /// (Checked when written: with the reader's tag check removed the test
+    /// still passes on x86, the write order alone is enough there; with the
+    /// writer's clearing of the id also removed, it fails.)
+    #[test]
+    fn a_reader_never_pairs_an_id_with_another_flows_target() {
+        let w: &'static [AtomicU64] = Box::leak(words(FLOW_ENTRIES).into_boxed_slice());
+        let seed = 0x5eed;
+        // Six flows of one set, each always installed with its own slot:
+        // two writers keep replacing each other's entries in four ways.
+        let first = set_of(key(0).id(seed));
+        let same: Vec<FlowKey> = (0..20_000_000)
+            .map(key)
+            .filter(|k| set_of(k.id(seed)) == first)
+            .take(6)
+            .collect();
+        assert_eq!(same.len(), 6);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = [0usize, 3]
+            .into_iter()
+            .map(|from| {
+                let same = same.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let c = Cache { words: w, seed };
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for (i, k) in same.iter().enumerate().skip(from).take(3) {
+                            c.install(*k, t(i as u16, 1));
+                            n += 1;
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        let ids: Vec<u64> = same.iter().map(|k| k.id(seed)).collect();
+        let (mut hits, mut reads) = (0u64, 0u64);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300);
+        while std::time::Instant::now() < deadline {
+            for (i, id) in ids.iter().enumerate() {
+                for way in 0..FLOW_WAYS {
+                    let e = &w[(first + way) * WORDS..(first + way + 1) * WORDS];
+                    reads += 1;
+                    if let Some(got) = program_read(e, *id) {
+                        hits += 1;
+                        assert_eq!(got.slot, i as u16, "flow {i} read with another's target");
+                    }
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let installs: u64 = writers.into_iter().map(|h| h.join().unwrap()).sum();
+        assert!(
+            installs > 1000 && hits > 1000,
+            "{installs} installs, {hits} of {reads} reads"
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn ids_are_never_zero_and_targets_round_trip(
