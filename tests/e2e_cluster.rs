@@ -720,6 +720,21 @@ fn labs_leave_nothing_behind() {
         assert_eq!(w.matches("director-a rates over").count(), 2, "{w}");
         assert!(w.contains("rx_frames"), "{w}");
         assert!(served.len() >= 2, "{served:?}");
+        // The fast path (the lab's directors run it): the connections the
+        // workers saw established are in the flow cache, and their later
+        // packets were forwarded by XDP.
+        let st = lab.stats("director-a");
+        assert_eq!(st["fast_path"], true, "{st}");
+        assert!(st["fast_flows"].as_u64().unwrap_or(0) > 0, "{st}");
+        let fast_packets: u64 = st["fast_per_node"]
+            .as_object()
+            .map(|m| m.values().filter_map(|c| c["packets"].as_u64()).sum())
+            .unwrap_or(0);
+        assert!(fast_packets > 0, "{st}");
+        eprintln!(
+            "fast path on director-a: {} flows cached, {fast_packets} frames forwarded by XDP",
+            st["fast_flows"]
+        );
         // A clean stop leaves the cluster first: requests keep succeeding
         // while scanner-c stops, and it is out of the balancing set at once.
         let reqs = Loop::start(

@@ -58,7 +58,11 @@ pub fn render(r: &StatsReport) -> String {
         r.workers,
         r.xdp_mode,
         r.bind_mode.join(","),
-        if r.fast_path { "on" } else { "off" }
+        match (r.fast_path, r.fast_flows) {
+            (true, Some(n)) => format!("on ({n} of {} flows cached)", crate::xsk::FLOW_ENTRIES),
+            (true, None) => "on".to_owned(),
+            (false, _) => "off".to_owned(),
+        }
     );
     for (k, n) in counters(r) {
         let _ = writeln!(s, "  {k:<34}{n:>14}");
@@ -222,6 +226,7 @@ mod tests {
                     "to_xsk_heartbeat": 0, "passed": 0, "no_socket": 0},
             "control_tx_dropped": 0,
             "fast_path": true,
+            "fast_flows": 3,
             "fast_per_node": {"1": {"packets": 7, "bytes": 448}}
         }))
         .expect("a report as the daemon writes it")
@@ -240,7 +245,10 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("tx_redirected[198.18.0.3]"), "{s}");
-        assert!(s.contains("fast path: on"), "{s}");
+        assert!(
+            s.contains("fast path: on (3 of 262144 flows cached)"),
+            "{s}"
+        );
         assert!(
             s.lines()
                 .any(|l| l.trim_start().starts_with("fast_tx[198.18.0.3]") && l.ends_with(" 7")),

@@ -233,6 +233,14 @@ fn dataplane(o: &mut Out, r: &StatsReport) {
         "1 while the XDP fast path for established flows is on (docs/dataplane.md).",
     );
     o.sample("proxyha_fastpath_enabled", &[], u64::from(r.fast_path));
+    if let Some(n) = r.fast_flows {
+        o.family(
+            "proxyha_fastpath_flows",
+            "gauge",
+            "Entries of the XDP fast path's flow cache that hold a flow (of 262144).",
+        );
+        o.sample("proxyha_fastpath_flows", &[], n);
+    }
     for (name, help, pick) in [
         (
             "proxyha_fastpath_tx_frames_total",

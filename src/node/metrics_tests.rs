@@ -63,6 +63,9 @@ fn sample() -> (StatsReport, Status) {
         fast: None,
     });
     report.events.notify.run = 4;
+    // As a fast path with three cached flows reports it.
+    report.fast_path = true;
+    report.fast_flows = Some(3);
     // Through JSON both ways, as the daemon publishes and the endpoint reads.
     let report: StatsReport =
         serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
@@ -118,6 +121,7 @@ fn values_match_the_stats_and_status_documents() {
     assert_eq!(value(&text, "proxyha_vrrp_state{state=\"Backup\"}"), 0.0);
     assert_eq!(value(&text, "proxyha_vrrp_became_master_total"), 1.0);
     assert_eq!(value(&text, "proxyha_notify_run_total"), 4.0);
+    assert_eq!(value(&text, "proxyha_fastpath_flows"), 3.0);
     assert_eq!(
         value(&text, "proxyha_membership_generation"),
         s.heartbeat["membership"]["generation"].as_f64().unwrap()

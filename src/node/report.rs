@@ -44,6 +44,11 @@ pub struct StatsReport {
     /// the other, never both.
     #[serde(default)]
     pub fast_per_node: BTreeMap<u16, NodeCounters>,
+    /// Entries of the fast path's flow cache that hold a flow (of any
+    /// epoch), out of [`crate::xsk::FLOW_ENTRIES`]; `None` with the fast
+    /// path off.
+    #[serde(default)]
+    pub fast_flows: Option<u64>,
     /// Health-table slot → node IPv4, to read `tx_redirected`.
     pub slots: Vec<(u16, Ipv4Addr)>,
     /// Frames the control plane could not queue to a worker.
@@ -149,6 +154,7 @@ impl StatsReport {
             batch_time_buckets: src.latency.buckets(),
             xdp: src.xdp,
             fast_path: src.fast.is_some(),
+            fast_flows: src.fast.and_then(|f| f.len().ok()).map(|n| n as u64),
             fast_per_node: src
                 .fast
                 .map(|f| {
