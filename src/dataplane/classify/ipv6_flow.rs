@@ -97,27 +97,9 @@ pub(super) fn classify_flow(
 ) -> Verdict {
     match next {
         PROTO_TCP | PROTO_UDP => {
-            let segment = if next == PROTO_TCP {
-                if body.len() < 20 {
-                    return Verdict::Drop(DropReason::BadTcp);
-                }
-                let doff = usize::from(body[12] >> 4) * 4;
-                if doff < 20 || doff > body.len() {
-                    return Verdict::Drop(DropReason::BadTcp);
-                }
-                let flags = body[13];
-                if flags & 0x05 != 0 {
-                    flow::Segment::Close
-                } else if flags & 0x12 == 0x02 {
-                    flow::Segment::Open
-                } else {
-                    flow::Segment::Data
-                }
-            } else {
-                if body.len() < 8 {
-                    return Verdict::Drop(DropReason::BadUdp);
-                }
-                flow::Segment::Data
+            let segment = match super::segment_of(next, body) {
+                Ok(s) => s,
+                Err(r) => return Verdict::Drop(r),
             };
             let (Some(sport), Some(dport)) = (be16(body, 0), be16(body, 2)) else {
                 return Verdict::Drop(DropReason::BadTcp);

@@ -351,6 +351,35 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
+/// What a whole TCP (`proto` 6) or UDP header at the start of `l4` means
+/// for its flow's lifetime, for IPv4 and IPv6 alike: a TCP header needs 20
+/// bytes and a data offset within `l4`, a UDP header 8 bytes; otherwise the
+/// drop reason.
+#[inline]
+fn segment_of(proto: u8, l4: &[u8]) -> Result<flow::Segment, DropReason> {
+    if proto != PROTO_TCP {
+        return if l4.len() < 8 {
+            Err(DropReason::BadUdp)
+        } else {
+            Ok(flow::Segment::Data)
+        };
+    }
+    let (Some(&off), Some(&flags)) = (l4.get(12), l4.get(13)) else {
+        return Err(DropReason::BadTcp);
+    };
+    let doff = usize::from(off >> 4) * 4;
+    if l4.len() < 20 || doff < 20 || doff > l4.len() {
+        return Err(DropReason::BadTcp);
+    }
+    Ok(if flags & 0x05 != 0 {
+        flow::Segment::Close
+    } else if flags & 0x12 == 0x02 {
+        flow::Segment::Open
+    } else {
+        flow::Segment::Data
+    })
+}
+
 /// Classifies one frame. Never panics.
 #[inline]
 pub fn classify(filter: &Filter, frame: &[u8]) -> Verdict {
@@ -453,27 +482,11 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
                     });
                 }
                 flow::Segment::Data
-            } else if proto == PROTO_TCP {
-                if end < l4 + 20 {
-                    return Verdict::Drop(DropReason::BadTcp);
-                }
-                let doff = usize::from(frame[l4 + 12] >> 4) * 4;
-                if doff < 20 || l4 + doff > end {
-                    return Verdict::Drop(DropReason::BadTcp);
-                }
-                let flags = frame[l4 + 13];
-                if flags & 0x05 != 0 {
-                    flow::Segment::Close
-                } else if flags & 0x12 == 0x02 {
-                    flow::Segment::Open
-                } else {
-                    flow::Segment::Data
-                }
             } else {
-                if end < l4 + 8 {
-                    return Verdict::Drop(DropReason::BadUdp);
+                match segment_of(proto, frame.get(l4..end).unwrap_or(&[])) {
+                    Ok(s) => s,
+                    Err(r) => return Verdict::Drop(r),
                 }
-                flow::Segment::Data
             };
             // TCP and UDP both start with the source and destination ports.
             let sport = be16(frame, l4..l4 + 2);
