@@ -255,14 +255,7 @@ fn only_the_master_answers_arp_for_the_vip() {
     seg.run_until(4000);
     assert!(seg.arp_sent[0] > 0, "the new Master sends gratuitous ARP");
     assert_eq!(&seg.arp_sent[1..], &[0, 0]);
-    let req = arp::Repr {
-        operation: arp::Operation::Request,
-        sender_hw: Address([2, 0, 0, 0, 0, 0x64]),
-        sender_ip: "198.18.0.100".parse().unwrap(),
-        target_hw: Address([0; 6]),
-        target_ip: "198.18.0.250".parse().unwrap(),
-    }
-    .to_frame(None);
+    let req = arp_for_vip();
     let now = seg.now;
     for n in seg.nodes.iter_mut() {
         while n.plane.poll_transmit().is_some() {}
@@ -423,14 +416,7 @@ fn active_active_every_director_forwards_on_its_own_mac() {
     assert_eq!(fp(0).nodes, 3);
 
     // Nobody answers ARP for the VIP.
-    let req = arp::Repr {
-        operation: arp::Operation::Request,
-        sender_hw: Address([2, 0, 0, 0, 0, 0x64]),
-        sender_ip: "198.18.0.100".parse().unwrap(),
-        target_hw: Address([0; 6]),
-        target_ip: "198.18.0.250".parse().unwrap(),
-    }
-    .to_frame(None);
+    let req = arp_for_vip();
     let now = seg.now;
     for n in seg.nodes.iter_mut() {
         while n.plane.poll_transmit().is_some() {}
@@ -557,4 +543,16 @@ fn a_dataplane_fault_is_an_event_before_the_resignation() {
         ]
     );
     assert_eq!(seg.masters(), vec![1], "director-b took over");
+}
+
+/// A client's ARP request for the VIP.
+fn arp_for_vip() -> Vec<u8> {
+    arp::Repr {
+        operation: arp::Operation::Request,
+        sender_hw: Address([2, 0, 0, 0, 0, 0x64]),
+        sender_ip: "198.18.0.100".parse().unwrap(),
+        target_hw: Address([0; 6]),
+        target_ip: "198.18.0.250".parse().unwrap(),
+    }
+    .to_frame(None)
 }

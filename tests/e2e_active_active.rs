@@ -516,15 +516,10 @@ fn active_active_behind_an_ecmp_router() {
     // Draining director-b withdraws it (the router sends everything to
     // director-a); undraining announces it again.
     let drain = |state: &str| {
-        let out = std::process::Command::new(lab::binary())
-            .args(["drain", state, "--socket"])
-            .arg(lab.socket("director-b"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        common::cmd::output(
+            std::process::Command::new(lab::binary())
+                .args(["drain", state, "--socket"])
+                .arg(lab.socket("director-b")),
         );
     };
     let t = Instant::now();

@@ -22,6 +22,25 @@ fn state6(lab: &Lab, node: &str) -> String {
         .unwrap_or_else(|| "down".into())
 }
 
+/// How long after `t0` director-b became Master for IPv4 and for IPv6
+/// (polled every 5 ms, for at most 5 s; panics without both).
+fn takeover_times(lab: &Lab, t0: Instant) -> (Duration, Duration) {
+    let (mut v4, mut v6) = (None, None);
+    while t0.elapsed() < Duration::from_secs(5) && (v4.is_none() || v6.is_none()) {
+        if v4.is_none() && lab.vrrp_state("director-b") == "Master" {
+            v4 = Some(t0.elapsed());
+        }
+        if v6.is_none() && state6(lab, "director-b") == "Master" {
+            v6 = Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (Some(v4), Some(v6)) = (v4, v6) else {
+        panic!("no takeover: v4 {v4:?} v6 {v6:?}\n{}", lab.logs());
+    };
+    (v4, v6)
+}
+
 /// The switch port (the host's namespace suffix) the bridge learned `mac` on.
 fn fdb_port(lab: &Lab, mac: &str) -> Option<String> {
     let out = lab.exec("sw", &["bridge", "fdb", "show", "br", "br0"]);
@@ -112,19 +131,7 @@ fn ipv6_election_neighbour_discovery_and_failover() {
     // kill -9 the Active Director; both families move to director-b.
     let t0 = Instant::now();
     lab.kill9("director-a");
-    let (mut v4, mut v6) = (None, None);
-    while t0.elapsed() < Duration::from_secs(5) && (v4.is_none() || v6.is_none()) {
-        if v4.is_none() && lab.vrrp_state("director-b") == "Master" {
-            v4 = Some(t0.elapsed());
-        }
-        if v6.is_none() && state6(&lab, "director-b") == "Master" {
-            v6 = Some(t0.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let (Some(v4), Some(v6)) = (v4, v6) else {
-        panic!("no takeover: v4 {v4:?} v6 {v6:?}\n{}", lab.logs());
-    };
+    let (v4, v6) = takeover_times(&lab, t0);
     // Within one advert interval (10 cs) of the IPv6 takeover, the switch
     // has the virtual MAC on director-b's port (its unsolicited
     // advertisements and adverts come from that MAC).
@@ -229,19 +236,7 @@ fn ipv6_balancing_and_failover_with_downloads() {
     std::thread::sleep(Duration::from_secs(2));
     let t0 = Instant::now();
     lab.kill9("director-a");
-    let (mut v4, mut v6) = (None, None);
-    while t0.elapsed() < Duration::from_secs(5) && (v4.is_none() || v6.is_none()) {
-        if v4.is_none() && lab.vrrp_state("director-b") == "Master" {
-            v4 = Some(t0.elapsed());
-        }
-        if v6.is_none() && state6(&lab, "director-b") == "Master" {
-            v6 = Some(t0.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let (Some(v4), Some(v6)) = (v4, v6) else {
-        panic!("no takeover: v4 {v4:?} v6 {v6:?}\n{}", lab.logs());
-    };
+    let (v4, v6) = takeover_times(&lab, t0);
     let r6 = common::lab::finish_downloads(&lab, dl6);
     let r4 = common::lab::finish_downloads(&lab, dl4);
     println!(

@@ -372,16 +372,7 @@ impl QueueNs {
         // operator would (`proxyha key new`), once per namespace.
         let key = self.dir.join("heartbeat.key");
         if !key.exists() {
-            let out = Command::new(lab::binary())
-                .args(["key", "new"])
-                .arg(&key)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            common::cmd::output(Command::new(lab::binary()).args(["key", "new"]).arg(&key));
         }
         let text = format!(
             "[node]\nname = \"qtest\"\nmanagement_ip = \"198.18.7.1\"\npriority = 0\nlbid = 77\n\

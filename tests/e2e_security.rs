@@ -315,17 +315,12 @@ fn hb_counter(status: &serde_json::Value, name: &str) -> u64 {
 /// to replay), read from a pcap file that tcpdump writes.
 fn capture_heartbeat(lab: &Lab) -> Vec<u8> {
     let file = lab.path().join("hb.pcap");
-    let out = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("sw")])
-        .args(["timeout", "10", "tcpdump", "-c", "1", "-i", "br0", "-w"])
-        .arg(&file)
-        .arg("ip proto 253 and ip src 198.18.0.3")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::cmd::output(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns("sw")])
+            .args(["timeout", "10", "tcpdump", "-c", "1", "-i", "br0", "-w"])
+            .arg(&file)
+            .arg("ip proto 253 and ip src 198.18.0.3"),
     );
     let pcap = std::fs::read(&file).unwrap();
     // pcap: 24-byte file header, 16-byte record header (incl_len at 8..12).

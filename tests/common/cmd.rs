@@ -7,13 +7,15 @@ use std::process::{Command, Output};
 
 /// Runs `args[0]` with the rest as arguments; panics unless it succeeds.
 pub fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    output(Command::new(args[0]).args(&args[1..]))
+}
+
+/// Runs `cmd`; panics unless it succeeds.
+pub fn output(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
-        "{args:?} failed: {}",
+        "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out

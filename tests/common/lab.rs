@@ -218,15 +218,10 @@ impl Lab {
 
     /// `proxyha stats --json` of a node (panics with the error when it fails).
     pub fn stats(&self, node: &str) -> serde_json::Value {
-        let out = Command::new(binary())
-            .args(["stats", "--json", "--socket"])
-            .arg(self.socket(node))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "stats {node}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = super::cmd::output(
+            Command::new(binary())
+                .args(["stats", "--json", "--socket"])
+                .arg(self.socket(node)),
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }
