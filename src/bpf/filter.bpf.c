@@ -55,20 +55,19 @@
  * (before this node's last takeover) is a miss: the map starts empty at
  * every takeover without a walk.
  *
- * proxyha_flows is a flow cache, not a hash map: a 4-way set-associative
- * array of 16-byte entries, one 64-byte cache line per set, that the
- * workers write directly through a shared mapping (BPF_F_MMAPABLE;
- * src/xsk/fastpath.rs), with no syscall. A lookup reads one cache line and
- * takes no lock, where an LRU hash map costs a bucket walk and two
- * dependent cache misses. An entry is the flow's id (a keyed 64-bit hash of
- * the tuple, whose top bits are the set: a random seed per filter, in the
- * config, so an outsider can neither aim tuples at one set nor forge an id)
- * and its target. Writers replace an entry while this program may read it:
- * they clear the id, write the target, then write the new id; the program
- * reads the id, the target and the id again, so on a CPU that keeps stores
- * and loads in order (x86) it never pairs one flow's id with another's
- * target, and the target also carries 16 more bits of its own flow's id (a
- * tag) against CPUs with weaker ordering.
+ * proxyha_flows is a flow cache, not a hash map: a set-associative array
+ * of 8-byte entries, eight ways to a set and one 64-byte cache line per
+ * set, that the workers write directly through a shared mapping
+ * (BPF_F_MMAPABLE; src/xsk/fastpath.rs), with no syscall. A lookup reads
+ * one cache line and takes no lock, where an LRU hash map costs a bucket
+ * walk and two dependent cache misses; and at 8 bytes an entry keeps the
+ * cache small enough to stay in a core's L2 (2 MiB for 262,144 flows). The
+ * set is named by the top bits of the flow's id (a keyed 64-bit hash of
+ * the tuple: a random seed per filter, in the config, so an outsider can
+ * neither aim tuples at one set nor forge an id), and an entry holds 31 more
+ * bits of the id (its tag) beside its target, all in one word: the program
+ * reads it with one load and writers replace it with one store, so a read
+ * never pairs a flow with another flow's target, on any CPU.
 
  * The control plane writes the maps below; all-zero maps (the state right
  * after loading) steer nothing, so loading the program alone never steals
@@ -104,10 +103,10 @@
 #define NODE_DRAINING 2
 /* No local slot (filter_config.local_slot). */
 #define NO_SLOT 0xffff
-/* The fast-path flow cache (xsk::fastpath): 2^16 sets of 4 ways. */
-#define FLOW_SET_BITS 16
-#define FLOW_WAYS 4
-#define FLOW_ENTRIES (FLOW_WAYS << FLOW_SET_BITS)
+/* The fast-path flow cache (xsk::fastpath): 2^15 sets of 8 ways. */
+#define FLOW_SET_BITS 15
+#define FLOW_WAYS 8
+#define FLOW_SETS (1 << FLOW_SET_BITS)
 #define BPF_F_MMAPABLE (1U << 10)
 /*
  * An entry older than this (units of 2^30 ns: about 64 s; the stamp has 8
@@ -151,17 +150,15 @@ struct filter_config {
 };
 
 /*
- * One flow-cache entry, two 64-bit words in host order:
- *   id:     flow_id() of the tuple; 0: empty (or voided by a SYN);
- *   target: slot | generation << 16 | epoch << 32 | stamp << 40 | tag << 48:
- *           the node slot and the low 16 bits of its generation, the low 8
- *           bits of filter_config.epoch, the install time in units of
- *           2^30 ns of CLOCK_MONOTONIC (coarse), low 8 bits, and bits 16..31
- *           of the id.
+ * One flow-cache set: FLOW_WAYS entries, each one 64-bit word in host order,
+ *   tag | slot << 32 | generation << 40 | epoch << 48 | stamp << 56:
+ *   the low 32 bits of flow_id() (bit 0 always set; a word of 0 is an empty
+ *   way, or one a SYN voided), the node slot, the low 8 bits of its
+ *   generation, the low 8 bits of filter_config.epoch, and the install time
+ *   in units of 2^30 ns of CLOCK_MONOTONIC (coarse), low 8 bits.
  */
-struct flow_entry {
-	__u64 id;
-	__u64 target;
+struct flow_set {
+	__u64 way[FLOW_WAYS];
 };
 
 /* A node slot as the control plane mirrors it from the health table. */
@@ -229,10 +226,10 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, FLOW_ENTRIES);
+	__uint(max_entries, FLOW_SETS);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, struct flow_entry);
+	__type(value, struct flow_set);
 } proxyha_flows SEC(".maps");
 
 struct {
@@ -368,8 +365,8 @@ static __always_inline __u64 mix(__u64 x)
 	return x;
 }
 
-/* A flow's id: never 0; its top FLOW_SET_BITS bits are its set
- * (xsk::fastpath::FlowKey::id). */
+/* A flow's id: its top FLOW_SET_BITS bits are its set, its low 32 bits
+ * (bit 0 set) its tag (xsk::fastpath::FlowKey::id). */
 static __always_inline __u64 flow_id(__u64 addrs, __u64 ports, __u64 seed)
 {
 	return mix(addrs ^ mix(ports ^ seed)) | 1;
@@ -377,18 +374,21 @@ static __always_inline __u64 flow_id(__u64 addrs, __u64 ports, __u64 seed)
 
 #define READ_ONCE(x) (*(volatile __u64 *)&(x))
 
-/* The entry of the flow `id` in its set, if any. */
-static __always_inline struct flow_entry *flow_find(__u64 id)
+/* The way of the flow `id` in its set, if any; its word in *word. */
+static __always_inline __u64 *flow_find(__u64 id, __u64 *word)
 {
-	__u32 idx = (__u32)(id >> (64 - FLOW_SET_BITS)) * FLOW_WAYS;
-	struct flow_entry *e;
+	__u32 set = (__u32)(id >> (64 - FLOW_SET_BITS));
+	struct flow_set *s = bpf_map_lookup_elem(&proxyha_flows, &set);
 
+	if (!s)
+		return 0;
 #pragma unroll
 	for (int way = 0; way < FLOW_WAYS; way++) {
-		__u32 i = idx + way;
-		e = bpf_map_lookup_elem(&proxyha_flows, &i);
-		if (e && READ_ONCE(e->id) == id)
-			return e;
+		__u64 w = READ_ONCE(s->way[way]);
+		if ((__u32)w == (__u32)id) {
+			*word = w;
+			return &s->way[way];
+		}
 	}
 	return 0;
 }
@@ -405,9 +405,8 @@ static __always_inline int fast_path(struct xdp_md *ctx,
 				     struct ethhdr *eth, struct iphdr *ip,
 				     __u8 *l4, void *end)
 {
-	struct flow_entry *e;
 	struct node_slot *n;
-	__u64 addrs, ports, id, target;
+	__u64 addrs, ports, id, target, *e;
 	__u32 p4, slot;
 	__u16 local;
 
@@ -421,25 +420,23 @@ static __always_inline int fast_path(struct xdp_md *ctx,
 		if (l4[13] & TCP_SYN) {
 			/* A new connection on this tuple: the workers place it. */
 			if (!(l4[13] & TCP_ACK)) {
-				e = flow_find(id);
+				e = flow_find(id, &target);
 				if (e)
-					e->id = 0;
+					*e = 0;
 			}
 			return -1;
 		}
 	}
-	e = flow_find(id);
+	e = flow_find(id, &target);
 	if (!e)
 		return -1;
-	target = READ_ONCE(e->target);
-	if (READ_ONCE(e->id) != id || (target >> 48) != ((id >> 16) & 0xffff) ||
-	    ((target >> 32) & 0xff) != (cfg->epoch & 0xff))
+	if (((target >> 48) & 0xff) != (cfg->epoch & 0xff))
 		return -1;
-	if ((__u8)((bpf_ktime_get_coarse_ns() >> 30) - (target >> 40)) > FLOW_REFRESH)
+	if ((__u8)((bpf_ktime_get_coarse_ns() >> 30) - (target >> 56)) > FLOW_REFRESH)
 		return -1;
-	slot = target & 0xffff;
+	slot = (target >> 32) & 0xff;
 	n = bpf_map_lookup_elem(&proxyha_nodes, &slot);
-	if (!n || n->generation != ((target >> 16) & 0xffff) ||
+	if (!n || (n->generation & 0xff) != ((target >> 40) & 0xff) ||
 	    (n->state != NODE_UP && n->state != NODE_DRAINING)) {
 		count(STAT_FAST_STALE);
 		return -1;
