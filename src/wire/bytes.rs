@@ -9,7 +9,7 @@
 use core::ops::Range;
 
 /// `b[r]` as an array; panics if `r` is out of bounds or not `N` long.
-#[inline]
+#[inline(always)]
 fn array<const N: usize>(b: &[u8], r: Range<usize>) -> [u8; N] {
     let mut a = [0u8; N];
     a.copy_from_slice(&b[r]);

@@ -381,7 +381,7 @@ fn segment_of(proto: u8, l4: &[u8]) -> Result<flow::Segment, DropReason> {
 }
 
 /// Classifies one frame. Never panics.
-#[inline]
+#[inline(always)]
 pub fn classify(filter: &Filter, frame: &[u8]) -> Verdict {
     let Some(mut ethertype) = get_be16(frame, 12) else {
         return Verdict::Drop(DropReason::Runt);
@@ -409,7 +409,7 @@ pub fn classify(filter: &Filter, frame: &[u8]) -> Verdict {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
     let Some(&vihl) = frame.get(l3) else {
         return Verdict::Drop(DropReason::BadIpv4Header);
