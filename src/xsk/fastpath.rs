@@ -25,8 +25,8 @@ pub const FLOW_SET_BITS: u32 = 15;
 pub const FLOW_WAYS: usize = 8;
 /// Sets (`FLOW_SETS`: the map's entries).
 const FLOW_SETS: usize = 1 << FLOW_SET_BITS;
-/// Entries of the flow cache: 262,144 of 8 bytes, 2 MiB (a core's L2 on
-/// the lab's Xeon). When all eight ways of a flow's set hold other live
+/// Entries of the flow cache: 262,144 of 8 bytes, 2 MiB. When all eight
+/// ways of a flow's set hold other live
 /// flows, installing it replaces one of them (chosen by three bits of the
 /// flow's id), whose next packet goes to the workers, which install it
 /// again.
