@@ -26,10 +26,9 @@ pub const FLOW_WAYS: usize = 8;
 /// Sets (`FLOW_SETS`: the map's entries).
 const FLOW_SETS: usize = 1 << FLOW_SET_BITS;
 /// Entries of the flow cache: 262,144 of 8 bytes, 2 MiB. When all eight
-/// ways of a flow's set hold other live
-/// flows, installing it replaces one of them (chosen by three bits of the
-/// flow's id), whose next packet goes to the workers, which install it
-/// again.
+/// ways of a flow's set hold other live flows, installing it replaces one of
+/// them (chosen by three bits of the flow's id), whose next packet goes to
+/// the workers, which install it again.
 pub const FLOW_ENTRIES: usize = FLOW_WAYS * FLOW_SETS;
 
 /// Entries older than this many stamp units (2^30 ns, about 64 s in all)
