@@ -11,7 +11,10 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::lab::{Lab, Options, entries, finish_downloads, start_downloads, wait_until};
+use common::lab::{
+    Lab, Options, downloads_served_by, entries, finish_downloads, start_downloads,
+    start_downloads_via, wait_until,
+};
 
 fn scanning_state(lab: &Lab, on: &str, of: &str) -> String {
     lab.status(on)
@@ -79,7 +82,26 @@ fn a_dead_daemon_with_a_live_proxy_is_stale_and_keeps_its_downloads() {
         "director-b never served a request\n{}",
         lab.logs()
     );
-    let dls = start_downloads(&lab, 8);
+    // Downloads land by flow hash, so a batch of 8 misses director-b with a
+    // chance of about (2/3)^8 = 4%: start more (up to 24 in all) until its
+    // response headers show that director-b serves at least one.
+    let mut dls = start_downloads(&lab, 8);
+    for batch in 1..=3 {
+        let on_b = wait_until(Duration::from_secs(4), || {
+            downloads_served_by(&dls)
+                .iter()
+                .any(|n| n.as_deref() == Some("director-b"))
+        });
+        if on_b.is_some() || batch == 3 {
+            break;
+        }
+        dls.extend(start_downloads_via(
+            &lab,
+            8,
+            "198.18.0.250:9090",
+            &format!("dl{batch}x"),
+        ));
+    }
     thread::sleep(Duration::from_secs(2));
     lab.kill9("director-b");
     let took = wait_until(Duration::from_secs(8), || {

@@ -449,6 +449,20 @@ pub fn start_downloads_via(
         .collect()
 }
 
+/// The node serving each running download, once its response headers
+/// have arrived (`None` before).
+pub fn downloads_served_by(
+    dls: &[(Child, std::path::PathBuf, std::path::PathBuf)],
+) -> Vec<Option<String>> {
+    dls.iter()
+        .map(|(_, _, hdr)| {
+            std::fs::read_to_string(hdr)
+                .ok()
+                .and_then(|h| served_by(&h))
+        })
+        .collect()
+}
+
 /// Waits for the downloads; returns (served by, intact) for each.
 pub fn finish_downloads(
     lab: &Lab,
