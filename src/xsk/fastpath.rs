@@ -97,8 +97,8 @@ fn set_of(id: u64) -> usize {
     (id >> (64 - FLOW_SET_BITS)) as usize * FLOW_WAYS
 }
 
-/// The 32 bits of an id an entry carries: never 0, so an empty word (0)
-/// matches no flow.
+/// The 32 bits of an id an entry carries (also the tag field of an entry
+/// word): never 0 for an id, so an empty word (0) matches no flow.
 #[inline]
 fn tag(id: u64) -> u64 {
     id & 0xffff_ffff
@@ -129,7 +129,7 @@ impl FlowTarget {
 
     /// The target in `word`, if it is flow `id`'s entry.
     fn of(word: u64, id: u64) -> Option<FlowTarget> {
-        (word & 0xffff_ffff == tag(id)).then_some(FlowTarget {
+        (tag(word) == tag(id)).then_some(FlowTarget {
             slot: (word >> 32) as u8,
             generation: (word >> 40) as u8,
             epoch: (word >> 48) as u8,
