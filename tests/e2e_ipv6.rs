@@ -229,6 +229,15 @@ fn ipv6_balancing_and_failover_with_downloads() {
         0,
         "{st}"
     );
+    // Their later packets were forwarded by the XDP fast path (all the
+    // balanced traffic so far is IPv6): the program found the flows the
+    // workers installed under their folded keys.
+    let fast_packets: u64 = st["fast_per_node"]
+        .as_object()
+        .map(|m| m.values().filter_map(|c| c["packets"].as_u64()).sum())
+        .unwrap_or(0);
+    assert!(fast_packets > 0, "no IPv6 frame took the fast path: {st}");
+    println!("IPv6 frames forwarded by the XDP fast path: {fast_packets}");
 
     // Long-lived downloads over both families, then kill -9 director-a.
     let dl6 = common::lab::start_downloads_via(&lab, 6, &proxy6, "v6dl");

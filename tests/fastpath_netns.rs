@@ -11,7 +11,9 @@
 //!   (a hit is rewritten and sent with `XDP_TX`; a stale generation, a
 //!   FAILED node, an older epoch, a SYN, a first fragment go to the
 //!   workers; a DRAINING node keeps its flows; a backup forwards nothing;
-//!   the own share goes to the stack with `XDP_PASS` only when asked).
+//!   the own share goes to the stack with `XDP_PASS` only when asked;
+//!   IPv6 flows are forwarded under the workers' folded keys, apart from
+//!   IPv4 ones).
 //! * `child_bypass`: a real worker on an AF_XDP socket with the fast path
 //!   on, and a python3 sender in namespace B: a SYN flood and spoofed ACKs
 //!   leave the flow map empty; an established flow's later packets bypass
@@ -159,6 +161,7 @@ fn key(i: u32) -> flow::Key {
         sport: port,
         dport: PORT,
         proto: 6,
+        v6: false,
     }
 }
 
@@ -340,6 +343,7 @@ fn child_program() {
     assert_eq!(aged(xsk::FLOW_REFRESH - 2), Verdict::Tx, "young enough");
     assert_eq!(aged(xsk::FLOW_REFRESH + 2), Verdict::ToSocket, "too old");
     assert_eq!(aged(0), Verdict::Tx, "installed again");
+    ipv6_flows(&filter, &h);
     // With the fast path off, everything goes to the workers.
     let c = filter.config();
     filter
@@ -347,6 +351,84 @@ fn child_program() {
         .unwrap();
     assert_eq!(run(2, ACK).0, Verdict::ToSocket, "offload off");
     filter.detach().unwrap();
+}
+
+const VIP6: &str = "2001:2::fa";
+
+/// An IPv6 TCP frame of client `i` to VIP6:PORT, to the IPv6 virtual MAC.
+fn tcp6(i: u16, flags: u8) -> Vec<u8> {
+    use proxyha::control::frames::build_ipv6;
+    use proxyha::wire::ethernet::Address;
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&(30_000 + i).to_be_bytes());
+    t[2..4].copy_from_slice(&PORT.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = flags;
+    t.extend_from_slice(b"data");
+    build_ipv6(
+        Address([2, 0, 0, 0, 0, 0x64]),
+        Address([0, 0, 0x5e, 0, 2, VRID]),
+        client6(i),
+        VIP6.parse().unwrap(),
+        proxyha::wire::ipv4::Protocol::Tcp,
+        64,
+        &t,
+    )
+}
+
+fn client6(i: u16) -> std::net::Ipv6Addr {
+    format!("2001:2::1:{i:x}").parse().unwrap()
+}
+
+/// The workers' key of `tcp6(i, _)`: addresses folded, the family marked.
+fn key6(i: u16) -> flow::Key {
+    proxyha::dataplane::classify::ipv6_flow::key(
+        client6(i),
+        VIP6.parse().unwrap(),
+        30_000 + i,
+        PORT,
+        6,
+    )
+}
+
+/// IPv6 flows through the program: an installed flow is forwarded with its
+/// MACs rewritten (the program folds addresses as the workers do), a miss
+/// and a SYN go to the workers (the SYN voids the entry), and an IPv4 frame
+/// carrying the same folded addresses does not match the IPv6 entry.
+fn ipv6_flows(filter: &xsk::Filter, h: &health::Table) {
+    let fp = filter.fast_path();
+    filter.add_vips6(&[VIP6.parse().unwrap()]).unwrap();
+    assert!(key6(1).v6);
+    fp.install(&[(key6(1), target(h, 1)), (key6(2), target(h, 1))])
+        .unwrap();
+    let frame = tcp6(1, ACK);
+    let (v, out) = filter.run(&frame).expect("test run");
+    assert_eq!(v, Verdict::Tx, "an installed IPv6 flow");
+    assert_eq!(out[..6], node_mac(1));
+    assert_eq!(out[6..12], our_mac());
+    assert_eq!(out[12..], frame[12..], "the IPv6 packet untouched");
+    assert_eq!(filter.verdict(&tcp6(9, ACK)).unwrap(), Verdict::ToSocket);
+    assert_eq!(filter.verdict(&tcp6(2, SYN)).unwrap(), Verdict::ToSocket);
+    assert_eq!(fp.lookup(&key6(2)).unwrap(), None, "SYN voids the entry");
+    // The same folded tuple as IPv4, to the IPv4 virtual MAC: the family
+    // bit keeps it off the IPv6 entry (it is no VIP, so it passes).
+    let k = key6(1);
+    let v4 = build::tcp(
+        virtual_mac(VRID),
+        [2, 0, 0, 0, 0, 0x64],
+        None,
+        Ipv4Addr::from(k.src),
+        k.sport,
+        Ipv4Addr::from(k.dst),
+        k.dport,
+        ACK,
+        b"data",
+    );
+    assert_eq!(filter.verdict(&v4).unwrap(), Verdict::Pass, "other family");
+    fp.install(&[(flow::Key { v6: false, ..k }, target(h, 1))])
+        .unwrap();
+    assert_eq!(filter.verdict(&v4).unwrap(), Verdict::Tx, "as IPv4");
+    assert_eq!(filter.verdict(&frame).unwrap(), Verdict::Tx, "both kept");
 }
 
 /// Sends TCP frames from namespace B and counts those that come back

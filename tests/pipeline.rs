@@ -281,6 +281,7 @@ fn flows_stick_to_their_node_while_nodes_join() {
             sport: port,
             dport: 9090,
             proto: 6,
+            v6: false,
         };
         if table.lookup(key.hash()) != Some(slot_of_mac(&a[..6]) as u16) {
             would_move += 1;
@@ -890,7 +891,7 @@ fn only_established_flows_are_offloaded() {
 /// IPv6 flows are balanced by the workers but never offloaded: their keys
 /// hold folded addresses, and the XDP fast path forwards IPv4 only.
 #[test]
-fn ipv6_flows_are_never_offloaded() {
+fn ipv6_flows_are_offloaded_under_their_folded_keys() {
     use proxyha::control::frames::build_ipv6;
     use proxyha::dataplane::offload::{Recorder, Settings};
     use proxyha::wire::ethernet::Address;
@@ -934,9 +935,26 @@ fn ipv6_flows_are_never_offloaded() {
     lab.run(&(0..100).map(|i| tcp6(i, ACK)).collect::<Vec<_>>());
     let d = lab.stats().delta(&before);
     assert_eq!(d.flow_hits, 200, "balanced through the flow table");
-    assert!(rec.installed().is_empty(), "no IPv6 flow installed");
-    // IPv4 flows of the same worker still are.
+    // Each flow once per ACK round (the XDP program would take the second
+    // round itself), under the key the program computes: folded addresses
+    // and the IPv6 family.
+    let six = rec.installed();
+    assert_eq!(six.len(), 200);
+    for (i, (k, _)) in six.iter().take(100).enumerate() {
+        let want = proxyha::dataplane::classify::ipv6_flow::key(
+            "2001:2::100".parse().unwrap(),
+            vip6,
+            1024 + i as u16,
+            9090,
+            6,
+        );
+        assert_eq!(*k, want);
+        assert!(k.v6);
+    }
+    // IPv4 flows of the same worker are installed as IPv4.
     lab.run(&(0..10).map(|i| tcp(i, SYN)).collect::<Vec<_>>());
     lab.run(&(0..10).map(|i| tcp(i, ACK)).collect::<Vec<_>>());
-    assert_eq!(rec.installed().len(), 10);
+    let all = rec.installed();
+    assert_eq!(all.len(), 210);
+    assert!(all[200..].iter().all(|(k, _)| !k.v6));
 }

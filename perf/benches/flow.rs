@@ -29,6 +29,7 @@ fn key(i: u32) -> Key {
         sport: 1024 + (i & 15) as u16,
         dport: 9090,
         proto: 6,
+        v6: false,
     }
 }
 

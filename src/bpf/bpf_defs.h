@@ -51,5 +51,6 @@ static __u64 (*bpf_ktime_get_coarse_ns)(void) = (void *)160;
 
 #define bpf_htons(x) __builtin_bswap16(x)
 #define bpf_ntohs(x) __builtin_bswap16(x)
+#define bpf_htonl(x) __builtin_bswap32(x)
 
 #endif

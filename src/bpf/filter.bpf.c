@@ -393,28 +393,33 @@ static __always_inline __u64 *flow_find(__u64 id, __u64 *word)
 	return 0;
 }
 
+/* The family bit of an IPv6 flow's ports word (xsk::fastpath::FAMILY_SHIFT). */
+#define FLOW_FAMILY_V6 (1ULL << 40)
+
 /*
- * The fast path for an IPv4 TCP/UDP frame to the configured MAC, not a
- * fragment, while active with the fast path on (l4 holds at least the
- * ports): XDP_TX or XDP_PASS for an installed flow whose node slot is still
- * valid, -1 for everything else (which then takes the filter's usual way to
- * the sockets or the kernel).
+ * The fast path for a TCP/UDP frame to the configured MAC, not a fragment,
+ * while active with the fast path on (l4 holds at least the ports). addrs
+ * holds the source and destination addresses as the workers key the flow
+ * (IPv4: the wire bytes; IPv6: folded), family the family bit. XDP_TX or
+ * XDP_PASS for an installed flow whose node slot is still valid, -1 for
+ * everything else (which then takes the filter's usual way to the sockets
+ * or the kernel).
  */
 static __always_inline int fast_path(struct xdp_md *ctx,
 				     struct filter_config *cfg,
-				     struct ethhdr *eth, struct iphdr *ip,
-				     __u8 *l4, void *end)
+				     struct ethhdr *eth, __u64 addrs,
+				     __u64 family, __u8 protocol, __u8 *l4,
+				     void *end)
 {
 	struct node_slot *n;
-	__u64 addrs, ports, id, target, *e;
+	__u64 ports, id, target, *e;
 	__u32 p4, slot;
 	__u16 local;
 
-	__builtin_memcpy(&addrs, &ip->saddr, 8);
 	__builtin_memcpy(&p4, l4, 4);
-	ports = (__u64)p4 | ((__u64)ip->protocol << 32);
+	ports = (__u64)p4 | ((__u64)protocol << 32) | family;
 	id = flow_id(addrs, ports, cfg->flow_seed);
-	if (ip->protocol == IPPROTO_TCP) {
+	if (protocol == IPPROTO_TCP) {
 		if ((void *)(l4 + 14) > end)
 			return -1;
 		if (l4[13] & TCP_SYN) {
@@ -554,7 +559,12 @@ int proxyha_filter(struct xdp_md *ctx)
 			break;
 		/* A first fragment (MF set) needs the workers' fragment cache. */
 		if ((cfg->flags & FLAG_OFFLOAD) && !(ip->frag_off & bpf_htons(0x2000))) {
-			int fast = fast_path(ctx, cfg, eth, ip, l4, end);
+			__u64 addrs;
+			int fast;
+
+			__builtin_memcpy(&addrs, &ip->saddr, 8);
+			fast = fast_path(ctx, cfg, eth, addrs, 0, ip->protocol,
+					 l4, end);
 			if (fast >= 0)
 				return fast;
 		}

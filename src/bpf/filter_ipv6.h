@@ -15,7 +15,10 @@
  * IPv6 VIP: the workers balance TCP/UDP on redirected ports, steer ICMPv6
  * errors to their flow's node, drop and count extension headers and
  * fragments, and hand the rest to the local stack (the kernel would drop
- * it as PACKET_OTHERHOST: the virtual MAC is not the device's).
+ * it as PACKET_OTHERHOST: the virtual MAC is not the device's). With the
+ * fast path on, a TCP/UDP packet without extension headers is looked up in
+ * the flow cache first, under its folded addresses and the IPv6 family bit
+ * (filter.bpf.c, fast_path).
  * Only the 40-byte fixed header is read; VRRP adverts and solicitations
  * carry no extension headers. Everything else IPv6 is passed.
  */
@@ -41,6 +44,24 @@ struct {
 	__type(key, struct vip6);
 	__type(value, __u8);
 } proxyha_vips6 SEC(".maps");
+
+/*
+ * An IPv6 address folded into 32 bits, as the workers fold it for their
+ * flow keys (dataplane::classify::ipv6_flow::fold): both 64-bit halves,
+ * the high one rotated by 29, a fixed seed, then fmix64, and the two
+ * halves of the result XORed.
+ */
+static __always_inline __u32 fold6(const __u8 *a)
+{
+	__u64 hi, lo, x;
+
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&lo, a + 8, 8);
+	hi = __builtin_bswap64(hi);
+	lo = __builtin_bswap64(lo);
+	x = mix(lo ^ ((hi << 29) | (hi >> 35)) ^ 0x9e3779b97f4a7c15ULL);
+	return (__u32)x ^ (__u32)(x >> 32);
+}
 
 static __always_inline int filter_ipv6(struct xdp_md *ctx,
 				       struct filter_config *cfg, void *data,
@@ -84,8 +105,25 @@ static __always_inline int filter_ipv6(struct xdp_md *ctx,
 		    eth->dst[4] != 0x02 || eth->dst[5] != cfg->vmac[5])
 			return pass();
 		__builtin_memcpy(dst.addr, ip6 + 24, 16);
-		if (bpf_map_lookup_elem(&proxyha_vips6, &dst))
-			return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
+		if (!bpf_map_lookup_elem(&proxyha_vips6, &dst))
+			return pass();
+		/* TCP/UDP without extension headers: the fast path first. */
+		if ((cfg->flags & FLAG_OFFLOAD) &&
+		    (ip6[IPV6_NEXT_HEADER_OFFSET] == IPPROTO_TCP ||
+		     ip6[IPV6_NEXT_HEADER_OFFSET] == IPPROTO_UDP) &&
+		    (void *)(l4 + 4) <= end) {
+			__u32 folded[2] = { bpf_htonl(fold6(ip6 + 8)),
+					    bpf_htonl(fold6(ip6 + 24)) };
+			__u64 addrs;
+			int fast;
+
+			__builtin_memcpy(&addrs, folded, 8);
+			fast = fast_path(ctx, cfg, eth, addrs, FLOW_FAMILY_V6,
+					 ip6[IPV6_NEXT_HEADER_OFFSET], l4, end);
+			if (fast >= 0)
+				return fast;
+		}
+		return to_xsk(ctx, STAT_TO_XSK_VIP, cfg);
 	}
 	return pass();
 }

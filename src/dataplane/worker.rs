@@ -135,7 +135,6 @@ impl flow::Backends for Nodes<'_> {
     }
 }
 
-/// Counts how the flow table steered a packet.
 /// Hands `fr` to the local sink (this node's own stack), counts it in `ok`
 /// or, when the sink is full, in `local_sink_full`, and gives the frame back.
 #[inline]
@@ -155,6 +154,7 @@ fn to_local<P: Port, S: LocalSink>(
     done.push(fr);
 }
 
+/// Counts how the flow table steered a packet.
 #[inline]
 fn count_outcome(c: &stats::Counters, outcome: flow::Outcome) {
     match outcome {
@@ -414,7 +414,6 @@ impl<P: Port, S: LocalSink> Worker<P, S> {
                     count_outcome(c, s.outcome);
                     if let Some(t) = s.target
                         && s.established
-                        && !p.ipv6
                         && self.offload.is_some()
                         && (offload_local || Some(t.slot) != local)
                     {

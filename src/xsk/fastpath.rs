@@ -59,8 +59,15 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
+/// Where the ports word of a [`FlowKey`] marks an IPv6 flow
+/// (`FLOW_FAMILY_V6` in the program).
+const FAMILY_SHIFT: u32 = 40;
+
 /// A flow as the program reads it from a frame: the tuple's wire bytes
-/// loaded in host order, as two words (addresses; ports and protocol).
+/// loaded in host order, as two words (addresses; ports, protocol and
+/// family). An IPv6 flow's addresses are folded into 32 bits each, as the
+/// workers fold them (`classify::ipv6_flow::fold`), and its family bit is
+/// set, so that it never shares an id with an IPv4 flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     addrs: u64,
@@ -77,7 +84,9 @@ impl From<&flow::Key> for FlowKey {
         p[2..].copy_from_slice(&k.dport.to_be_bytes());
         FlowKey {
             addrs: u64::from_ne_bytes(a),
-            ports: u64::from(u32::from_ne_bytes(p)) | (u64::from(k.proto) << 32),
+            ports: u64::from(u32::from_ne_bytes(p))
+                | (u64::from(k.proto) << 32)
+                | (u64::from(k.v6) << FAMILY_SHIFT),
         }
     }
 }
@@ -400,11 +409,25 @@ mod tests {
             sport: 40000,
             dport: 9090,
             proto: 6,
+            v6: false,
         });
         // The words hold the wire bytes as the program loads them.
         assert_eq!(k.addrs.to_ne_bytes(), [198, 18, 0, 1, 198, 18, 0, 250]);
         assert_eq!(k.ports.to_ne_bytes()[..4], [0x9c, 0x40, 0x23, 0x82]);
         assert_eq!(k.ports >> 32, 6);
+        // The same tuple as an IPv6 flow's folded key: the family bit alone
+        // sets it apart, in the id too.
+        let k6 = FlowKey::from(&flow::Key {
+            src: 0xc612_0001,
+            dst: 0xc612_00fa,
+            sport: 40000,
+            dport: 9090,
+            proto: 6,
+            v6: true,
+        });
+        assert_eq!(k6.addrs, k.addrs);
+        assert_eq!(k6.ports, k.ports | 1 << FAMILY_SHIFT);
+        assert_ne!(k6.id(5), k.id(5));
         let t = FlowTarget {
             slot: 3,
             generation: 0xef,
@@ -454,6 +477,7 @@ mod tests {
             sport: 1024 + (i % 50_000) as u16,
             dport: 9090,
             proto: 6,
+            v6: false,
         })
     }
 

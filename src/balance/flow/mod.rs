@@ -69,6 +69,11 @@ pub struct Key {
     pub dport: u16,
     /// IP protocol (6 TCP, 17 UDP).
     pub proto: u8,
+    /// An IPv6 flow, its addresses folded into 32 bits each
+    /// (`dataplane::classify::ipv6_flow::fold`). Not part of [`Key::hash`]
+    /// (Maglev's input is the tuple alone); the XDP fast path's flow id
+    /// carries it, so that an IPv4 and an IPv6 flow never share an entry.
+    pub v6: bool,
 }
 
 impl Key {

@@ -43,6 +43,7 @@ fn key(i: u32) -> Key {
         sport: (i % 60_000) as u16,
         dport: 9090,
         proto: 6,
+        v6: false,
     }
 }
 
@@ -58,6 +59,7 @@ fn hash_is_fixed() {
         sport: 40000,
         dport: 9090,
         proto: 6,
+        v6: false,
     };
     assert_eq!(k.hash(), k.hash());
     assert_ne!(k.hash(), Key { sport: 40001, ..k }.hash());
@@ -233,6 +235,7 @@ fn syn_flood_cannot_evict_established_flows() {
             sport: (i >> 7) as u16,
             dport: 9090,
             proto: 6,
+            v6: false,
         };
         match steer(&mut t, &k, Segment::Open, 2 + i / 1000, &mut n).outcome {
             Outcome::Untracked => untracked += 1,
@@ -274,6 +277,7 @@ fn spoofed_ack_flood_cannot_crowd_out_real_flows() {
             sport: (i >> 7) as u16,
             dport: 9090,
             proto: 6,
+            v6: false,
         };
         let s = steer(&mut t, &k, Segment::Data, 2, &mut n);
         assert_ne!(s.outcome, Outcome::MissEvicted, "data never evicts");

@@ -72,6 +72,7 @@ pub fn key(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16, proto: u8) -> f
         sport,
         dport,
         proto,
+        v6: true,
     }
 }
 
@@ -111,7 +112,6 @@ pub(super) fn classify_flow(
                 key: key(src, dst, sport, dport, next),
                 segment,
                 l3_offset: l3 as u8,
-                ipv6: true,
             })
         }
         ICMPV6 => match body.first() {

@@ -320,9 +320,6 @@ pub struct ProxyFlow {
     pub segment: flow::Segment,
     /// Offset of the IPv4 header in the frame (14, or 18 with a VLAN tag).
     pub l3_offset: u8,
-    /// An IPv6 flow (its key holds folded addresses: never offloaded to
-    /// the XDP fast path, which forwards IPv4 only).
-    pub ipv6: bool,
 }
 
 /// What to do with a frame.
@@ -506,10 +503,10 @@ fn classify_ipv4(filter: &Filter, frame: &[u8], l3: usize) -> Verdict {
                     sport,
                     dport,
                     proto,
+                    v6: false,
                 },
                 segment,
                 l3_offset: l3 as u8,
-                ipv6: false,
             };
             match fragment {
                 Some(fk) => Verdict::FirstFragment(Some(pf), fk),
@@ -586,6 +583,7 @@ pub fn icmp_quote(filter: &Filter, icmp: &[u8]) -> Quote {
         sport: inner_dport,
         dport: inner_sport,
         proto,
+        v6: false,
     })
 }
 

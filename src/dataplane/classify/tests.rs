@@ -44,7 +44,8 @@ fn proxy_flow_tcp_and_udp() {
             dst: u32::from(VIP),
             sport: 40000,
             dport: 9090,
-            proto: 6
+            proto: 6,
+            v6: false,
         }
     );
     assert_eq!(p.segment, flow::Segment::Open);
@@ -132,6 +133,7 @@ fn icmp_errors_about_a_flow_are_steered() {
         sport: 40000,
         dport: 9090,
         proto: PROTO_TCP,
+        v6: false,
     });
     let router = Ipv4Addr::new(198, 18, 0, 254);
     // Fragmentation needed, port unreachable, time exceeded.
@@ -372,7 +374,7 @@ proptest! {
         let reply = tcp(CLIENT_MAC, OUR, None, VIP, sport, Ipv4Addr::from(client), cport, ACK, &[]);
         let fr = icmp_error(vmac(), CLIENT_MAC, CLIENT, VIP, kind, code, 1280, &reply[14..]);
         prop_assert_eq!(classify(&f, &fr), Verdict::IcmpError(flow::Key {
-            src: client, dst: u32::from(VIP), sport: cport, dport: sport, proto: PROTO_TCP,
+            src: client, dst: u32::from(VIP), sport: cport, dport: sport, proto: PROTO_TCP, v6: false,
         }));
     }
 

@@ -57,7 +57,6 @@ fn tcp_to_the_vip_is_balanced_with_the_folded_key() {
             key: want,
             segment: flow::Segment::Open,
             l3_offset: 14,
-            ipv6: true,
         })
     );
     let fin = packet(VMAC6, client(), vip(), 6, &tcp(40000, 9090, 0x11));
