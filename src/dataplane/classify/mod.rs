@@ -192,12 +192,15 @@ impl Filter {
     /// MAC and not a member's redirect.
     #[inline]
     fn balances(&self, frame: &[u8], dst: u32) -> bool {
-        frame.get(0..6) == Some(&self.steer_mac[..])
+        // MACs compared as arrays: two inline loads each, not a slice
+        // comparison call per frame.
+        let mac = |r: std::ops::Range<usize>| -> Option<&[u8; 6]> {
+            frame.get(r).and_then(|m| m.try_into().ok())
+        };
+        mac(0..6) == Some(&self.steer_mac)
             && self.is_vip(dst)
             && (self.peer_macs.is_empty()
-                || frame
-                    .get(6..12)
-                    .is_some_and(|src| !self.peer_macs.iter().any(|m| m[..] == *src)))
+                || mac(6..12).is_some_and(|src| !self.peer_macs.iter().any(|m| m == src)))
     }
 
     /// Adds a VIP.
@@ -352,7 +355,7 @@ pub enum Verdict {
 /// for its flow's lifetime, for IPv4 and IPv6 alike: a TCP header needs 20
 /// bytes and a data offset within `l4`, a UDP header 8 bytes; otherwise the
 /// drop reason.
-#[inline]
+#[inline(always)]
 fn segment_of(proto: u8, l4: &[u8]) -> Result<flow::Segment, DropReason> {
     if proto != PROTO_TCP {
         return if l4.len() < 8 {
