@@ -16,7 +16,7 @@ use crate::host::{nft_load, nsexec, own_tid, pin_self, set_channels};
 use crate::perfgen::{self, GenConfig, Generator, PassStub, Plan, RewriteConfig, Rewriter};
 use crate::{
     DIRECTOR_SOCKET, IF_DIR, IF_GEN, MAC_GEN, MAC_S1, MAC_S2, NS_DIR, NS_GEN, PORT, PORTS_PER_IP,
-    RunArgs, SPORT_BASE, SRC_BASE, VIP, VMAC,
+    RunArgs, SPORT_BASE, SRC_BASE, VIP, VMAC, VMAC6,
 };
 
 /// The director cases.
@@ -32,6 +32,10 @@ pub(crate) enum Case {
     D,
     /// proxyha with the XDP fast path.
     E,
+    /// Case a with IPv6 traffic.
+    A6,
+    /// Case e with IPv6 traffic.
+    E6,
     /// Every flow the director's own share, through its workers and TAPs.
     OwnTap,
     /// Every flow the director's own share, installed flows handed to the
@@ -50,9 +54,13 @@ impl Case {
             "c" => Case::C,
             "d" => Case::D,
             "e" => Case::E,
+            "a6" => Case::A6,
+            "e6" => Case::E6,
             "ot" => Case::OwnTap,
             "ox" => Case::OwnXdp,
-            other => bail!("unknown case {other:?} (floor, a, a2, abp, b, c, d, e, ot, ox)"),
+            other => {
+                bail!("unknown case {other:?} (floor, a, a2, abp, b, c, d, e, a6, e6, ot, ox)")
+            }
         })
     }
 
@@ -66,6 +74,8 @@ impl Case {
             Case::C => "c",
             Case::D => "d",
             Case::E => "e",
+            Case::A6 => "a6",
+            Case::E6 => "e6",
             Case::OwnTap => "ot",
             Case::OwnXdp => "ox",
         }
@@ -85,6 +95,8 @@ impl Case {
             Case::E => {
                 "proxyha, 1 worker (adaptive polling), copy mode, XDP fast path (XDP_TX) for established flows"
             }
+            Case::A6 => "case a with IPv6 traffic (84-byte frames to the IPv6 VIP)",
+            Case::E6 => "case e with IPv6 traffic (84-byte frames to the IPv6 VIP)",
             Case::OwnTap => {
                 "proxyha, every flow its own share: worker -> TAP -> stack (counted at the stack)"
             }
@@ -102,8 +114,20 @@ impl Case {
     pub(crate) fn warms_up(self) -> bool {
         matches!(
             self,
-            Case::A | Case::A2 | Case::Abp | Case::E | Case::OwnTap | Case::OwnXdp
+            Case::A
+                | Case::A2
+                | Case::Abp
+                | Case::E
+                | Case::A6
+                | Case::E6
+                | Case::OwnTap
+                | Case::OwnXdp
         )
+    }
+
+    /// Whether the case sends IPv6 frames.
+    pub(crate) fn ipv6(self) -> bool {
+        matches!(self, Case::A6 | Case::E6)
     }
 
     /// Whether the case's frames end at the director's own stack (counted
@@ -338,8 +362,8 @@ pub(crate) fn setup_case(case: Case, args: &RunArgs) -> Result<Setup, Error> {
             // as the XDP cases have.
             Ok(Setup::Nft(PassStub::attach(NS_DIR, IF_DIR)?))
         }
-        Case::A => Ok(Setup::Child(DirectorChild::start("proxyha", args, 1, &[])?)),
-        Case::E => Ok(Setup::Child(DirectorChild::start(
+        Case::A | Case::A6 => Ok(Setup::Child(DirectorChild::start("proxyha", args, 1, &[])?)),
+        Case::E | Case::E6 => Ok(Setup::Child(DirectorChild::start(
             "proxyha",
             args,
             1,
@@ -517,7 +541,11 @@ pub(crate) fn measured_config(case: Case, flows: u32) -> GenConfig {
 
 pub(crate) fn gen_config(case: Case, flows: u32) -> GenConfig {
     GenConfig {
-        dst_mac: if case == Case::Floor { MAC_S1 } else { VMAC },
+        dst_mac: match case {
+            Case::Floor => MAC_S1,
+            c if c.ipv6() => VMAC6,
+            _ => VMAC,
+        },
         src_mac: MAC_GEN,
         src_ip: SRC_BASE,
         dst_ip: VIP,
@@ -527,5 +555,6 @@ pub(crate) fn gen_config(case: Case, flows: u32) -> GenConfig {
         ports_per_ip: PORTS_PER_IP.min(flows.max(1)),
         redirect_ifindex: 0,
         syn_first: true,
+        ipv6: case.ipv6(),
     }
 }

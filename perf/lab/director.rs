@@ -50,7 +50,7 @@ use proxyha::node::workers::TapDelivery;
 use proxyha::xsk;
 
 use crate::anyhow_lite::{Context, Error, bail};
-use crate::{IF_DIR, MAC_S1, MAC_S2, PORT, VIP, VMAC, own_tid, pin_self};
+use crate::{IF_DIR, MAC_S1, MAC_S2, PORT, VIP, VIP6, VMAC, own_tid, pin_self};
 
 /// Maglev table size (the design's default).
 const MAGLEV_M: u32 = 65_537;
@@ -144,6 +144,8 @@ pub fn run(args: Args) -> Result<(), Error> {
     let cpus = cpu_list(&args.cpus, args.queues)?;
     let filter = xsk::Filter::attach(IF_DIR, xsk::AttachMode::Native).context("XDP filter")?;
     filter.set_vips(&[VIP]).context("filter VIPs")?;
+    // The IPv6 cases' VIP (a6, e6); the IPv4 cases never send to it.
+    filter.add_vips6(&[VIP6]).context("filter IPv6 VIPs")?;
     filter
         .set_ports(xsk::L4::Tcp, &[PORT])
         .context("filter ports")?;
@@ -169,6 +171,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     let shared = Shared::new(
         Classifier::new(VMAC[5], VMAC)
             .with_vip(VIP)
+            .with_vip6(VIP6)
             .with_ports([PORT])
             .with_local_slot(local_slot),
         MAGLEV_M,

@@ -110,6 +110,11 @@ const VMAC: [u8; 6] = proxyha::wire::ethernet::Address::vrrp_virtual(0x33).octet
 const MAC_S1: [u8; 6] = [0x02, 0x50, 0x19, 0, 0, 0x11];
 const MAC_S2: [u8; 6] = [0x02, 0x50, 0x19, 0, 0, 0x12];
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 250);
+/// The IPv6 virtual MAC for VRID 51, where the IPv6 cases send.
+const VMAC6: [u8; 6] = proxyha::wire::ethernet::Address::vrrp_virtual_ipv6(0x33).octets();
+/// The IPv6 VIP of the IPv6 cases: 2001:2::<VIP> (RFC 5180's range), as the
+/// generator writes it (perf_gen.bpf.c).
+const VIP6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0xc613, 0x00fa);
 const PORT: u16 = 9090;
 /// Flow sources: 198.19.0.128.. (outside the nodes' /25), ports 1024..65535.
 const SRC_BASE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 128);
@@ -897,6 +902,9 @@ fn lab_run(args: RunArgs, smoke: bool, command: String) -> Result<(), Error> {
         (Case::E, Case::A),
         (Case::E, Case::C),
         (Case::OwnXdp, Case::OwnTap),
+        (Case::E6, Case::A6),
+        (Case::E6, Case::E),
+        (Case::A6, Case::A),
         (Case::A2, Case::A),
         (Case::Abp, Case::A),
         (Case::C, Case::B),

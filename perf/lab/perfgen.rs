@@ -161,6 +161,9 @@ pub struct GenConfig {
     pub redirect_ifindex: u32,
     /// Whether the first packet of each flow is a SYN (then ACK|PSH data).
     pub syn_first: bool,
+    /// IPv6 frames (84 bytes) from 2001:2::`src_ip` to 2001:2::`dst_ip`
+    /// instead of IPv4 (64 bytes).
+    pub ipv6: bool,
 }
 
 /// Frames sent back to back per due time in paced mode (see perf_gen.bpf.c:
@@ -206,7 +209,7 @@ impl GenConfig {
         b.extend_from_slice(&u32::from(self.syn_first).to_ne_bytes());
         b.extend_from_slice(&interval_ns.to_ne_bytes());
         b.extend_from_slice(&PACED_BURST.to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
+        b.extend_from_slice(&u32::from(self.ipv6).to_ne_bytes());
         Ok(b)
     }
 }
@@ -244,6 +247,8 @@ impl RunStats {
 /// The 64-byte frame the kernel starts each page-pool buffer from; the
 /// program overwrites all of it, so only its length matters.
 const TEMPLATE: [u8; 64] = [0; 64];
+/// The frame the program rebuilds in IPv6 mode (84 bytes).
+const TEMPLATE6: [u8; 84] = [0; 84];
 
 /// The live-frames packet generator. Create and use it on a thread that is
 /// in the generator's namespace.
@@ -289,7 +294,7 @@ impl Generator {
     /// sent frame. For tests of what the generator puts on the wire.
     #[cfg(test)]
     pub fn frame(&mut self) -> Result<(u32, Vec<u8>)> {
-        Ok(self.prog.test_run(&TEMPLATE)?)
+        Ok(self.prog.test_run(self.template())?)
     }
 
     /// Changes what is sent (e.g. the destination MAC between cases).
@@ -313,7 +318,18 @@ impl Generator {
     /// One `BPF_PROG_TEST_RUN` call that runs the program `repeat` times
     /// (each run sends a frame, or in paced mode drops until one is due).
     pub fn burst(&mut self, repeat: u32) -> Result<()> {
-        Ok(self.prog.test_run_live(&TEMPLATE, self.ifindex, repeat)?)
+        Ok(self
+            .prog
+            .test_run_live(self.template(), self.ifindex, repeat)?)
+    }
+
+    /// The frame the program rebuilds: its length is the frame's.
+    fn template(&self) -> &'static [u8] {
+        if self.config.ipv6 {
+            &TEMPLATE6
+        } else {
+            &TEMPLATE
+        }
     }
 
     /// Sends according to `plan`: flat out, or paced by the program itself
@@ -501,6 +517,7 @@ pub(crate) mod tests {
             ports_per_ip: 64_512,
             redirect_ifindex: 0,
             syn_first: true,
+            ipv6: false,
         }
     }
 
@@ -516,6 +533,66 @@ pub(crate) mod tests {
         assert_eq!(&b[20..22], &9090u16.to_ne_bytes());
         assert_eq!(&b[24..28], &60_000u32.to_ne_bytes());
         assert_eq!(&b[36..40], &1u32.to_ne_bytes());
+        assert_eq!(&b[52..56], &0u32.to_ne_bytes(), "IPv4");
+        let b6 = GenConfig {
+            ipv6: true,
+            ..cfg()
+        }
+        .to_bytes(0)
+        .unwrap();
+        assert_eq!(&b6[52..56], &1u32.to_ne_bytes(), "IPv6");
+    }
+
+    #[test]
+    fn generated_ipv6_frames_are_proxyhas_ipv6_flows_when_root() {
+        use proxyha::dataplane::classify::{self, Filter, Verdict, ipv6_flow};
+        use proxyha::wire::checksum;
+        use std::net::Ipv6Addr;
+        if !require_root("generated_ipv6_frames_are_proxyhas_ipv6_flows_when_root") {
+            return;
+        }
+        let c = GenConfig {
+            flows: 3,
+            ports_per_ip: 2,
+            ipv6: true,
+            dst_mac: proxyha::wire::ethernet::Address::vrrp_virtual_ipv6(0x33).octets(),
+            ..cfg()
+        };
+        let vip6 = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0xc613, 0x00fa);
+        let filter = Filter::new(0x33, [2, 0, 0, 0, 0, 2])
+            .with_vip6(vip6)
+            .with_ports([9090]);
+        let mut g = Generator::detached(&c).unwrap();
+        for n in 0..6u32 {
+            let (verdict, f) = g.frame().unwrap();
+            assert_eq!(verdict, 3, "XDP_TX");
+            assert_eq!(f.len(), 84);
+            assert_eq!(f[..6], c.dst_mac);
+            assert_eq!(f[12..14], [0x86, 0xdd]);
+            let flow = n % 3;
+            let src = Ipv6Addr::from(
+                (0x2001_0002_u128 << 96) | u128::from(u32::from(c.src_ip) + flow / 2),
+            );
+            assert_eq!(f[22..38], src.octets(), "2001:2::<source>");
+            assert_eq!(f[38..54], vip6.octets(), "2001:2::<VIP>");
+            // The TCP checksum over the IPv6 pseudo-header (RFC 8200 §8.1).
+            let seg = &f[54..];
+            let mut pseudo = checksum::accumulate(0, &f[22..54]);
+            pseudo = checksum::accumulate(pseudo, &[0, 0, 0, 30, 0, 0, 0, 6]);
+            assert_eq!(
+                checksum::finish(checksum::accumulate(pseudo, seg)),
+                0,
+                "frame {n}: TCP checksum"
+            );
+            // What proxyha's workers make of it: a balanced IPv6 flow.
+            let sport = 1024 + (flow % 2) as u16;
+            match classify::classify(&filter, &f) {
+                Verdict::ProxyFlow(p) => {
+                    assert_eq!(p.key, ipv6_flow::key(src, vip6, sport, 9090, 6));
+                }
+                other => panic!("frame {n}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -262,6 +262,25 @@ mod tests {
         assert!(h.max() < 1_000_000_000, "{}", h.max());
         sink.reset().unwrap();
         assert_eq!(sink.counts().unwrap(), Counts::default());
+        // IPv6 lab frames are counted too, with their sequence numbers.
+        let mut g6 = Generator::detached(&GenConfig {
+            flows: 10,
+            ports_per_ip: 10,
+            ipv6: true,
+            ..crate::perfgen::tests::cfg()
+        })
+        .unwrap();
+        for _ in 0..3 {
+            let (_, f) = g6.frame().unwrap();
+            assert_eq!(f.len(), 84);
+            sink.run_once(&f).unwrap();
+        }
+        let (_, mut f) = g6.frame().unwrap();
+        f[54 + 3] ^= 1;
+        sink.run_once(&f).unwrap();
+        let c = sink.counts().unwrap();
+        assert_eq!((c.frames, c.other, c.bytes), (3, 1, 3 * 84));
+        assert_eq!(c.last_seq, 2);
     }
 
     proptest! {

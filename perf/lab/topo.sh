@@ -68,6 +68,9 @@ up() {
   node phperf-gen pgen0 psw-gen 02:50:19:00:00:01 198.19.0.1
   # Two queues possible (ethtool -L), for the 2-worker case.
   node phperf-dir pdir0 psw-dir 00:00:5e:00:01:33 198.19.0.2 2
+  # The IPv6 cases send to the IPv6 virtual MAC: to the director's port
+  # only, never flooded to the sinks.
+  bridge -n phperf-sw fdb replace 00:00:5e:00:02:33 dev psw-dir master static
   node phperf-s1 ps1 psw-s1 02:50:19:00:00:11 198.19.0.11
   node phperf-s2 ps2 psw-s2 02:50:19:00:00:12 198.19.0.12
   # The director forwards in the nftables baseline: static neighbours, no

@@ -23,6 +23,11 @@ static long (*bpf_redirect)(__u32 ifindex, __u64 flags) = (void *)23;
 /* 64-byte frames (without FCS): 10 payload bytes = 4-byte sequence number
  * (big endian) + the low 48 bits of bpf_ktime_get_ns() (big endian). */
 #define FRAME_LEN 64
+/* IPv6 frames (gen_config.ipv6): a 40-byte header, the same TCP header and
+ * payload, 84 bytes. */
+#define IP6_TCP_OFF 54
+#define IP6_PAYLOAD_OFF 74
+#define FRAME6_LEN 84
 
 /* One's-complement sum helpers. */
 static __always_inline __u16 csum_fold(__u32 sum)

@@ -40,7 +40,7 @@ struct gen_config {
 	__u32 syn_first;     /* 1: first pass over the flows sends SYN */
 	__u64 interval_ns;   /* 0: flat out; else one frame per interval */
 	__u32 burst;         /* paced mode: frames sent back to back per due time */
-	__u32 pad2;
+	__u32 ipv6;          /* 1: IPv6 frames, 2001:2::<src_ip> to 2001:2::<dst_ip> */
 };
 
 struct gen_state {
@@ -77,6 +77,34 @@ static __always_inline __u32 sum16(__u8 *p, int words)
 	for (int i = 0; i < words; i++)
 		s += ((__u32)p[2 * i] << 8) | p[2 * i + 1];
 	return s;
+}
+
+/* The TCP header (20 bytes, no options, checksum 0 for now) and the
+ * payload (sequence number, send time) that follow it. */
+static __always_inline void tcp_and_payload(__u8 *tcp, __u16 sport, __u16 dport,
+					    int syn, __u32 round, __u64 n, __u64 now)
+{
+	__u32 tseq = 0x10000000u + round * 10u;
+
+	put16(tcp + 0, sport);
+	put16(tcp + 2, dport);
+	put16(tcp + 4, syn ? 0x1000 : (tseq + 1) >> 16);
+	put16(tcp + 6, syn ? 0 : (tseq + 1) & 0xffff);
+	put16(tcp + 8, 0);
+	put16(tcp + 10, syn ? 0 : 1);
+	put16(tcp + 12, syn ? 0x5002 : 0x5018); /* doff 5; SYN or ACK|PSH */
+	put16(tcp + 14, 0xffff);
+	put16(tcp + 16, 0);
+	put16(tcp + 18, 0);
+
+	/* Payload: sequence number and timestamp */
+	__u8 *pl = tcp + 20;
+	__u32 n32 = (__u32)n;
+	put16(pl + 0, n32 >> 16);
+	put16(pl + 2, n32 & 0xffff);
+	put16(pl + 4, (now >> 32) & 0xffff);
+	put16(pl + 6, (now >> 16) & 0xffff);
+	put16(pl + 8, now & 0xffff);
 }
 
 SEC("xdp")
@@ -126,49 +154,58 @@ int perf_gen(struct xdp_md *ctx)
 		data[i] = cfg->dst_mac[i];
 		data[6 + i] = cfg->src_mac[i];
 	}
-	put16(data + 12, 0x0800);
-
-	/* IPv4: 20 bytes, total length 50, DF, TTL 64, TCP */
-	__u8 *ip = data + IP_OFF;
-	put16(ip + 0, 0x4500);
-	put16(ip + 2, FRAME_LEN - ETH_LEN);
-	put16(ip + 4, (__u16)n);
-	put16(ip + 6, 0x4000);
-	put16(ip + 8, 0x4006);
-	put16(ip + 10, 0);
-	put16(ip + 12, saddr >> 16);
-	put16(ip + 14, saddr & 0xffff);
-	put16(ip + 16, cfg->dst_ip >> 16);
-	put16(ip + 18, cfg->dst_ip & 0xffff);
-	put16(ip + 10, csum_fold(sum16(ip, 10)));
-
-	/* TCP: 20 bytes, no options */
-	__u8 *tcp = data + TCP_OFF;
-	__u32 tseq = 0x10000000u + round * 10u;
-	put16(tcp + 0, sport);
-	put16(tcp + 2, cfg->dst_port);
-	put16(tcp + 4, syn ? 0x1000 : (tseq + 1) >> 16);
-	put16(tcp + 6, syn ? 0 : (tseq + 1) & 0xffff);
-	put16(tcp + 8, 0);
-	put16(tcp + 10, syn ? 0 : 1);
-	put16(tcp + 12, syn ? 0x5002 : 0x5018); /* doff 5; SYN or ACK|PSH */
-	put16(tcp + 14, 0xffff);
-	put16(tcp + 16, 0);
-	put16(tcp + 18, 0);
-
-	/* Payload: sequence number and timestamp */
-	__u8 *pl = data + PAYLOAD_OFF;
-	__u32 n32 = (__u32)n;
-	put16(pl + 0, n32 >> 16);
-	put16(pl + 2, n32 & 0xffff);
-	put16(pl + 4, (now >> 32) & 0xffff);
-	put16(pl + 6, (now >> 16) & 0xffff);
-	put16(pl + 8, now & 0xffff);
-
-	/* TCP checksum over the pseudo-header, header and payload (30 bytes). */
-	__u32 s = sum16(ip + 12, 4) + 6 + (FRAME_LEN - TCP_OFF);
-	s += sum16(tcp, (FRAME_LEN - TCP_OFF) / 2);
-	put16(tcp + 16, csum_fold(s));
+	if (cfg->ipv6) {
+		if (data + FRAME6_LEN > data_end)
+			return XDP_ABORTED;
+		put16(data + 12, 0x86dd);
+		/* IPv6: payload 30 bytes, next header TCP, hop limit 64,
+		 * 2001:2::<saddr> -> 2001:2::<dst_ip> (RFC 5180's range). */
+		__u8 *ip6 = data + IP_OFF;
+		put16(ip6 + 0, 0x6000);
+		put16(ip6 + 2, 0);
+		put16(ip6 + 4, FRAME6_LEN - IP6_TCP_OFF);
+		put16(ip6 + 6, 0x0640);
+#pragma unroll
+		for (int a = 8; a < 40; a += 16) {
+			put16(ip6 + a, 0x2001);
+			put16(ip6 + a + 2, 0x0002);
+			put16(ip6 + a + 4, 0);
+			put16(ip6 + a + 6, 0);
+			put16(ip6 + a + 8, 0);
+			put16(ip6 + a + 10, 0);
+		}
+		put16(ip6 + 20, saddr >> 16);
+		put16(ip6 + 22, saddr & 0xffff);
+		put16(ip6 + 36, cfg->dst_ip >> 16);
+		put16(ip6 + 38, cfg->dst_ip & 0xffff);
+		__u8 *tcp6 = data + IP6_TCP_OFF;
+		tcp_and_payload(tcp6, sport, cfg->dst_port, syn, round, n, now);
+		/* TCP checksum over the IPv6 pseudo-header, header and payload. */
+		__u32 s6 = sum16(ip6 + 8, 16) + 6 + (FRAME6_LEN - IP6_TCP_OFF);
+		s6 += sum16(tcp6, (FRAME6_LEN - IP6_TCP_OFF) / 2);
+		put16(tcp6 + 16, csum_fold(s6));
+	} else {
+		put16(data + 12, 0x0800);
+		/* IPv4: 20 bytes, total length 50, DF, TTL 64, TCP */
+		__u8 *ip = data + IP_OFF;
+		put16(ip + 0, 0x4500);
+		put16(ip + 2, FRAME_LEN - ETH_LEN);
+		put16(ip + 4, (__u16)n);
+		put16(ip + 6, 0x4000);
+		put16(ip + 8, 0x4006);
+		put16(ip + 10, 0);
+		put16(ip + 12, saddr >> 16);
+		put16(ip + 14, saddr & 0xffff);
+		put16(ip + 16, cfg->dst_ip >> 16);
+		put16(ip + 18, cfg->dst_ip & 0xffff);
+		put16(ip + 10, csum_fold(sum16(ip, 10)));
+		__u8 *tcp = data + TCP_OFF;
+		tcp_and_payload(tcp, sport, cfg->dst_port, syn, round, n, now);
+		/* TCP checksum over the pseudo-header, header and payload (30 bytes). */
+		__u32 s = sum16(ip + 12, 4) + 6 + (FRAME_LEN - TCP_OFF);
+		s += sum16(tcp, (FRAME_LEN - TCP_OFF) / 2);
+		put16(tcp + 16, csum_fold(s));
+	}
 
 	if (cfg->redirect_ifindex)
 		return bpf_redirect(cfg->redirect_ifindex, 0);

@@ -87,16 +87,23 @@ int perf_sink(struct xdp_md *ctx)
 	if (!st || !cfg)
 		return XDP_DROP;
 
-	if (data + FRAME_LEN > data_end || data[12] != 0x08 || data[13] != 0x00 ||
-	    data[IP_OFF] != 0x45 || data[IP_OFF + 9] != 6 ||
-	    (((__u32)data[TCP_OFF + 2] << 8) | data[TCP_OFF + 3]) != cfg->dst_port) {
+	__u8 *pl;
+
+	if (data + FRAME_LEN <= data_end && data[12] == 0x08 && data[13] == 0x00 &&
+	    data[IP_OFF] == 0x45 && data[IP_OFF + 9] == 6 &&
+	    (((__u32)data[TCP_OFF + 2] << 8) | data[TCP_OFF + 3]) == cfg->dst_port) {
+		pl = data + PAYLOAD_OFF;
+	} else if (data + FRAME6_LEN <= data_end && data[12] == 0x86 && data[13] == 0xdd &&
+		   (data[IP_OFF] >> 4) == 6 && data[IP_OFF + 6] == 6 &&
+		   (((__u32)data[IP6_TCP_OFF + 2] << 8) | data[IP6_TCP_OFF + 3]) == cfg->dst_port) {
+		pl = data + IP6_PAYLOAD_OFF;
+	} else {
 		st->other++;
 		return XDP_DROP;
 	}
 	st->frames++;
 	st->bytes += data_end - data;
 
-	__u8 *pl = data + PAYLOAD_OFF;
 	__u32 seq = ((__u32)pl[0] << 24) | ((__u32)pl[1] << 16) | ((__u32)pl[2] << 8) | pl[3];
 	if (seq > st->last_seq)
 		st->last_seq = seq;
