@@ -256,7 +256,7 @@ pub fn update_results_md(md: &Path, run: &RunResult, json: &Path, png: &Path) ->
     );
     let _ = writeln!(
         sec,
-        "- **Traffic:** {}-byte TCP frames to 198.19.0.250:9090 and MAC 00:00:5e:00:01:33 over {} flows (proxyha's cases a, a2, abp, e, ot, ox: established first by an uncounted warm-up of four passes at 0.15 Mpps, SYN first, then ACK|PSH only; the others SYN first, then ACK|PSH), from the BPF_PROG_TEST_RUN live-frames generator, flat out for {:.1} s per repeat, {} repeats {}.",
+        "- **Traffic:** {}-byte TCP frames to 198.19.0.250:9090 and MAC 00:00:5e:00:01:33 (cases a6 and e6: 84-byte IPv6 frames to [2001:2::c613:fa]:9090 and MAC 00:00:5e:00:02:33) over {} flows (proxyha's cases a, a2, abp, e, a6, e6, ot, ox: established first by an uncounted warm-up of four passes at 0.15 Mpps, SYN first, then ACK|PSH only; the others SYN first, then ACK|PSH), from the BPF_PROG_TEST_RUN live-frames generator, flat out for {:.1} s per repeat, {} repeats {}.",
         run.frame_bytes,
         run.flows,
         run.seconds_per_repeat,
