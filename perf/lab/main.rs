@@ -173,7 +173,8 @@ enum Cmd {
 
 #[derive(clap::Parser, Debug, Clone)]
 struct RunArgs {
-    /// Cases to run, comma-separated: floor, a, b, c, d.
+    /// Cases to run, comma-separated: floor, a, a2, abp, b, c, d, e, a6, e6,
+    /// ot, ox.
     #[arg(long, default_value = "floor,b,d")]
     cases: String,
     /// Back-to-back repeats of each case.
