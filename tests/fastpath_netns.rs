@@ -398,8 +398,9 @@ fn key6(i: u16) -> flow::Key {
 
 /// IPv6 flows through the program: an installed flow is forwarded with its
 /// MACs rewritten (the program folds addresses as the workers do), a miss
-/// and a SYN go to the workers (the SYN voids the entry), and an IPv4 frame
-/// carrying the same folded addresses does not match the IPv6 entry.
+/// and a SYN go to the workers (the SYN voids the entry), an IPv4 frame
+/// carrying the same folded addresses does not match the IPv6 entry, and
+/// the own share goes to the stack only when asked.
 fn ipv6_flows(filter: &xsk::Filter, h: &health::Table) {
     let fp = filter.fast_path();
     filter.add_vips6(&[VIP6.parse().unwrap()]).unwrap();
@@ -434,6 +435,23 @@ fn ipv6_flows(filter: &xsk::Filter, h: &health::Table) {
         .unwrap();
     assert_eq!(filter.verdict(&v4).unwrap(), Verdict::Tx, "as IPv4");
     assert_eq!(filter.verdict(&frame).unwrap(), Verdict::Tx, "both kept");
+    // The own share (slot 2): to the workers, unless the fast path hands it
+    // to the stack, addressed to the interface.
+    fp.install(&[(key6(3), target(h, 2))]).unwrap();
+    assert_eq!(
+        filter.verdict(&tcp6(3, ACK)).unwrap(),
+        Verdict::ToSocket,
+        "IPv6 own share, TAP mode"
+    );
+    let c = filter.config();
+    filter
+        .set_config(&c.with_offload(true, true, our_mac(), Some(2)))
+        .unwrap();
+    let (v, out) = filter.run(&tcp6(3, ACK)).expect("test run");
+    assert_eq!(v, Verdict::Pass, "IPv6 own share, XDP mode");
+    assert_eq!(out[..6], our_mac(), "addressed to the interface");
+    assert_eq!(out[12..], tcp6(3, ACK)[12..]);
+    filter.set_config(&c).unwrap();
     // The program's fold equals the workers' on 300 addresses with both
     // halves varied (xorshift, fixed seed): every installed flow is found.
     let mut x = 0x2545_f491_4f6c_dd1d_u64;
