@@ -362,22 +362,14 @@ fn tcp6(i: u16, flags: u8) -> Vec<u8> {
 
 /// An IPv6 TCP frame from `src`:`sport` to VIP6:PORT.
 fn tcp6_from(src: std::net::Ipv6Addr, sport: u16, flags: u8) -> Vec<u8> {
-    use proxyha::control::frames::build_ipv6;
-    use proxyha::wire::ethernet::Address;
-    let mut t = vec![0u8; 20];
-    t[0..2].copy_from_slice(&sport.to_be_bytes());
-    t[2..4].copy_from_slice(&PORT.to_be_bytes());
-    t[12] = 5 << 4;
-    t[13] = flags;
-    t.extend_from_slice(b"data");
-    build_ipv6(
-        Address([2, 0, 0, 0, 0, 0x64]),
-        Address([0, 0, 0x5e, 0, 2, VRID]),
-        src,
-        VIP6.parse().unwrap(),
-        proxyha::wire::ipv4::Protocol::Tcp,
-        64,
-        &t,
+    use std::net::SocketAddrV6;
+    common::frames::tcp6(
+        [2, 0, 0, 0, 0, 0x64],
+        VRID,
+        SocketAddrV6::new(src, sport, 0, 0),
+        SocketAddrV6::new(VIP6.parse().unwrap(), PORT, 0, 0),
+        flags,
+        b"data",
     )
 }
 
@@ -454,13 +446,7 @@ fn ipv6_flows(filter: &xsk::Filter, h: &health::Table) {
     filter.set_config(&c).unwrap();
     // The program's fold equals the workers' on 300 addresses with both
     // halves varied (xorshift, fixed seed): every installed flow is found.
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = common::frames::xorshift(0x2545_f491_4f6c_dd1d);
     let flows: Vec<(std::net::Ipv6Addr, u16)> = (0..300)
         .map(|_| {
             let a = (u128::from(next()) << 64) | u128::from(next());

@@ -2,6 +2,8 @@
 //! Maglev → MAC rewrite → TX, control queues, the local share, and frame
 //! accounting.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -888,14 +890,12 @@ fn only_established_flows_are_offloaded() {
     assert_eq!(lab.stats().offload_errors, 0);
 }
 
-/// IPv6 flows are balanced by the workers but never offloaded: their keys
-/// hold folded addresses, and the XDP fast path forwards IPv4 only.
+/// IPv6 flows are installed into the XDP fast path like IPv4 ones, under
+/// the key the program computes: folded addresses and the IPv6 family.
 #[test]
 fn ipv6_flows_are_offloaded_under_their_folded_keys() {
-    use proxyha::control::frames::build_ipv6;
     use proxyha::dataplane::offload::{Recorder, Settings};
-    use proxyha::wire::ethernet::Address;
-    use proxyha::wire::ipv4::Protocol;
+    use std::net::SocketAddrV6;
     let vip6: std::net::Ipv6Addr = "2001:2::250".parse().unwrap();
     let mut lab = Lab::default();
     for s in 0..3 {
@@ -914,19 +914,13 @@ fn ipv6_flows_are_offloaded_under_their_folded_keys() {
         local: true,
     });
     let tcp6 = |i: u16, flags: u8| {
-        let mut t = vec![0u8; 20];
-        t[0..2].copy_from_slice(&(1024 + i).to_be_bytes());
-        t[2..4].copy_from_slice(&9090u16.to_be_bytes());
-        t[12] = 5 << 4;
-        t[13] = flags;
-        build_ipv6(
-            Address(CLIENT_MAC),
-            Address([0, 0, 0x5e, 0, 2, VRID]),
-            "2001:2::100".parse().unwrap(),
-            vip6,
-            Protocol::Tcp,
-            64,
-            &t,
+        common::frames::tcp6(
+            CLIENT_MAC,
+            VRID,
+            SocketAddrV6::new("2001:2::100".parse().unwrap(), 1024 + i, 0, 0),
+            SocketAddrV6::new(vip6, 9090, 0, 0),
+            flags,
+            &[],
         )
     };
     lab.run(&(0..100).map(|i| tcp6(i, SYN)).collect::<Vec<_>>());

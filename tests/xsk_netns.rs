@@ -1088,13 +1088,7 @@ fn child_verdicts() {
 
     // Arbitrary bytes, plain and behind plausible headers: only PASS or
     // REDIRECT, ever.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rnd = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rnd = common::frames::xorshift(0x9e37_79b9_7f4a_7c15);
     for i in 0..3000 {
         let len = 14 + (rnd() % 120) as usize;
         let mut f: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();

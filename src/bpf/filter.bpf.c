@@ -41,7 +41,9 @@
  * FLAG_ACTIVE and FLAG_OFFLOAD are set, an IPv4 TCP/UDP frame to the
  * configured MAC (not a fragment) is first looked up in proxyha_flows, which
  * the workers fill with established flows only, before the VIP and port
- * checks: an entry exists only for a flow a worker balanced, and the control
+ * checks (an IPv6 TCP/UDP frame without extension headers likewise, after
+ * the IPv6 VIP check: filter_ipv6.h): an entry exists only for a flow a
+ * worker balanced, and the control
  * plane moves the epoch on whenever a VIP or a port leaves (so no entry
  * outlives the VIP or port it was installed for). A hit whose node slot in
  * proxyha_nodes still has the flow's generation and keeps flows (up or

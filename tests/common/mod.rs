@@ -1,2 +1,3 @@
 pub mod cmd;
+pub mod frames;
 pub mod lab;
