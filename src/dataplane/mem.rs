@@ -12,7 +12,6 @@
 //! address) is recorded as a violation, and [`MemPort::check`] verifies that
 //! every frame is accounted for.
 
-use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
@@ -108,6 +107,64 @@ pub enum Error {
     },
 }
 
+/// A bounded FIFO of `Copy` items on a power-of-two array with free-running
+/// head and tail counters: the shape of an AF_XDP ring (no wrap branch, no
+/// reallocation), so the harness's own bookkeeping stays small beside the
+/// worker it measures.
+#[derive(Debug)]
+struct Ring<T> {
+    items: Box<[T]>,
+    mask: u32,
+    head: u32,
+    tail: u32,
+}
+
+impl<T: Copy + Default> Ring<T> {
+    /// A ring holding at least `cap` items.
+    fn new(cap: usize) -> Ring<T> {
+        let n = cap.max(1).next_power_of_two().min(1 << 31);
+        Ring {
+            items: vec![T::default(); n].into_boxed_slice(),
+            mask: (n - 1) as u32,
+            head: 0,
+            tail: 0,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.tail.wrapping_sub(self.head) as usize
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.head == self.tail
+    }
+
+    /// Appends `v`; `false` (and nothing stored) when the array is full.
+    #[inline]
+    fn push(&mut self, v: T) -> bool {
+        if self.len() >= self.items.len() {
+            return false;
+        }
+        if let Some(slot) = self.items.get_mut((self.tail & self.mask) as usize) {
+            *slot = v;
+        }
+        self.tail = self.tail.wrapping_add(1);
+        true
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<T> {
+        if self.is_empty() {
+            return None;
+        }
+        let v = self.items.get((self.head & self.mask) as usize).copied();
+        self.head = self.head.wrapping_add(1);
+        v
+    }
+}
+
 /// The in-memory port.
 #[derive(Debug)]
 pub struct MemPort {
@@ -117,10 +174,10 @@ pub struct MemPort {
     ring_size: usize,
     owner: Vec<Owner>,
     free: Vec<u64>,
-    fill: VecDeque<u64>,
-    rx: VecDeque<Frame>,
-    tx: VecDeque<Frame>,
-    completion: VecDeque<u64>,
+    fill: Ring<u64>,
+    rx: Ring<Frame>,
+    tx: Ring<Frame>,
+    completion: Ring<u64>,
     violations: u64,
     first_violation: Option<String>,
     /// Packets [`MemPort::inject`] dropped because no fill frame was free or
@@ -144,10 +201,10 @@ impl MemPort {
             ring_size,
             owner: vec![Owner::Free; frames],
             free: Vec::with_capacity(frames),
-            fill: VecDeque::with_capacity(ring_size),
-            rx: VecDeque::with_capacity(ring_size),
-            tx: VecDeque::with_capacity(ring_size),
-            completion: VecDeque::with_capacity(frames),
+            fill: Ring::new(ring_size),
+            rx: Ring::new(ring_size),
+            tx: Ring::new(ring_size),
+            completion: Ring::new(frames),
             violations: 0,
             first_violation: None,
             rx_dropped: 0,
@@ -175,21 +232,30 @@ impl MemPort {
     }
 
     /// Moves `frame` from `from` to `to` if the caller-visible state allows.
+    #[inline]
     fn transfer(&mut self, addr: u64, from: Owner, to: Owner, op: &str) -> bool {
         match self.index(addr) {
             Some(i) if self.owner[i] == from => {
                 self.owner[i] = to;
                 true
             }
+            found => {
+                self.misuse(addr, found, op);
+                false
+            }
+        }
+    }
+
+    /// Records a misuse of frame `addr` ([`MemPort::transfer`]'s cold path).
+    #[cold]
+    #[inline(never)]
+    fn misuse(&mut self, addr: u64, index: Option<usize>, op: &str) {
+        match index {
             Some(i) => {
                 let o = self.owner[i];
                 self.violation(format!("{op} of frame {addr:#x} owned by {o:?}"));
-                false
             }
-            None => {
-                self.violation(format!("{op} of bad address {addr:#x}"));
-                false
-            }
+            None => self.violation(format!("{op} of bad address {addr:#x}")),
         }
     }
 
@@ -199,7 +265,7 @@ impl MemPort {
             if let Some(i) = self.index(a) {
                 self.owner[i] = Owner::Fill;
             }
-            self.fill.push_back(a);
+            self.fill.push(a);
         }
     }
 
@@ -212,7 +278,7 @@ impl MemPort {
             self.rx_dropped += 1;
             return false;
         }
-        let Some(addr) = self.fill.pop_front() else {
+        let Some(addr) = self.fill.pop() else {
             self.rx_dropped += 1;
             return false;
         };
@@ -222,7 +288,7 @@ impl MemPort {
         if let Some(i) = self.index(addr) {
             self.owner[i] = Owner::Rx;
         }
-        self.rx.push_back(Frame {
+        self.rx.push(Frame {
             addr,
             len: len as u32,
         });
@@ -233,13 +299,13 @@ impl MemPort {
     /// `f`, then moves its frame to the completion ring. Returns how many.
     pub fn drain_tx(&mut self, mut f: impl FnMut(&[u8])) -> usize {
         let n = self.tx.len();
-        while let Some(fr) = self.tx.pop_front() {
+        while let Some(fr) = self.tx.pop() {
             let start = fr.addr as usize;
             f(&self.mem[start..start + fr.len as usize]);
             if let Some(i) = self.index(fr.addr) {
                 self.owner[i] = Owner::Completion;
             }
-            self.completion.push_back(fr.addr);
+            self.completion.push(fr.addr);
         }
         n
     }
@@ -330,7 +396,7 @@ impl Port for MemPort {
     fn recv(&mut self, out: &mut [Frame]) -> usize {
         let n = out.len().min(self.rx.len());
         for slot in out.iter_mut().take(n) {
-            if let Some(fr) = self.rx.pop_front() {
+            if let Some(fr) = self.rx.pop() {
                 if let Some(i) = self.index(fr.addr) {
                     self.owner[i] = Owner::Caller;
                 }
@@ -359,7 +425,7 @@ impl Port for MemPort {
                 break;
             }
             let len = (fr.len as usize).min(self.frame_size) as u32;
-            self.tx.push_back(Frame { addr: fr.addr, len });
+            self.tx.push(Frame { addr: fr.addr, len });
             taken += 1;
         }
         taken
@@ -369,7 +435,7 @@ impl Port for MemPort {
         for fr in frames {
             if self.fill.len() < self.ring_size {
                 if self.transfer(fr.addr, Owner::Caller, Owner::Fill, "release") {
-                    self.fill.push_back(fr.addr);
+                    self.fill.push(fr.addr);
                 }
             } else if self.transfer(fr.addr, Owner::Caller, Owner::Free, "release") {
                 self.free.push(fr.addr);
@@ -379,13 +445,26 @@ impl Port for MemPort {
 
     fn reclaim(&mut self) -> usize {
         let n = self.completion.len();
-        while let Some(a) = self.completion.pop_front() {
+        // Straight back to the fill ring while it has room (as an AF_XDP
+        // user recycles completions), the rest to the free pool.
+        while let Some(a) = self.completion.pop() {
+            let to = if self.fill.len() < self.ring_size {
+                Owner::Fill
+            } else {
+                Owner::Free
+            };
             if let Some(i) = self.index(a) {
-                self.owner[i] = Owner::Free;
+                self.owner[i] = to;
             }
-            self.free.push(a);
+            if to == Owner::Fill {
+                self.fill.push(a);
+            } else {
+                self.free.push(a);
+            }
         }
-        self.top_up_fill();
+        if !self.free.is_empty() {
+            self.top_up_fill();
+        }
         n
     }
 

@@ -401,11 +401,19 @@ impl Table {
         let Some(bucket) = self.storage.get_mut().get_mut(bi) else {
             return Steer::untracked(None);
         };
-        let found = bucket
-            .0
-            .iter()
-            .position(|e| e.hash == hash && e.state != EMPTY);
-        if let Some(w) = found {
+        // All eight ways compared into a bit mask, without a branch per
+        // way: the way that matches is random, so a search loop that stops
+        // at it mispredicts its exit on nearly every packet.
+        let mut matches = 0u32;
+        for (w, e) in bucket.0.iter().enumerate() {
+            matches |= u32::from(e.hash == hash) << w;
+        }
+        // An emptied entry keeps its hash: skip such ways (rare).
+        while matches != 0 && bucket.0[matches.trailing_zeros() as usize % WAYS].state == EMPTY {
+            matches &= matches - 1;
+        }
+        if matches != 0 {
+            let w = matches.trailing_zeros() as usize % WAYS;
             let e = &mut bucket.0[w];
             let stale = now.wrapping_sub(e.last_seen) > timeout_of(&timeouts, e.state);
             let reused = segment == Segment::Open && e.state != UNCONFIRMED;

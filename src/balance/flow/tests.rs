@@ -486,3 +486,30 @@ fn established_only_after_a_confirming_packet() {
     assert_eq!(moved.outcome, Outcome::Moved);
     assert!(moved.established);
 }
+
+/// An emptied entry keeps its old hash; the way-match mask must skip it, so
+/// the flow's next packet is a fresh record, never a hit on the dead entry.
+#[test]
+fn emptied_entry_is_never_matched() {
+    let mut t = Table::with_seed(1, Timeouts::default(), 7);
+    let mut n = Nodes::new(1);
+    let k = key(3);
+    steer(&mut t, &k, Segment::Open, 0, &mut n);
+    steer(&mut t, &k, Segment::Data, 1, &mut n);
+    // Its node dies and none is left: the entry is emptied in place.
+    n.kill(0);
+    assert_eq!(
+        steer(&mut t, &k, Segment::Data, 2, &mut n).outcome,
+        Outcome::NoBackend
+    );
+    assert!(t.is_empty());
+    assert_eq!(t.get(&k, 2), None);
+    n.alive[0] = true;
+    let s = steer(&mut t, &k, Segment::Data, 3, &mut n);
+    assert_eq!(s.outcome, Outcome::Probation);
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        steer(&mut t, &k, Segment::Data, 4, &mut n).outcome,
+        Outcome::Hit
+    );
+}
