@@ -557,6 +557,64 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever a correct caller does, in any order, every frame stays
+        /// accounted for and the rings never lose or duplicate one.
+        #[test]
+        fn any_correct_use_keeps_every_frame(
+            ops in proptest::collection::vec((0u8..7, 0usize..6), 1..300),
+        ) {
+            let mut p = MemPort::new(Config { frames: 12, frame_size: 128, ring_size: 4 });
+            let mut held: Vec<Frame> = Vec::new();
+            let mut sent = 0usize;
+            let mut drained = 0usize;
+            let mut queued = std::collections::VecDeque::new();
+            for (op, k) in ops {
+                match op {
+                    0 => {
+                        if p.inject(&vec![k as u8; 20 + k]) {
+                            queued.push_back(k);
+                        }
+                    }
+                    1 => {
+                        let mut got = [Frame::default(); 6];
+                        let n = p.recv(&mut got[..k]);
+                        for f in &got[..n] {
+                            // First in, first out, with the bytes injected.
+                            let want = queued.pop_front().map(|k| vec![k as u8; 20 + k]);
+                            proptest::prop_assert_eq!(Some(p.data(*f).to_vec()), want);
+                        }
+                        held.extend_from_slice(&got[..n]);
+                    }
+                    2 => {
+                        let k = k.min(held.len());
+                        let n = p.send(&held[..k]);
+                        sent += n;
+                        held.drain(..n);
+                    }
+                    3 => {
+                        let k = k.min(held.len());
+                        p.release(&held[..k]);
+                        held.drain(..k);
+                    }
+                    4 => drained += p.drain_tx(|_| {}),
+                    5 => {
+                        let _ = p.reclaim();
+                    }
+                    _ => held.extend(p.alloc()),
+                }
+                let a = p.accounting();
+                proptest::prop_assert_eq!(a.total(), 12);
+                proptest::prop_assert_eq!(a.caller, held.len());
+                proptest::prop_assert!(drained <= sent);
+            }
+            p.release(&held);
+            p.drain_tx(|_| {});
+            p.reclaim();
+            proptest::prop_assert_eq!(p.check(), Ok(()));
+        }
+    }
+
     #[test]
     fn tx_ring_bound() {
         let mut p = small();
