@@ -142,7 +142,10 @@ impl<T: Copy + Default> Ring<T> {
     }
 
     /// Appends `v`; `false` (and nothing stored) when the array is full.
+    /// The port checks its rings' bounds first, so a `false` is a bug in
+    /// the port, recorded as a violation ([`MemPort::overflow`]).
     #[inline]
+    #[must_use]
     fn push(&mut self, v: T) -> bool {
         if self.len() >= self.items.len() {
             return false;
@@ -246,6 +249,14 @@ impl MemPort {
         }
     }
 
+    /// Records a ring that refused a frame its bound said it had room for:
+    /// a bug in this port, reported by [`MemPort::check`] like a misuse.
+    #[cold]
+    #[inline(never)]
+    fn overflow(&mut self, ring: &str) {
+        self.violation(format!("{ring} ring overflow"));
+    }
+
     /// Records a misuse of frame `addr` ([`MemPort::transfer`]'s cold path).
     #[cold]
     #[inline(never)]
@@ -265,7 +276,9 @@ impl MemPort {
             if let Some(i) = self.index(a) {
                 self.owner[i] = Owner::Fill;
             }
-            self.fill.push(a);
+            if !self.fill.push(a) {
+                self.overflow("fill");
+            }
         }
     }
 
@@ -288,10 +301,12 @@ impl MemPort {
         if let Some(i) = self.index(addr) {
             self.owner[i] = Owner::Rx;
         }
-        self.rx.push(Frame {
+        if !self.rx.push(Frame {
             addr,
             len: len as u32,
-        });
+        }) {
+            self.overflow("rx");
+        }
         true
     }
 
@@ -305,7 +320,9 @@ impl MemPort {
             if let Some(i) = self.index(fr.addr) {
                 self.owner[i] = Owner::Completion;
             }
-            self.completion.push(fr.addr);
+            if !self.completion.push(fr.addr) {
+                self.overflow("completion");
+            }
         }
         n
     }
@@ -425,7 +442,9 @@ impl Port for MemPort {
                 break;
             }
             let len = (fr.len as usize).min(self.frame_size) as u32;
-            self.tx.push(Frame { addr: fr.addr, len });
+            if !self.tx.push(Frame { addr: fr.addr, len }) {
+                self.overflow("tx");
+            }
             taken += 1;
         }
         taken
@@ -434,8 +453,10 @@ impl Port for MemPort {
     fn release(&mut self, frames: &[Frame]) {
         for fr in frames {
             if self.fill.len() < self.ring_size {
-                if self.transfer(fr.addr, Owner::Caller, Owner::Fill, "release") {
-                    self.fill.push(fr.addr);
+                if self.transfer(fr.addr, Owner::Caller, Owner::Fill, "release")
+                    && !self.fill.push(fr.addr)
+                {
+                    self.overflow("fill");
                 }
             } else if self.transfer(fr.addr, Owner::Caller, Owner::Free, "release") {
                 self.free.push(fr.addr);
@@ -457,7 +478,9 @@ impl Port for MemPort {
                 self.owner[i] = to;
             }
             if to == Owner::Fill {
-                self.fill.push(a);
+                if !self.fill.push(a) {
+                    self.overflow("fill");
+                }
             } else {
                 self.free.push(a);
             }
