@@ -270,6 +270,19 @@ impl MemPort {
         }
     }
 
+    /// Gives frame `addr`, owned by `from`, back for receiving: to the fill
+    /// ring while it has room, else to the free pool.
+    #[inline]
+    fn recycle(&mut self, addr: u64, from: Owner, op: &str) {
+        if self.fill.len() < self.ring_size {
+            if self.transfer(addr, from, Owner::Fill, op) && !self.fill.push(addr) {
+                self.overflow("fill");
+            }
+        } else if self.transfer(addr, from, Owner::Free, op) {
+            self.free.push(addr);
+        }
+    }
+
     fn top_up_fill(&mut self) {
         while self.fill.len() < self.ring_size {
             let Some(a) = self.free.pop() else { break };
@@ -452,15 +465,7 @@ impl Port for MemPort {
 
     fn release(&mut self, frames: &[Frame]) {
         for fr in frames {
-            if self.fill.len() < self.ring_size {
-                if self.transfer(fr.addr, Owner::Caller, Owner::Fill, "release")
-                    && !self.fill.push(fr.addr)
-                {
-                    self.overflow("fill");
-                }
-            } else if self.transfer(fr.addr, Owner::Caller, Owner::Free, "release") {
-                self.free.push(fr.addr);
-            }
+            self.recycle(fr.addr, Owner::Caller, "release");
         }
     }
 
@@ -469,21 +474,7 @@ impl Port for MemPort {
         // Straight back to the fill ring while it has room (as an AF_XDP
         // user recycles completions), the rest to the free pool.
         while let Some(a) = self.completion.pop() {
-            let to = if self.fill.len() < self.ring_size {
-                Owner::Fill
-            } else {
-                Owner::Free
-            };
-            if let Some(i) = self.index(a) {
-                self.owner[i] = to;
-            }
-            if to == Owner::Fill {
-                if !self.fill.push(a) {
-                    self.overflow("fill");
-                }
-            } else {
-                self.free.push(a);
-            }
+            self.recycle(a, Owner::Completion, "reclaim");
         }
         if !self.free.is_empty() {
             self.top_up_fill();
